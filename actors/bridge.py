@@ -1,0 +1,147 @@
+"""The one place pykka threads meet asyncio: a thread that owns the NATS connection.
+
+Actors never await NATS: they hand replies to :meth:`NatsBridge.send`, which schedules
+the publishes on the bridge's event loop and returns at once. Incoming messages are
+handled by plain functions on the loop thread, which must only validate and ``tell``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import Future
+from typing import Any, Awaitable, Callable, Sequence
+
+import nats
+from nats.aio.msg import Msg
+
+from botyard.actors.outbox import Outgoing
+
+log = logging.getLogger(__name__)
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+Handler = Callable[[Msg], None]
+
+
+class NatsBridge:
+    """Runs an asyncio loop in a daemon thread with one nats-py connection."""
+
+    def __init__(self, servers: Sequence[str], *, name: str = "botyard") -> None:
+        self.servers = list(servers)
+        self.name = name
+        self.loop = asyncio.new_event_loop()
+        self.nc: nats.NATS | None = None
+        self.in_flight = 0
+        """Accepted requests not yet answered (touched only on the loop thread)."""
+        self.reconnects = 0
+        self._thread = threading.Thread(target=self._run, name="nats-bridge", daemon=True)
+        self._subs: list[Any] = []
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, coro: Awaitable[Any], timeout: float | None = 30.0) -> Any:
+        """Run a coroutine on the loop from another (non-actor) thread and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self, *, timeout: float = 10.0) -> None:
+        self._thread.start()
+
+        async def reconnected() -> None:
+            self.reconnects += 1
+            log.warning("reconnected to NATS at %s", self.nc.connected_url.netloc if self.nc else "?")
+
+        async def disconnected() -> None:
+            log.warning("disconnected from NATS")
+
+        async def error(exc: Exception) -> None:
+            log.warning("NATS error: %s", exc)
+
+        self.nc = self.call(
+            nats.connect(
+                servers=self.servers,
+                name=self.name,
+                connect_timeout=timeout,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,
+                reconnected_cb=reconnected,
+                disconnected_cb=disconnected,
+                error_cb=error,
+                pending_size=8 * 1024 * 1024,
+            ),
+            timeout + 5,
+        )
+
+    def subscribe(self, subject: str, handler: Handler, *, queue: str = "") -> None:
+        async def cb(msg: Msg) -> None:
+            self.in_flight += 1
+            try:
+                handler(msg)
+            except Exception:
+                self.in_flight -= 1
+                log.exception("handler for %s failed", msg.subject)
+
+        async def sub() -> None:
+            self._subs.append(await self.nc.subscribe(subject, queue=queue, cb=cb, pending_msgs_limit=1_000_000))
+
+        self.call(sub())
+
+    def stop_accepting(self, *, timeout: float = 10.0) -> None:
+        """Unsubscribe every handler, then wait until in-flight requests are answered."""
+
+        async def unsubscribe() -> None:
+            for sub in self._subs:
+                await sub.unsubscribe()
+            self._subs.clear()
+
+        async def wait_idle() -> None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while self.in_flight > 0 and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+
+        if self.nc and not self.nc.is_closed:
+            self.call(unsubscribe())
+            self.call(wait_idle(), timeout + 5)
+
+    def stop(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                self.call(self.nc.drain(), 10)
+            except Exception as exc:  # closing anyway
+                log.warning("NATS drain failed: %s", exc)
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+        self.loop.close()
+
+    # -- replies (the Outbox) -----------------------------------------------------------
+
+    def send(self, items: Sequence[Outgoing]) -> None:
+        """Publish replies; thread-safe, returns at once."""
+        self.loop.call_soon_threadsafe(self._publish_now, items)
+
+    def respond_now(self, items: Sequence[Outgoing]) -> None:
+        """Like :meth:`send`, for callers already on the loop thread."""
+        self._publish_now(items)
+
+    def _publish_now(self, items: Sequence[Outgoing]) -> None:
+        self.loop.create_task(self._publish(items))
+
+    async def _publish(self, items: Sequence[Outgoing]) -> None:
+        nc = self.nc
+        for subject, body, as_json in items:
+            self.in_flight -= 1
+            if not subject:
+                continue  # a request with no reply subject (plain publish): nothing to answer
+            try:
+                await nc.publish(subject, body, headers=JSON_HEADERS if as_json else None)
+            except Exception as exc:
+                log.warning("reply to %s lost: %s", subject, exc)
+
+    def publish(self, subject: str, body: bytes) -> Future:
+        return asyncio.run_coroutine_threadsafe(self.nc.publish(subject, body), self.loop)

@@ -1,0 +1,192 @@
+"""Conversation actors: each owns the conversations hashed to it, as virtual actors.
+
+A conversation is activated by replaying its events, records each turn as an event,
+and is dropped from memory when idle (or when the actor holds too many); its next turn
+rebuilds it. Turns are group-committed: the actor takes every turn waiting in its
+inbox, then commits all their events in one transaction, and only then replies.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from botyard import protocol
+from botyard.actors.messages import ClassifiedTurn, Inspect, Passivate, Sweep
+from botyard.actors.outbox import Outbox, Outgoing, error_reply, ok_reply
+from botyard.events.conversation import Conversation
+from botyard.events.store import EventStore
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 512
+
+
+@dataclass(slots=True)
+class _Pending:
+    turn: ClassifiedTurn
+    conversation: Conversation
+    body: dict[str, Any]
+
+
+class ConversationActor(pykka.ThreadingActor):
+    def __init__(
+        self, store: EventStore, outbox: Outbox, *, node_id: str, idle_seconds: float, max_resident: int
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.outbox = outbox
+        self.node_id = node_id
+        self.idle_seconds = idle_seconds
+        self.max_resident = max(1, max_resident)
+        self.resident: OrderedDict[tuple[str, str, str], tuple[Conversation, float]] = OrderedDict()
+        self.pending: list[_Pending] = []
+        self.activations = 0
+
+    # -- messages -----------------------------------------------------------------------
+
+    def on_receive(self, message: object) -> object:
+        if isinstance(message, ClassifiedTurn):
+            self._take(message)
+            if len(self.pending) >= MAX_BATCH or self.actor_inbox.empty():
+                self._flush()
+            return None
+        if isinstance(message, Sweep):
+            return self._sweep()
+        if isinstance(message, Passivate):
+            self._flush()
+            count = len(self.resident)
+            self.resident.clear()
+            return count
+        if isinstance(message, Inspect):
+            entry = self.resident.get((message.tenant, message.bot, message.conversation_id))
+            return entry[0].state() if entry else None
+        raise TypeError(f"ConversationActor got {type(message).__name__}")
+
+    def stats(self) -> dict[str, int]:
+        return {"resident": len(self.resident), "activations": self.activations}
+
+    # -- the turn -----------------------------------------------------------------------
+
+    def _activate(self, key: tuple[str, str, str]) -> Conversation:
+        entry = self.resident.get(key)
+        if entry is not None:
+            self.resident.move_to_end(key)
+            return entry[0]
+        conversation = self.store.load_conversation(*key)
+        if conversation is None:
+            conversation = Conversation(tenant=key[0], bot=key[1], conversation_id=key[2])
+        self.activations += 1
+        self.resident[key] = (conversation, time.monotonic())
+        return conversation
+
+    def _take(self, turn: ClassifiedTurn) -> None:
+        req = turn.work.request
+        key = (req.tenant, req.bot, req.conversation_id)
+        try:
+            conversation = self._activate(key)
+        except Exception as exc:
+            log.exception("cannot activate conversation %s", key)
+            self.outbox.send([error_reply(turn.work.reply_to, req.as_json, protocol.INTERNAL, f"event store: {exc}")])
+            return
+        self.resident[key] = (conversation, time.monotonic())
+        previous = conversation.find_turn(req.turn_id)
+        if previous is not None:  # a retry of a turn already recorded: answer it again
+            body = self._body(conversation, req, previous)
+            self.pending.append(_Pending(turn, conversation, body))
+            return
+        definition = turn.definition
+        fallback = turn.confidence < definition.fallback.threshold
+        number = conversation.turns + 1
+        if fallback:
+            reply = definition.fallback.response
+        else:
+            responses = definition.intent(turn.intent).responses
+            reply = responses[(number - 1) % len(responses)]
+        conversation.record_turn(
+            turn=number,
+            turn_id=req.turn_id,
+            user_text=req.text,
+            intent=turn.intent,
+            confidence=turn.confidence,
+            reply=reply,
+            fallback=fallback,
+            snapshot=turn.snapshot,
+            node=self.node_id,
+            received_at=turn.work.received_at,
+        )
+        self.pending.append(_Pending(turn, conversation, self._body(conversation, req, conversation.recent[-1])))
+
+    @staticmethod
+    def _body(conversation: Conversation, req: protocol.TurnRequest, turn: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "conversation_id": req.conversation_id,
+            "turn": turn["turn"],
+            "turn_id": turn["turn_id"],
+            "text": turn["reply"],
+            "intent": turn["intent"],
+            "confidence": turn["confidence"],
+            "fallback": turn["fallback"],
+            "snapshot": turn["snapshot"],
+        }
+
+    def _flush(self) -> None:
+        """Commit every pending turn in one transaction, then reply to all of them."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        conversations = {id(p.conversation): p.conversation for p in pending}
+        try:
+            self.store.save_all(conversations.values())
+        except Exception as exc:
+            log.warning("group commit of %d turns failed (%s); retrying one by one", len(pending), exc)
+            self._commit_one_by_one(pending)
+            return
+        self.outbox.send([self._ok(p) for p in pending])
+        self._evict_over_budget()
+
+    def _commit_one_by_one(self, pending: list[_Pending]) -> None:
+        # Nothing was committed: forget the in-memory state (it holds the uncommitted
+        # events) and replay each turn on a conversation freshly rebuilt from the store.
+        for p in pending:
+            req = p.turn.work.request
+            self.resident.pop((req.tenant, req.bot, req.conversation_id), None)
+        for p in pending:
+            self._take(p.turn)
+            retry, self.pending = self.pending, []
+            if not retry:
+                continue  # _take already replied with an error
+            try:
+                self.store.save_all([retry[0].conversation])
+                self.outbox.send([self._ok(retry[0])])
+            except Exception as exc:
+                req = p.turn.work.request
+                self.resident.pop((req.tenant, req.bot, req.conversation_id), None)
+                log.error("turn of %s/%s/%s not recorded: %s", req.tenant, req.bot, req.conversation_id, exc)
+                self.outbox.send([error_reply(p.turn.work.reply_to, req.as_json, protocol.INTERNAL, "turn not recorded: event store failed")])
+
+    @staticmethod
+    def _ok(p: _Pending) -> Outgoing:
+        return ok_reply(p.turn.work.reply_to, p.turn.work.request.as_json, p.body)
+
+    # -- memory -------------------------------------------------------------------------
+
+    def _evict_over_budget(self) -> None:
+        while len(self.resident) > self.max_resident:
+            self.resident.popitem(last=False)
+
+    def _sweep(self) -> int:
+        cutoff = time.monotonic() - self.idle_seconds
+        dropped = 0
+        while self.resident:
+            key, (_, last_used) = next(iter(self.resident.items()))
+            if last_used > cutoff:
+                break
+            del self.resident[key]
+            dropped += 1
+        return dropped

@@ -1,0 +1,50 @@
+"""Messages between actors: small frozen dataclasses, never shared mutable state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from botyard.protocol import TurnRequest
+
+if TYPE_CHECKING:
+    from botyard.models.definition import BotDefinition
+
+
+@dataclass(frozen=True, slots=True)
+class TurnWork:
+    """A validated turn request, on its way to classification."""
+
+    request: TurnRequest
+    reply_to: str
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifiedTurn:
+    """A turn with its intent, on its way to the conversation that records it."""
+
+    work: TurnWork
+    intent: str
+    confidence: float
+    snapshot: str
+    definition: "BotDefinition"
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """Drop conversations idle for longer than the configured time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Passivate:
+    """Drop every resident conversation now (they come back by replay)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inspect:
+    """Ask a conversation actor for one conversation's state (``None`` if not resident)."""
+
+    tenant: str
+    bot: str
+    conversation_id: str

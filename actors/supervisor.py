@@ -1,0 +1,115 @@
+"""The supervisor actor: starts the node's actors, restarts dead ones, sweeps idle state.
+
+pykka has no supervision of its own: an actor whose message handler raises on a
+``tell`` logs the error and stops. On every ``Tick`` the supervisor replaces any dead
+child (conversation state is rebuilt from events, models reload from the store) and
+counts the restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pykka
+
+from botyard.actors.conversation import ConversationActor
+from botyard.actors.intent_worker import IntentWorker
+from botyard.actors.messages import Sweep, TurnWork
+from botyard.actors.outbox import Outbox
+from botyard.events.store import EventStore
+from botyard.snapshots.store import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Sent by the node about once a second."""
+
+
+def _slot(key: str, n: int) -> int:
+    return zlib.crc32(key.encode()) % n
+
+
+@dataclass
+class Routing:
+    """Current actor refs; replaced element-wise by the supervisor, read by anyone."""
+
+    workers: list[pykka.ActorRef] = field(default_factory=list)
+    conversations: list[pykka.ActorRef] = field(default_factory=list)
+
+    def worker_for(self, work: TurnWork) -> pykka.ActorRef:
+        return self.workers[_slot(f"{work.request.tenant}/{work.request.bot}", len(self.workers))]
+
+    def conversation_for(self, work: TurnWork) -> pykka.ActorRef:
+        r = work.request
+        return self.conversations[_slot(f"{r.tenant}/{r.bot}/{r.conversation_id}", len(self.conversations))]
+
+
+class Supervisor(pykka.ThreadingActor):
+    def __init__(
+        self,
+        *,
+        events: EventStore,
+        snapshots: SnapshotStore,
+        outbox: Outbox,
+        node_id: str,
+        workers: int,
+        shards: int,
+        idle_seconds: float,
+        max_conversations: int,
+    ) -> None:
+        super().__init__()
+        self.routing = Routing()
+        self.restarts = 0
+        self._sweep_every = max(1.0, idle_seconds / 4)
+        self._last_sweep = time.monotonic()
+        self._make_worker: Callable[[], pykka.ActorRef] = lambda: IntentWorker.start(
+            snapshots, outbox, self.routing.conversation_for
+        )
+        self._make_conversation: Callable[[], pykka.ActorRef] = lambda: ConversationActor.start(
+            events, outbox, node_id=node_id, idle_seconds=idle_seconds,
+            max_resident=max_conversations // shards,
+        )
+        self._counts = (workers, shards)
+
+    def on_start(self) -> None:
+        workers, shards = self._counts
+        self.routing.conversations.extend(self._make_conversation() for _ in range(shards))
+        self.routing.workers.extend(self._make_worker() for _ in range(workers))
+
+    def on_stop(self) -> None:
+        for ref in [*self.routing.workers, *self.routing.conversations]:
+            if ref.is_alive():
+                ref.stop(block=True, timeout=10)
+
+    def get_routing(self) -> Routing:
+        return self.routing
+
+    def stats(self) -> dict:
+        return {"restarts": self.restarts, "workers": len(self.routing.workers), "conversations": len(self.routing.conversations)}
+
+    def on_receive(self, message: object) -> object:
+        if isinstance(message, Tick):
+            self._restart_dead()
+            if time.monotonic() - self._last_sweep >= self._sweep_every:
+                self._last_sweep = time.monotonic()
+                for ref in self.routing.conversations:
+                    ref.tell(Sweep())
+            return None
+        raise TypeError(f"Supervisor got {type(message).__name__}")
+
+    def _restart_dead(self) -> None:
+        for refs, make, kind in (
+            (self.routing.conversations, self._make_conversation, "conversation"),
+            (self.routing.workers, self._make_worker, "intent-worker"),
+        ):
+            for i, ref in enumerate(refs):
+                if not ref.is_alive():
+                    refs[i] = make()
+                    self.restarts += 1
+                    log.warning("restarted dead %s actor #%d (restarts so far: %d)", kind, i, self.restarts)

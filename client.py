@@ -1,0 +1,81 @@
+"""``botyard.Client``: talk to bots from Python over NATS.
+
+```python
+async with await Client.connect("nats://127.0.0.1:4222") as client:
+    reply = await client.say("acme-shop", "support", "c-42", "where is my order?")
+    print(reply.text, reply.intent, reply.confidence)
+```
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, fields
+from typing import Any
+
+import msgpack
+import nats
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
+
+from botyard.errors import TurnError
+from botyard.protocol import turn_subject
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    conversation_id: str
+    turn: int
+    text: str
+    intent: str
+    confidence: float
+    snapshot: str
+    fallback: bool = False
+    turn_id: str | None = None
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> "Reply":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in body.items() if k in names})
+
+
+class Client:
+    """A thin, typed wrapper over a nats-py connection."""
+
+    def __init__(self, nc: nats.NATS, *, timeout: float = 5.0, owns_connection: bool = False) -> None:
+        self.nc = nc
+        self.timeout = timeout
+        self._owns = owns_connection
+
+    @classmethod
+    async def connect(cls, url: str = "nats://127.0.0.1:4222", *, timeout: float = 5.0, **options: Any) -> "Client":
+        nc = await nats.connect(url, **options)
+        return cls(nc, timeout=timeout, owns_connection=True)
+
+    async def say(
+        self, tenant: str, bot: str, conversation_id: str, text: str, *, turn_id: str | None = None
+    ) -> Reply:
+        """Send one user turn and return the bot's reply; raise :class:`TurnError` on refusal."""
+        body = {"conversation_id": conversation_id, "text": text, "turn_id": turn_id or uuid.uuid4().hex}
+        try:
+            msg = await self.nc.request(
+                turn_subject(tenant, bot), msgpack.packb(body, use_bin_type=True), timeout=self.timeout
+            )
+        except NoRespondersError:
+            raise TurnError("no_responders", "no botyard node is serving turns on this NATS") from None
+        except NatsTimeoutError:
+            raise TurnError("timeout", f"no reply within {self.timeout} s") from None
+        reply = msgpack.unpackb(msg.data, raw=False)
+        if "error" in reply:
+            err = dict(reply["error"])
+            raise TurnError(err.pop("code", "internal"), err.pop("message", ""), **err)
+        return Reply.from_wire(reply)
+
+    async def close(self) -> None:
+        if self._owns and not self.nc.is_closed:
+            await self.nc.drain()
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

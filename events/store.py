@@ -1,0 +1,87 @@
+"""The event store: an ``eventsourcing`` Application over SQLite or PostgreSQL.
+
+``events_url`` selects the backend: empty or ``sqlite:///path/events.db`` for SQLite,
+``postgresql://user:pass@host:port/dbname`` for PostgreSQL. Stored events are msgpack.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+from urllib.parse import unquote, urlparse
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Transcoder
+
+from botyard.events.codec import MsgpackTranscoder
+from botyard.events.conversation import Conversation, conversation_uuid
+from botyard.events.errors import EventStoreError, UnknownConversation
+
+__all__ = ["EventStore", "IntegrityError", "store_env"]
+
+
+def store_env(events_url: str | None, data_dir: str | Path) -> dict[str, str]:
+    """The ``eventsourcing`` environment for an events URL."""
+    if not events_url or events_url.startswith("sqlite:"):
+        path = Path(data_dir) / "events.db"
+        if events_url:
+            path = Path(urlparse(events_url).path or path)
+            if events_url.startswith("sqlite:////"):
+                path = Path(events_url[len("sqlite:///") :])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path), "SQLITE_LOCK_TIMEOUT": "10"}
+    url = urlparse(events_url)
+    if url.scheme not in ("postgresql", "postgres"):
+        raise EventStoreError(f"unsupported events URL scheme {url.scheme!r}; use sqlite:// or postgresql://")
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+        "POSTGRES_HOST": url.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(url.port or 5432),
+        "POSTGRES_USER": unquote(url.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(url.password or ""),
+        "POSTGRES_POOL_SIZE": "4",
+        "POSTGRES_MAX_OVERFLOW": "4",
+    }
+    return env
+
+
+class EventStore(Application):
+    """Conversations (and, in later issues, bots) as event-sourced aggregates."""
+
+    name = "botyard"
+
+    def __init__(self, events_url: str | None = None, data_dir: str | Path = ".botyard") -> None:
+        self.events_url = events_url or ""
+        try:
+            super().__init__(env=store_env(events_url, data_dir))
+        except EventStoreError:
+            raise
+        except Exception as exc:
+            raise EventStoreError(f"cannot open event store {events_url or 'sqlite'}: {exc}") from exc
+
+    def construct_transcoder(self) -> Transcoder:
+        return MsgpackTranscoder()
+
+    # -- conversations ----------------------------------------------------------------
+
+    def load_conversation(self, tenant: str, bot: str, conversation_id: str) -> Conversation | None:
+        try:
+            return self.repository.get(conversation_uuid(tenant, bot, conversation_id))
+        except AggregateNotFoundError:
+            return None
+
+    def conversation_events(self, tenant: str, bot: str, conversation_id: str) -> list:
+        events = list(self.events.get(conversation_uuid(tenant, bot, conversation_id)))
+        if not events:
+            raise UnknownConversation(f"{tenant}/{bot}/{conversation_id}")
+        return events
+
+    def turns(self, tenant: str, bot: str, conversation_id: str) -> list[Conversation.TurnRecorded]:
+        return [
+            e for e in self.conversation_events(tenant, bot, conversation_id) if isinstance(e, Conversation.TurnRecorded)
+        ]
+
+    def save_all(self, conversations: Iterable[Conversation]) -> None:
+        """Commit the pending events of many conversations in one transaction."""
+        self.save(*conversations)

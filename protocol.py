@@ -1,0 +1,135 @@
+"""The wire protocol: subjects, payload codecs and error codes, as pure functions.
+
+Nothing here touches a socket, so every rule is testable on bytes alone. The README's
+protocol section documents the same rules for clients in other languages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import msgpack
+
+from botyard.errors import BotyardError
+
+TURN_PREFIX = "botyard.turn"
+JSON_CONTENT_TYPE = "application/json"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+MAX_CONVERSATION_ID = 128
+
+# Stable error codes, documented in the README's protocol section.
+MALFORMED = "malformed"
+INVALID_REQUEST = "invalid_request"
+TEXT_TOO_LONG = "text_too_long"
+UNKNOWN_TENANT = "unknown_tenant"
+UNKNOWN_BOT = "unknown_bot"
+UNAVAILABLE = "unavailable"
+INTERNAL = "internal"
+ERROR_CODES = (MALFORMED, INVALID_REQUEST, TEXT_TOO_LONG, UNKNOWN_TENANT, UNKNOWN_BOT, UNAVAILABLE, INTERNAL)
+
+
+class ProtocolError(BotyardError):
+    """A request that breaks the protocol; ``code`` is one of :data:`ERROR_CODES`."""
+
+    def __init__(self, code: str, message: str, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    tenant: str
+    bot: str
+    conversation_id: str
+    text: str
+    as_json: bool
+    turn_id: str | None = None
+
+
+def turn_subject(tenant: str, bot: str) -> str:
+    return f"{TURN_PREFIX}.{tenant}.{bot}"
+
+
+def check_name(kind: str, value: str) -> str:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise ProtocolError(
+            INVALID_REQUEST,
+            f"{kind} must be 1-64 characters of letters, digits, '-' or '_', starting with a letter or digit",
+            field=kind,
+        )
+    return value
+
+
+def wants_json(headers: Mapping[str, str] | None) -> bool:
+    if not headers:
+        return False
+    value = headers.get("Content-Type") or headers.get("content-type") or ""
+    return value.split(";")[0].strip().lower() == JSON_CONTENT_TYPE
+
+
+def decode_body(data: bytes, as_json: bool) -> Any:
+    try:
+        if as_json:
+            return json.loads(data)
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
+        kind = "JSON" if as_json else "msgpack"
+        detail = str(exc) or type(exc).__name__
+        raise ProtocolError(MALFORMED, f"request body is not valid {kind}: {detail}") from None
+
+
+def encode_body(payload: Mapping[str, Any], as_json: bool) -> bytes:
+    if as_json:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return msgpack.packb(payload, use_bin_type=True)
+
+
+def error_body(code: str, message: str, **fields: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **fields}}
+
+
+def _string_field(body: Mapping[str, Any], field: str, required: bool = True) -> str | None:
+    value = body.get(field)
+    if value is None and not required:
+        return None
+    if value is None:
+        raise ProtocolError(INVALID_REQUEST, f"field '{field}' is required", field=field)
+    if not isinstance(value, str):
+        raise ProtocolError(
+            INVALID_REQUEST, f"field '{field}' must be a string, not {type(value).__name__}", field=field
+        )
+    return value
+
+
+def parse_turn(
+    subject: str, data: bytes, headers: Mapping[str, str] | None, *, max_text_bytes: int
+) -> TurnRequest:
+    """Validate one turn request; raise :class:`ProtocolError` with a stable code."""
+    parts = subject.split(".")
+    if len(parts) != 4 or ".".join(parts[:2]) != TURN_PREFIX:
+        raise ProtocolError(INVALID_REQUEST, f"not a turn subject: {subject!r}", field="subject")
+    tenant, bot = check_name("tenant", parts[2]), check_name("bot", parts[3])
+    as_json = wants_json(headers)
+    body = decode_body(data, as_json)
+    if not isinstance(body, dict):
+        raise ProtocolError(INVALID_REQUEST, f"request body must be a map, not {type(body).__name__}")
+    conversation_id = _string_field(body, "conversation_id")
+    if not 0 < len(conversation_id) <= MAX_CONVERSATION_ID:
+        raise ProtocolError(
+            INVALID_REQUEST,
+            f"conversation_id must be 1-{MAX_CONVERSATION_ID} characters",
+            field="conversation_id",
+        )
+    text = _string_field(body, "text")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_text_bytes:
+        raise ProtocolError(
+            TEXT_TOO_LONG, f"text is {size} bytes; the limit is {max_text_bytes}", size=size, limit=max_text_bytes
+        )
+    if not text.strip():
+        raise ProtocolError(INVALID_REQUEST, "field 'text' must not be empty", field="text")
+    turn_id = _string_field(body, "turn_id", required=False)
+    return TurnRequest(tenant, bot, conversation_id, text, as_json, turn_id)
