@@ -37,6 +37,7 @@ class NatsBridge:
         self.reconnects = 0
         self._thread = threading.Thread(target=self._run, name="nats-bridge", daemon=True)
         self._subs: list[Any] = []
+        self._closing = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -56,7 +57,8 @@ class NatsBridge:
             log.warning("reconnected to NATS at %s", self.nc.connected_url.netloc if self.nc else "?")
 
         async def disconnected() -> None:
-            log.warning("disconnected from NATS")
+            if not self._closing:
+                log.warning("disconnected from NATS")
 
         async def error(exc: Exception) -> None:
             log.warning("NATS error: %s", exc)
@@ -109,6 +111,7 @@ class NatsBridge:
             self.call(wait_idle(), timeout + 5)
 
     def stop(self) -> None:
+        self._closing = True
         if self.nc is not None and not self.nc.is_closed:
             try:
                 self.call(self.nc.drain(), 10)

@@ -64,7 +64,12 @@ class ConversationActor(pykka.ThreadingActor):
             self.resident.clear()
             return count
         if isinstance(message, Inspect):
-            entry = self.resident.get((message.tenant, message.bot, message.conversation_id))
+            key = (message.tenant, message.bot, message.conversation_id)
+            if key not in self.resident and message.activate:
+                if self.store.load_conversation(*key) is None:
+                    return None
+                self._activate(key)
+            entry = self.resident.get(key)
             return entry[0].state() if entry else None
         raise TypeError(f"ConversationActor got {type(message).__name__}")
 

@@ -43,8 +43,13 @@ class Passivate:
 
 @dataclass(frozen=True, slots=True)
 class Inspect:
-    """Ask a conversation actor for one conversation's state (``None`` if not resident)."""
+    """Ask a conversation actor for one conversation's state.
+
+    With ``activate`` a conversation that is not in memory is rebuilt from its events;
+    without it, ``None`` answers for one that is not resident (or does not exist).
+    """
 
     tenant: str
     bot: str
     conversation_id: str
+    activate: bool = False

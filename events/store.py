@@ -25,9 +25,9 @@ def store_env(events_url: str | None, data_dir: str | Path) -> dict[str, str]:
     if not events_url or events_url.startswith("sqlite:"):
         path = Path(data_dir) / "events.db"
         if events_url:
-            path = Path(urlparse(events_url).path or path)
-            if events_url.startswith("sqlite:////"):
-                path = Path(events_url[len("sqlite:///") :])
+            if not events_url.startswith("sqlite:///"):
+                raise EventStoreError(f"SQLite URLs look like sqlite:///relative.db or sqlite:////abs/path.db, not {events_url!r}")
+            path = Path(events_url[len("sqlite:///") :])
         path.parent.mkdir(parents=True, exist_ok=True)
         return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path), "SQLITE_LOCK_TIMEOUT": "10"}
     url = urlparse(events_url)

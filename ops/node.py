@@ -139,9 +139,11 @@ class Node:
             out.update(ref.proxy().served().get(timeout=10))
         return out
 
-    def conversation_state(self, tenant: str, bot: str, conversation_id: str) -> dict[str, Any] | None:
+    def conversation_state(
+        self, tenant: str, bot: str, conversation_id: str, *, activate: bool = False
+    ) -> dict[str, Any] | None:
         work = TurnWork(protocol.TurnRequest(tenant, bot, conversation_id, "", False), "", 0.0)
-        return self.routing.conversation_for(work).ask(Inspect(tenant, bot, conversation_id), timeout=10)
+        return self.routing.conversation_for(work).ask(Inspect(tenant, bot, conversation_id, activate), timeout=10)
 
     def passivate_all(self) -> int:
         return sum(ref.ask(Passivate(), timeout=10) for ref in self.routing.conversations)

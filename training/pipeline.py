@@ -8,6 +8,7 @@ the snapshot's content.
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import random
 import time
@@ -27,7 +28,7 @@ Progress = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
-    epochs: int = 60
+    epochs: int = 30
     """Passes over the training examples."""
     batch_size: int = 16
     hidden: int = 128
@@ -68,6 +69,7 @@ def data_hash(definition: BotDefinition) -> str:
 def train(definition: BotDefinition, config: TrainConfig = TrainConfig(), progress: Progress | None = None) -> TrainResult:
     """Fit the Keras model for ``definition`` and freeze it into snapshot content."""
     started = time.perf_counter()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
     import keras  # noqa: PLC0415 - training is the only place Keras is imported
     import tensorflow as tf  # noqa: PLC0415
 

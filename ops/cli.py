@@ -1,0 +1,267 @@
+"""The ``botyard`` command line: demo, node, train, chat, history.
+
+Every configuration field has a flag (``--data-dir``) and an environment variable
+(``BOTYARD_DATA_DIR``); the flag wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+from botyard.errors import BotyardError
+from botyard.ops.config import Config
+
+EXAMPLE_BOT = Path(__file__).resolve().parent.parent / "examples" / "shop-support.yml"
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("configuration (each also BOTYARD_<NAME> in the environment)")
+    for f in dataclasses.fields(Config):
+        group.add_argument(
+            "--" + f.name.replace("_", "-"), dest=f"cfg_{f.name}", default=None, help=f"env BOTYARD_{f.name.upper()}"
+        )
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    return Config.from_mapping(None, **overrides)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _nats_url(config: Config) -> str:
+    if config.nats_url:
+        return config.nats_url
+    url_file = config.data_dir / "nats.url"
+    if url_file.exists():
+        return url_file.read_text().strip()
+    raise BotyardError(
+        f"no NATS URL: set BOTYARD_NATS_URL, or start `botyard node` with data dir {config.data_dir} first"
+    )
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace, config: Config) -> int:
+    from tqdm import tqdm
+
+    from botyard.models.definition import load_bot
+    from botyard.snapshots.store import LocalSnapshotStore
+    from botyard.training.pipeline import TrainConfig, train_to_store
+
+    definition = load_bot(args.bot_file)  # validated before TensorFlow is even imported
+    train_config = TrainConfig(
+        **{k: v for k, v in {"epochs": args.epochs, "seed": args.seed}.items() if v is not None}
+    )
+    store = LocalSnapshotStore(config.snapshots_path)
+    info = _train_with_progress(definition, store, train_config, tqdm)
+    print(json.dumps({"snapshot": info.id, "tenant": info.tenant, "bot": info.bot, "size": info.size}))
+    return 0
+
+
+def _train_with_progress(definition, store, train_config, tqdm):
+    from botyard.training.pipeline import train_to_store
+
+    print(
+        f"training {definition.key}: {len(definition.intents)} intents, "
+        f"{sum(len(i.examples) for i in definition.intents)} examples",
+        file=sys.stderr,
+    )
+    with tqdm(total=train_config.epochs, unit="epoch", file=sys.stderr, mininterval=0.5) as bar:
+
+        def progress(p: dict) -> None:
+            bar.update(1)
+            shown = {"loss": p.get("loss"), "acc": p.get("accuracy"), "val_acc": p.get("val_accuracy")}
+            bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items() if v is not None})
+
+        info, result = train_to_store(definition, store, train_config, progress)
+    m = result.metrics
+    print(
+        f"snapshot {info.id} ({info.size / 1e6:.2f} MB) in {result.seconds:.1f} s: "
+        f"train accuracy {m['train_accuracy']:.3f}"
+        + (f", validation accuracy {m['validation_accuracy']:.3f} on {m['validation_examples']} held-out examples"
+           if "validation_accuracy" in m else ""),
+        file=sys.stderr,
+    )
+    return info
+
+
+def cmd_node(args: argparse.Namespace, config: Config) -> int:
+    from botyard.ops.node import Node
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    node = Node(config).start()
+    print(f"botyard node {config.node_id} ready on {node.nats_url}", flush=True)
+    try:
+        stop.wait()
+    finally:
+        logging.getLogger(__name__).info("stopping: finishing in-flight turns")
+        node.stop()
+    return 0
+
+
+async def _chat(url: str, tenant: str, bot: str, conversation_id: str, stream=sys.stdin) -> None:
+    from botyard.client import Client
+    from botyard.errors import TurnError
+
+    interactive = stream.isatty()
+    loop = asyncio.get_running_loop()
+    async with await Client.connect(url) as client:
+        print(f"chatting with {tenant}/{bot} as conversation {tenant}/{bot}/{conversation_id} (end with Ctrl-D)")
+        while True:
+            if interactive:
+                print("you> ", end="", flush=True)
+            line = await loop.run_in_executor(None, stream.readline)
+            if not line:
+                break
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                reply = await client.say(tenant, bot, conversation_id, text)
+            except TurnError as exc:
+                print(f"[error {exc.code}] {exc.message}")
+                continue
+            marker = " (fallback)" if reply.fallback else ""
+            print(f"bot> {reply.text}")
+            print(f"     [turn {reply.turn} · {reply.intent} {reply.confidence:.2f}{marker} · snapshot {reply.snapshot[:12]}]")
+    print(f"bye. `botyard history {tenant}/{bot}/{conversation_id}` shows this conversation.")
+
+
+def _bot_ref(ref: str) -> tuple[str, str]:
+    parts = ref.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise BotyardError(f"expected TENANT/BOT, got {ref!r}")
+    return parts[0], parts[1]
+
+
+def cmd_chat(args: argparse.Namespace, config: Config) -> int:
+    tenant, bot = _bot_ref(args.bot)
+    asyncio.run(_chat(_nats_url(config), tenant, bot, args.conversation or uuid.uuid4().hex[:12]))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace, config: Config) -> int:
+    from botyard.events.store import EventStore
+
+    parts = args.conversation.split("/")
+    if len(parts) == 3:
+        tenant, bot, conversation_id = parts
+    elif len(parts) == 1 and args.bot:
+        (tenant, bot), conversation_id = _bot_ref(args.bot), parts[0]
+    else:
+        raise BotyardError("give the conversation as TENANT/BOT/CONVERSATION_ID, or CONVERSATION_ID with --bot TENANT/BOT")
+    store = EventStore(config.events_url, config.data_dir)
+    try:
+        turns = store.turns(tenant, bot, conversation_id)
+    finally:
+        store.close()
+    if args.json:
+        for e in turns:
+            row = {k: v for k, v in vars(e).items() if k not in ("originator_id",)}
+            row["timestamp"] = e.timestamp.isoformat()
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
+    print(f"conversation {tenant}/{bot}/{conversation_id}: {len(turns)} turns")
+    for e in turns:
+        when = datetime.fromtimestamp(e.received_at).strftime("%Y-%m-%d %H:%M:%S")
+        fb = " fallback" if e.fallback else ""
+        print(f"#{e.turn:<3} {when}  user: {e.user_text}")
+        print(f"     {e.intent} {e.confidence:.2f}{fb} · snapshot {e.snapshot[:12]} · node {e.node}")
+        print(f"     bot:  {e.reply}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, config: Config) -> int:
+    from botyard.models.definition import load_bot
+    from botyard.ops.node import Node
+    from botyard.snapshots.store import LocalSnapshotStore
+
+    definition = load_bot(args.bot_file)
+    store = LocalSnapshotStore(config.snapshots_path)
+    if store.latest(definition.tenant, definition.bot) is None:
+        from tqdm import tqdm
+
+        from botyard.training.pipeline import TrainConfig
+
+        _train_with_progress(definition, store, TrainConfig(**({"epochs": args.epochs} if args.epochs else {})), tqdm)
+    started = time.perf_counter()
+    with Node(config) as node:
+        print(f"node up in {time.perf_counter() - started:.2f} s on {node.nats_url} (data in {config.data_dir})")
+        asyncio.run(_chat(node.nats_url, definition.tenant, definition.bot, args.conversation or uuid.uuid4().hex[:12]))
+    return 0
+
+
+# -- entry point ------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="botyard", description="Host many tenants' chatbots over NATS.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="embedded NATS + a node + the example bot, and a chat in this terminal")
+    p.add_argument("--bot-file", default=str(EXAMPLE_BOT), help="bot definition to train and chat with")
+    p.add_argument("--conversation", help="conversation id (default: a new one)")
+    p.add_argument("--epochs", type=int, help="training epochs if the bot has no snapshot yet")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("node", help="run a node until SIGTERM/SIGINT")
+    p.set_defaults(func=cmd_node)
+
+    p = sub.add_parser("train", help="train a bot file into a snapshot")
+    p.add_argument("bot_file")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("chat", help="chat with a bot served by a running node")
+    p.add_argument("bot", metavar="TENANT/BOT")
+    p.add_argument("--conversation", help="conversation id (default: a new one)")
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("history", help="the turn events of one conversation")
+    p.add_argument("conversation", metavar="CONVERSATION_ID", help="TENANT/BOT/CONVERSATION_ID, or an id with --bot")
+    p.add_argument("--bot", metavar="TENANT/BOT")
+    p.add_argument("--json", action="store_true", help="one JSON object per turn")
+    p.set_defaults(func=cmd_history)
+
+    for p in sub.choices.values():
+        _add_config_flags(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = _config(args)
+        _setup_logging(config.log_level)
+        return args.func(args, config)
+    except BotyardError as exc:
+        print(f"botyard: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

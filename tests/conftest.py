@@ -1,0 +1,89 @@
+"""Shared fixtures: a real nats-server per module, a real trained snapshot per session,
+real SQLite and PostgreSQL event stores. Nothing of botyard's own is mocked."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from botyard.models.definition import load_bot
+from botyard.ops.config import Config
+from botyard.ops.nats_server import EmbeddedNats
+from botyard.ops.node import Node
+from botyard.snapshots.store import LocalSnapshotStore
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_BOT = ROOT / "examples" / "shop-support.yml"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="module")
+def nats_url(tmp_path_factory):
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats"))
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def example_bot():
+    return load_bot(EXAMPLE_BOT)
+
+
+@pytest.fixture(scope="session")
+def snapshot_dir(tmp_path_factory, example_bot):
+    """The example bot, really trained (few epochs), in a session-wide snapshot store."""
+    from botyard.training.pipeline import TrainConfig, train_to_store
+
+    root = tmp_path_factory.mktemp("snapshots")
+    info, _ = train_to_store(example_bot, LocalSnapshotStore(root), TrainConfig(epochs=15))
+    return root
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh PostgreSQL database for the session; fails (never skips) under CI."""
+    import psycopg
+
+    name = f"botyard_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required under CI and unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def events_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def make_node(tmp_path, nats_url, snapshot_dir):
+    """Start nodes on the module's nats-server; every one is stopped at teardown."""
+    nodes: list[Node] = []
+
+    def make(**overrides) -> Node:
+        settings = {
+            "nats_url": nats_url,
+            "data_dir": str(tmp_path / "data"),
+            "snapshot_dir": str(snapshot_dir),
+            **overrides,
+        }
+        node = Node(Config.from_mapping({}, **settings)).start()
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        node.stop()

@@ -1,0 +1,215 @@
+"""The turn path end to end: real nats-server, real actors, real SQLite and PostgreSQL."""
+
+import asyncio
+import json
+import uuid
+
+import msgpack
+import nats
+import pytest
+
+from botyard import Client, TurnError
+from botyard.events.store import EventStore
+from botyard.events.errors import UnknownConversation
+
+TENANT, BOT = "acme-shop", "support"
+SUBJECT = f"botyard.turn.{TENANT}.{BOT}"
+
+
+async def raw_request(url, subject, data, headers=None):
+    nc = await nats.connect(url)
+    try:
+        return await nc.request(subject, data, headers=headers, timeout=5)
+    finally:
+        await nc.close()
+
+
+def stored_turns(node, conversation_id, tenant=TENANT, bot=BOT):
+    store = EventStore(node.config.events_url, node.config.data_dir)
+    try:
+        return store.turns(tenant, bot, conversation_id)
+    except UnknownConversation:
+        return []
+    finally:
+        store.close()
+
+
+def test_round_trip_msgpack_and_json(make_node, nats_url, example_bot):
+    node = make_node()
+    cid = uuid.uuid4().hex
+
+    async def go():
+        async with await Client.connect(nats_url) as client:
+            first = await client.say(TENANT, BOT, cid, "where is my order?")
+        body = json.dumps({"conversation_id": cid, "text": "thank you so much"}).encode()
+        msg = await raw_request(nats_url, SUBJECT, body, {"Content-Type": "application/json"})
+        return first, msg
+
+    first, msg = asyncio.run(go())
+    assert (first.turn, first.intent, first.conversation_id, first.fallback) == (1, "order_status", cid, False)
+    assert first.snapshot == node.served()[f"{TENANT}/{BOT}"]
+    assert first.text in example_bot.intent("order_status").responses
+    reply = json.loads(msg.data)
+    assert msg.headers.get("Content-Type") == "application/json"
+    assert (reply["turn"], reply["intent"], reply["conversation_id"]) == (2, "thanks", cid)
+    assert set(reply) >= {"conversation_id", "turn", "text", "intent", "confidence", "snapshot"}
+    events = stored_turns(node, cid)
+    assert [(e.turn, e.user_text, e.intent) for e in events] == [
+        (1, "where is my order?", "order_status"), (2, "thank you so much", "thanks"),
+    ]
+    assert events[0].reply == first.text and events[0].snapshot == first.snapshot
+
+
+def test_100_turns_over_10_concurrent_conversations(make_node, nats_url, events_url):
+    node = make_node(events_url=events_url)
+    cids = [f"conc-{uuid.uuid4().hex[:8]}-{i}" for i in range(10)]
+
+    async def talk(client, cid):
+        return [(await client.say(TENANT, BOT, cid, f"where is order number {k}")).turn for k in range(10)]
+
+    async def go():
+        async with await Client.connect(nats_url) as client:
+            return await asyncio.gather(*(talk(client, c) for c in cids))
+
+    numbers = asyncio.run(go())
+    assert numbers == [list(range(1, 11))] * 10
+    total = 0
+    for cid in cids:
+        events = stored_turns(node, cid)
+        assert [e.turn for e in events] == list(range(1, 11))
+        assert [e.user_text for e in events] == [f"where is order number {k}" for k in range(10)]
+        total += len(events)
+    assert total == 100
+
+
+def test_passivated_conversation_comes_back_equal(make_node, nats_url):
+    node = make_node()
+    cid = uuid.uuid4().hex
+
+    async def go(texts):
+        async with await Client.connect(nats_url) as client:
+            return [await client.say(TENANT, BOT, cid, t) for t in texts]
+
+    asyncio.run(go(["hello", "how much is shipping", "can I pay by card"]))
+    before = node.conversation_state(TENANT, BOT, cid)
+    assert before["turns"] == 3
+    assert node.passivate_all() >= 1
+    assert node.conversation_state(TENANT, BOT, cid) is None  # dropped from memory
+    assert node.stats()["resident_conversations"] == 0
+    after = node.conversation_state(TENANT, BOT, cid, activate=True)
+    assert after == before
+    (fourth,) = asyncio.run(go(["thanks"]))
+    assert fourth.turn == 4
+
+
+def test_idle_conversations_are_dropped(make_node, nats_url):
+    node = make_node(idle_seconds="0.2", max_conversations="4", conversation_shards="1")
+
+    async def go():
+        async with await Client.connect(nats_url) as client:
+            for i in range(8):
+                await client.say(TENANT, BOT, f"idle-{uuid.uuid4().hex}", "hi")
+
+    asyncio.run(go())
+    assert node.stats()["resident_conversations"] <= 4  # memory bound holds
+    import time
+
+    deadline = time.monotonic() + 10
+    while node.stats()["resident_conversations"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert node.stats()["resident_conversations"] == 0
+
+
+def test_retried_turn_id_is_answered_once(make_node, nats_url):
+    node = make_node()
+    cid = uuid.uuid4().hex
+
+    async def go():
+        async with await Client.connect(nats_url) as client:
+            a = await client.say(TENANT, BOT, cid, "hello", turn_id="same-turn")
+            b = await client.say(TENANT, BOT, cid, "hello", turn_id="same-turn")
+            c = await client.say(TENANT, BOT, cid, "bye")
+            return a, b, c
+
+    a, b, c = asyncio.run(go())
+    assert a == b and c.turn == 2
+    assert [e.turn for e in stored_turns(node, cid)] == [1, 2]
+
+
+BAD = [
+    ("malformed msgpack", b"\xc1\xc1", None, "malformed"),
+    ("malformed json", b"{'no': json", {"Content-Type": "application/json"}, "malformed"),
+    ("not a map", msgpack.packb(["a", "list"]), None, "invalid_request"),
+    ("missing text", msgpack.packb({"conversation_id": "BADCID"}), None, "invalid_request"),
+    ("text not a string", msgpack.packb({"conversation_id": "BADCID", "text": 12}), None, "invalid_request"),
+    ("text too long", msgpack.packb({"conversation_id": "BADCID", "text": "x" * 5000}), None, "text_too_long"),
+]
+
+
+@pytest.mark.parametrize("name, data, headers, code", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_gets_structured_error_and_records_nothing(make_node, nats_url, name, data, headers, code):
+    node = make_node()
+    msg = asyncio.run(raw_request(nats_url, SUBJECT, data, headers))
+    body = json.loads(msg.data) if headers else msgpack.unpackb(msg.data)
+    assert body["error"]["code"] == code and body["error"]["message"]
+    assert stored_turns(node, "BADCID") == []
+
+    async def still_serving():
+        async with await Client.connect(nats_url) as client:
+            return await client.say(TENANT, BOT, uuid.uuid4().hex, "hello")
+
+    assert asyncio.run(still_serving()).turn == 1
+
+
+def test_text_limit_is_configurable(make_node, nats_url):
+    make_node(max_text_bytes="10")
+
+    async def go():
+        async with await Client.connect(nats_url) as client:
+            await client.say(TENANT, BOT, "c", "this is longer than ten bytes")
+
+    with pytest.raises(TurnError) as info:
+        asyncio.run(go())
+    assert info.value.code == "text_too_long" and info.value.fields["limit"] == 10
+
+
+@pytest.mark.parametrize("tenant, bot, code", [("nobody", "support", "unknown_tenant"), (TENANT, "nobot", "unknown_bot")])
+def test_unknown_tenant_or_bot(make_node, nats_url, tenant, bot, code):
+    node = make_node()
+
+    async def go():
+        async with await Client.connect(nats_url) as client:
+            try:
+                await client.say(tenant, bot, "c1", "hello")
+            except TurnError as exc:
+                return exc
+            return await client.say(TENANT, BOT, uuid.uuid4().hex, "hello")
+
+    err = asyncio.run(go())
+    assert isinstance(err, TurnError) and err.code == code
+    assert stored_turns(node, "c1", tenant, bot) == []
+
+
+def test_a_bot_trained_while_the_node_runs_is_served(make_node, nats_url, tmp_path, snapshot_dir):
+    import shutil
+
+    from botyard.snapshots.store import LocalSnapshotStore
+
+    own = tmp_path / "own-snapshots"
+    node = make_node(snapshot_dir=str(own))
+    source = LocalSnapshotStore(snapshot_dir)
+    snap = source.load(source.latest(TENANT, BOT).id)
+    manifest = {**snap.manifest, "bot": "late"}
+    manifest["definition"] = {**manifest["definition"], "bot": "late"}
+    LocalSnapshotStore(own).save(manifest, snap.arrays)
+    import time
+
+    time.sleep(1.1)  # the worker looks at the store again at most once a second
+
+    async def go():
+        async with await Client.connect(nats_url) as client:
+            return await client.say(TENANT, "late", "c1", "hello")
+
+    assert asyncio.run(go()).intent == "greeting"
+    assert f"{TENANT}/late" in node.served()
+    shutil.rmtree(own)
