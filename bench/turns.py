@@ -1,0 +1,137 @@
+"""Turn throughput and latency of one node on embedded defaults, against raw NATS echo.
+
+    python bench/turns.py [--seconds 5] [--concurrency 1 16 64]
+
+Starts an embedded nats-server, a raw nats-py echo responder and a `botyard node`
+(SQLite, local snapshots; the example bot trained once into a temporary data dir), each
+in its own process, then drives both with N closed-loop clients from this process and
+prints turns/s and p50/p99 latency, and the ratio of the node to the echo. Every turn the
+node acknowledges is committed to SQLite first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import msgpack
+import nats
+
+from botyard.ops.nats_server import EmbeddedNats
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "shop-support.yml"
+UTTERANCES = ["where is my order", "how much is shipping", "hello", "can I pay with paypal", "thanks!"]
+
+
+async def closed_loop(url: str, make_request, concurrency: int, seconds: float) -> tuple[int, list[float], int]:
+    nc = await nats.connect(url, pending_size=64 * 1024 * 1024)
+    latencies: list[float] = []
+    errors = 0
+    stop_at = 0.0
+
+    async def client(i: int) -> None:
+        nonlocal errors
+        k = 0
+        while time.perf_counter() < stop_at:
+            subject, data = make_request(i, k)
+            t0 = time.perf_counter()
+            try:
+                msg = await nc.request(subject, data, timeout=10)
+                if msg.data[:1] == b"\x81" and b"error" in msg.data[:8]:
+                    errors += 1
+            except Exception:
+                errors += 1
+            latencies.append(time.perf_counter() - t0)
+            k += 1
+
+    stop_at = time.perf_counter() + 0.5  # warm-up
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    latencies.clear()
+    errors = 0
+    start = time.perf_counter()
+    stop_at = start + seconds
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    await nc.close()
+    return int(len(latencies) / elapsed), sorted(latencies), errors
+
+
+async def first_reply(url: str) -> float:
+    nc = await nats.connect(url)
+    msg = await nc.request("botyard.turn.acme-shop.support",
+                           msgpack.packb({"conversation_id": uuid.uuid4().hex, "text": "hello"}), timeout=10)
+    assert b"error" not in msg.data, msg.data
+    await nc.close()
+    return time.perf_counter()
+
+
+def pct(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--shards", type=int, default=2, help="conversation actors in the node")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="botyard-bench-"))
+    env = {**os.environ, "BOTYARD_DATA_DIR": str(work / "data"), "BOTYARD_LOG_LEVEL": "WARNING",
+           "BOTYARD_CONVERSATION_SHARDS": str(args.shards)}
+    print(f"[bench] training the example bot into {work} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "botyard", "train", str(EXAMPLE)], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = EmbeddedNats(work / "nats")
+    url = server.start()
+    env["BOTYARD_NATS_URL"] = url
+    echo = subprocess.Popen([sys.executable, str(ROOT / "bench" / "echo_server.py"), url], stdout=subprocess.PIPE)
+    assert b"ready" in echo.stdout.readline()
+    started = time.perf_counter()
+    node = subprocess.Popen([sys.executable, "-m", "botyard", "node"], env=env, stdout=subprocess.PIPE)
+    try:
+        assert b"ready" in node.stdout.readline()
+        first_turn = asyncio.run(first_reply(url)) - started
+        print(f"[bench] node process start -> first turn answered: {first_turn:.2f} s", flush=True)
+        run_id = uuid.uuid4().hex[:6]
+
+        def echo_req(i, k):
+            return "bench.echo", msgpack.packb({"conversation_id": f"c{i}", "text": UTTERANCES[k % 5]})
+
+        def turn_req(i, k):
+            return "botyard.turn.acme-shop.support", msgpack.packb(
+                {"conversation_id": f"{run_id}-c{i}", "text": UTTERANCES[k % 5]})
+
+        rows = []
+        for c in args.concurrency:
+            print(f"[bench] concurrency {c}: echo ...", flush=True)
+            e_rate, e_lat, e_err = asyncio.run(closed_loop(url, echo_req, c, args.seconds))
+            print(f"[bench] concurrency {c}: turns ...", flush=True)
+            t_rate, t_lat, t_err = asyncio.run(closed_loop(url, turn_req, c, args.seconds))
+            rows.append((c, e_rate, pct(e_lat, .5), pct(e_lat, .99), t_rate, pct(t_lat, .5), pct(t_lat, .99), t_err))
+    finally:
+        for proc in (node, echo):
+            proc.terminate()
+            proc.wait(20)
+        server.stop()
+
+    print()
+    print(f"node process start -> first turn answered: {first_turn:.2f} s")
+    print("| clients | echo req/s | echo p50 ms | echo p99 ms | turns/s | turn p50 ms | turn p99 ms | errors | turns / echo |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for c, er, ep50, ep99, tr, tp50, tp99, terr in rows:
+        print(f"| {c} | {er:,} | {ep50:.2f} | {ep99:.2f} | {tr:,} | {tp50:.2f} | {tp99:.2f} | {terr} | {tr / er:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

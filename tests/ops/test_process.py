@@ -1,0 +1,169 @@
+"""Node processes as a user runs them: SIGKILL and restart, graceful stop, the CLI."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from botyard import Client, TurnError
+from botyard.events.store import EventStore
+
+TENANT, BOT = "acme-shop", "support"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_node(env_extra, log_path):
+    env = {**os.environ, **env_extra, "BOTYARD_LOG_LEVEL": "INFO"}
+    log = open(log_path, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "botyard", "node"], env=env, stdout=subprocess.PIPE, stderr=log)
+    line = proc.stdout.readline().decode()  # "botyard node ... ready on ..." once serving
+    assert "ready" in line, f"node did not start: {line!r}; see {log_path}"
+    return proc
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.fixture
+def node_env(tmp_path, nats_url, snapshot_dir, events_url):
+    return {
+        "BOTYARD_NATS_URL": nats_url,
+        "BOTYARD_DATA_DIR": str(tmp_path / "data"),
+        "BOTYARD_SNAPSHOT_DIR": str(snapshot_dir),
+        "BOTYARD_EVENTS_URL": events_url,
+    }
+
+
+def test_sigkill_loses_no_acknowledged_turn(node_env, nats_url, tmp_path):
+    cids = [f"kill-{uuid.uuid4().hex[:8]}-{i}" for i in range(4)]
+    acked: dict[str, list[int]] = {c: [] for c in cids}
+    proc = start_node(node_env, tmp_path / "node1.log")
+    try:
+
+        async def load(stop_after):
+            async with await Client.connect(nats_url, timeout=2) as client:
+
+                async def talk(cid):
+                    k = 0
+                    while sum(map(len, acked.values())) < stop_after:
+                        try:
+                            reply = await client.say(TENANT, BOT, cid, f"where is my order {k}")
+                        except TurnError:
+                            return
+                        acked[cid].append(reply.turn)
+                        k += 1
+
+                await asyncio.gather(*(talk(c) for c in cids))
+
+        asyncio.run(load(40))
+        proc.send_signal(signal.SIGKILL)  # no goodbye: mid-flight turns are simply gone
+        proc.wait(10)
+    finally:
+        stop(proc)
+    assert sum(map(len, acked.values())) >= 40
+
+    store = EventStore(node_env["BOTYARD_EVENTS_URL"], node_env["BOTYARD_DATA_DIR"])
+    try:
+        recorded = {c: [e.turn for e in store.turns(TENANT, BOT, c)] for c in cids}
+    finally:
+        store.close()
+    for cid in cids:
+        # every acknowledged turn is there; numbering has no gaps and no repeats
+        assert set(acked[cid]) <= set(recorded[cid])
+        assert recorded[cid] == list(range(1, len(recorded[cid]) + 1))
+
+    proc = start_node(node_env, tmp_path / "node2.log")
+    try:
+
+        async def resume():
+            async with await Client.connect(nats_url) as client:
+                return [await client.say(TENANT, BOT, c, "thanks") for c in cids]
+
+        replies = asyncio.run(resume())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    assert [r.turn for r in replies] == [len(recorded[c]) + 1 for c in cids]
+
+
+@pytest.mark.parametrize("events_url", ["sqlite"], indirect=True)
+def test_sigterm_finishes_in_flight_turns(node_env, nats_url, tmp_path):
+    proc = start_node(node_env, tmp_path / "node.log")
+    cid = uuid.uuid4().hex
+
+    async def go():
+        async with await Client.connect(nats_url, timeout=5) as client:
+            pending = [asyncio.create_task(client.say(TENANT, BOT, f"{cid}-{i}", "hello")) for i in range(50)]
+            await asyncio.sleep(0)
+            await asyncio.sleep(0.01)
+            proc.send_signal(signal.SIGTERM)
+            return await asyncio.gather(*pending, return_exceptions=True)
+
+    try:
+        results = asyncio.run(go())
+        assert proc.wait(20) == 0
+    finally:
+        stop(proc)
+    answered = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, TurnError)]
+    assert len(answered) + len(refused) == 50
+    assert all(r.turn == 1 for r in answered)
+    store = EventStore(node_env["BOTYARD_EVENTS_URL"], node_env["BOTYARD_DATA_DIR"])
+    try:
+        for r in answered:
+            assert len(store.turns(TENANT, BOT, r.conversation_id)) == 1
+    finally:
+        store.close()
+
+
+TINY_BOT = """
+tenant: tiny
+bot: faq
+fallback: {threshold: 0.3, response: "Sorry, say that again?"}
+intents:
+  greet:
+    examples: [hi, hello, hey there, good morning, hello bot, hiya]
+    responses: ["Hello from tiny!"]
+  hours:
+    examples: [when are you open, opening hours, what time do you close, are you open today, hours please, open on sunday]
+    responses: ["We are open 9 to 5."]
+"""
+
+
+def test_cli_train_demo_and_history(tmp_path):
+    bot_file = tmp_path / "tiny.yml"
+    bot_file.write_text(TINY_BOT)
+    env = {**os.environ, "BOTYARD_DATA_DIR": str(tmp_path / "data")}
+    env.pop("BOTYARD_NATS_URL", None)
+    env.pop("BOTYARD_EVENTS_URL", None)
+    cli = [sys.executable, "-m", "botyard"]
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text("tenant: tiny\nbot: faq\nintents: {greet: {examples: [hi], responses: [yo]}}\n")
+    out = subprocess.run([*cli, "train", str(bad)], env=env, capture_output=True, text=True)
+    assert out.returncode == 2 and "bad.yml: intents" in out.stderr
+
+    demo = subprocess.run(
+        [*cli, "demo", "--bot-file", str(bot_file), "--conversation", "c1", "--epochs", "5"],
+        env=env, input="hello\nwhen are you open\n", capture_output=True, text=True, timeout=180,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert "Hello from tiny!" in demo.stdout and "We are open 9 to 5." in demo.stdout
+    assert "epoch" in demo.stderr  # training showed progress
+    assert not (tmp_path / "data" / "nats.url").exists()  # embedded server stopped and cleaned up
+
+    hist = subprocess.run([*cli, "history", "tiny/faq/c1"], env=env, capture_output=True, text=True)
+    assert hist.returncode == 0, hist.stderr
+    assert "2 turns" in hist.stdout and "when are you open" in hist.stdout and "hours" in hist.stdout
+
+    missing = subprocess.run([*cli, "history", "tiny/faq/nope"], env=env, capture_output=True, text=True)
+    assert missing.returncode == 2 and "no conversation" in missing.stderr
