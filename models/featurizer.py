@@ -36,26 +36,43 @@ def tokenize(text: str) -> list[str]:
     return TOKEN_RE.findall(text.lower())
 
 
+def token_features(token: str, config: FeatureConfig) -> list[str]:
+    """The features one token gives on its own: the word and its character n-grams."""
+    padded = f"<{token}>"
+    feats = [f"w:{token}"]
+    for n in range(config.char_min, config.char_max + 1):
+        feats.extend("c:" + padded[i : i + n] for i in range(len(padded) - n + 1))
+    return feats
+
+
+def ngram_features(tokens: list[str], config: FeatureConfig) -> list[str]:
+    """The features that span several tokens: word n-grams, n >= 2."""
+    feats: list[str] = []
+    for n in range(2, config.word_ngrams + 1):
+        feats.extend("w:" + " ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return feats
+
+
 def extract(text: str, config: FeatureConfig) -> list[str]:
     """All features of one text, repeats included."""
     tokens = tokenize(text)
-    feats = [f"w:{t}" for t in tokens]
-    for n in range(2, config.word_ngrams + 1):
-        feats.extend("w:" + " ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    feats = ngram_features(tokens, config)
     for token in tokens:
-        padded = f"<{token}>"
-        for n in range(config.char_min, config.char_max + 1):
-            feats.extend("c:" + padded[i : i + n] for i in range(len(padded) - n + 1))
+        feats.extend(token_features(token, config))
     return feats
 
 
 class Featurizer:
     """Maps texts to L2-normalised count vectors over a fixed vocabulary."""
 
+    TOKEN_CACHE = 4096
+    """Tokens whose known-feature indices are remembered (words repeat a lot in chat)."""
+
     def __init__(self, vocabulary: Sequence[str], config: FeatureConfig) -> None:
         self.vocabulary = list(vocabulary)
         self.config = config
         self._index = {feat: i for i, feat in enumerate(self.vocabulary)}
+        self._token_cache: dict[str, tuple[int, ...]] = {}
 
     @classmethod
     def fit(cls, texts: Iterable[str], config: FeatureConfig = FeatureConfig()) -> "Featurizer":
@@ -72,11 +89,21 @@ class Featurizer:
 
     def sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Indices and L2-normalised weights of the known features of ``text``."""
-        index = self._index
+        index, cache, config = self._index, self._token_cache, self.config
         counts: dict[int, int] = {}
-        for feat in extract(text, self.config):
+        tokens = tokenize(text)
+        for feat in ngram_features(tokens, config):
             i = index.get(feat)
             if i is not None:
+                counts[i] = counts.get(i, 0) + 1
+        for token in tokens:
+            known = cache.get(token)
+            if known is None:
+                known = tuple(i for f in token_features(token, config) if (i := index.get(f)) is not None)
+                if len(cache) >= self.TOKEN_CACHE:
+                    cache.clear()
+                cache[token] = known
+            for i in known:
                 counts[i] = counts.get(i, 0) + 1
         if not counts:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)

@@ -35,8 +35,10 @@ class Config:
     """A conversation idle this long is dropped from memory (rebuilt from events on its next turn)."""
     max_conversations: int = 10_000
     """Most conversations kept in memory per node; the least recently used go first."""
-    conversation_shards: int = 2
-    """Conversation actors (threads); each owns the conversations hashed to it."""
+    conversation_shards: int = 1
+    """Conversation actors (threads); each owns the conversations hashed to it. SQLite
+    takes one writer at a time, so one actor group-committing everything is fastest there;
+    PostgreSQL gains from a few."""
     intent_workers: int = 1
     """Intent-worker actors (threads) classifying utterances."""
     log_level: str = "INFO"
