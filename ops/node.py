@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+import pykka
 from nats.aio.msg import Msg
 
 from botyard import protocol
@@ -149,7 +150,12 @@ class Node:
         return sum(ref.ask(Passivate(), timeout=10) for ref in self.routing.conversations)
 
     def stats(self) -> dict[str, Any]:
-        shards = [ref.proxy().stats().get(timeout=10) for ref in self.routing.conversations]
+        shards = []
+        for ref in list(self.routing.conversations):
+            try:
+                shards.append(ref.proxy().stats().get(timeout=10))
+            except pykka.ActorDeadError:
+                continue  # died just now; the supervisor replaces it on its next tick
         return {
             "resident_conversations": sum(s["resident"] for s in shards),
             "activations": sum(s["activations"] for s in shards),

@@ -213,3 +213,24 @@ def test_a_bot_trained_while_the_node_runs_is_served(make_node, nats_url, tmp_pa
     assert asyncio.run(go()).intent == "greeting"
     assert f"{TENANT}/late" in node.served()
     shutil.rmtree(own)
+
+
+def test_supervisor_restarts_a_crashed_actor(make_node, nats_url):
+    import time
+
+    node = make_node()
+    cid = uuid.uuid4().hex
+
+    async def say(text):
+        async with await Client.connect(nats_url) as client:
+            return await client.say(TENANT, BOT, cid, text)
+
+    assert asyncio.run(say("hello")).turn == 1
+    crashed = node.routing.conversations[0]
+    crashed.tell("not a message any actor understands")  # on_receive raises: pykka stops the actor
+    deadline = time.monotonic() + 10
+    while node.stats()["restarts"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert node.stats()["restarts"] == 1
+    assert not crashed.is_alive() and node.routing.conversations[0].is_alive()
+    assert asyncio.run(say("thanks")).turn == 2  # state rebuilt from events by the new actor
