@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from concurrent.futures import Future
 from typing import Any, Awaitable, Callable, Sequence
 
 import nats
@@ -145,6 +144,3 @@ class NatsBridge:
                 await nc.publish(subject, body, headers=JSON_HEADERS if as_json else None)
             except Exception as exc:
                 log.warning("reply to %s lost: %s", subject, exc)
-
-    def publish(self, subject: str, body: bytes) -> Future:
-        return asyncio.run_coroutine_threadsafe(self.nc.publish(subject, body), self.loop)
