@@ -24,7 +24,8 @@ import yaml
 
 from botyard.models.errors import DefinitionError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+from botyard.protocol import NAME_RE  # tenant and bot names are NATS subject tokens
+
 INTENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 MIN_EXAMPLES = 2
 TOP_LEVEL_KEYS = {"tenant", "bot", "description", "fallback", "intents"}

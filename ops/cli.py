@@ -65,7 +65,7 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
 
     from botyard.models.definition import load_bot
     from botyard.snapshots.store import LocalSnapshotStore
-    from botyard.training.pipeline import TrainConfig, train_to_store
+    from botyard.training.pipeline import TrainConfig
 
     definition = load_bot(args.bot_file)  # validated before TensorFlow is even imported
     train_config = TrainConfig(

@@ -96,7 +96,7 @@ def train(definition: BotDefinition, config: TrainConfig = TrainConfig(), progre
     if val_set:
         validation = (featurizer.dense([t for t, _ in val_set]), np.array([l for _, l in val_set], np.int32))
 
-    callbacks = [_ProgressCallback(config.epochs, progress)] if progress else []
+    callbacks = [_progress_callback(keras, config.epochs, progress)] if progress else []
     history = model.fit(
         x, y,
         epochs=config.epochs,
@@ -141,14 +141,11 @@ def train_to_store(
     return store.save(result.manifest, result.arrays), result
 
 
-class _ProgressCallback:
-    """Adapts Keras' callback protocol to a plain ``progress(dict)`` function."""
+def _progress_callback(keras, epochs: int, progress: Progress):
+    """A Keras callback that reports each epoch to a plain ``progress(dict)`` function."""
 
-    def __new__(cls, epochs: int, progress: Progress):
-        import keras  # noqa: PLC0415
+    class ProgressCallback(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            progress({"epoch": epoch + 1, "epochs": epochs, **{k: float(v) for k, v in (logs or {}).items()}})
 
-        class _Callback(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                progress({"epoch": epoch + 1, "epochs": epochs, **{k: float(v) for k, v in (logs or {}).items()}})
-
-        return _Callback()
+    return ProgressCallback()
