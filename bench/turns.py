@@ -83,12 +83,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
-    parser.add_argument("--shards", type=int, default=2, help="conversation actors in the node")
+    parser.add_argument("--shards", type=int, default=1, help="conversation actors in the node")
+    parser.add_argument("--events-url", default="", help="event store (default: SQLite in a temporary data dir)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="botyard-bench-"))
     env = {**os.environ, "BOTYARD_DATA_DIR": str(work / "data"), "BOTYARD_LOG_LEVEL": "WARNING",
-           "BOTYARD_CONVERSATION_SHARDS": str(args.shards)}
+           "BOTYARD_CONVERSATION_SHARDS": str(args.shards), "BOTYARD_EVENTS_URL": args.events_url}
     print(f"[bench] training the example bot into {work} ...", flush=True)
     subprocess.run([sys.executable, "-m", "botyard", "train", str(EXAMPLE)], env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -36,9 +36,9 @@ class Config:
     max_conversations: int = 10_000
     """Most conversations kept in memory per node; the least recently used go first."""
     conversation_shards: int = 1
-    """Conversation actors (threads); each owns the conversations hashed to it. SQLite
-    takes one writer at a time, so one actor group-committing everything is fastest there;
-    PostgreSQL gains from a few."""
+    """Conversation actors (threads); each owns the conversations hashed to it. One actor
+    group-committing everything measured fastest on SQLite and PostgreSQL alike
+    (``bench/turns.py --shards``)."""
     intent_workers: int = 1
     """Intent-worker actors (threads) classifying utterances."""
     log_level: str = "INFO"
