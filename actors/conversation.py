@@ -65,10 +65,9 @@ class ConversationActor(pykka.ThreadingActor):
             return count
         if isinstance(message, Inspect):
             key = (message.tenant, message.bot, message.conversation_id)
-            if key not in self.resident and message.activate:
-                if self.store.load_conversation(*key) is None:
-                    return None
-                self._activate(key)
+            if message.activate:
+                conversation = self._activate(key, create=False)
+                return conversation.state() if conversation else None
             entry = self.resident.get(key)
             return entry[0].state() if entry else None
         raise TypeError(f"ConversationActor got {type(message).__name__}")
@@ -78,15 +77,21 @@ class ConversationActor(pykka.ThreadingActor):
 
     # -- the turn -----------------------------------------------------------------------
 
-    def _activate(self, key: tuple[str, str, str]) -> Conversation:
-        entry = self.resident.get(key)
+    def _activate(self, key: tuple[str, str, str], *, create: bool = True) -> Conversation | None:
+        """The resident conversation, else rebuilt from its events, else (``create``) a new one.
+
+        Marks it as just used: it moves to the young end of the LRU order.
+        """
+        entry = self.resident.pop(key, None)
         if entry is not None:
-            self.resident.move_to_end(key)
-            return entry[0]
-        conversation = self.store.load_conversation(*key)
-        if conversation is None:
-            conversation = Conversation(tenant=key[0], bot=key[1], conversation_id=key[2])
-        self.activations += 1
+            conversation = entry[0]
+        else:
+            conversation = self.store.load_conversation(*key)
+            if conversation is None:
+                if not create:
+                    return None
+                conversation = Conversation(tenant=key[0], bot=key[1], conversation_id=key[2])
+            self.activations += 1
         self.resident[key] = (conversation, time.monotonic())
         return conversation
 
@@ -99,7 +104,6 @@ class ConversationActor(pykka.ThreadingActor):
             log.exception("cannot activate conversation %s", key)
             self.outbox.send([error_reply(turn.work.reply_to, req.as_json, protocol.INTERNAL, f"event store: {exc}")])
             return
-        self.resident[key] = (conversation, time.monotonic())
         previous = conversation.find_turn(req.turn_id)
         if previous is not None:  # a retry of a turn already recorded: answer it again
             body = self._body(conversation, req, previous)

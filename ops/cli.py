@@ -61,8 +61,6 @@ def _nats_url(config: Config) -> str:
 
 
 def cmd_train(args: argparse.Namespace, config: Config) -> int:
-    from tqdm import tqdm
-
     from botyard.models.definition import load_bot
     from botyard.snapshots.store import LocalSnapshotStore
     from botyard.training.pipeline import TrainConfig
@@ -72,12 +70,14 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
         **{k: v for k, v in {"epochs": args.epochs, "seed": args.seed}.items() if v is not None}
     )
     store = LocalSnapshotStore(config.snapshots_path)
-    info = _train_with_progress(definition, store, train_config, tqdm)
+    info = _train_with_progress(definition, store, train_config)
     print(json.dumps({"snapshot": info.id, "tenant": info.tenant, "bot": info.bot, "size": info.size}))
     return 0
 
 
-def _train_with_progress(definition, store, train_config, tqdm):
+def _train_with_progress(definition, store, train_config):
+    from tqdm import tqdm
+
     from botyard.training.pipeline import train_to_store
 
     print(
@@ -200,11 +200,9 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     definition = load_bot(args.bot_file)
     store = LocalSnapshotStore(config.snapshots_path)
     if store.latest(definition.tenant, definition.bot) is None:
-        from tqdm import tqdm
-
         from botyard.training.pipeline import TrainConfig
 
-        _train_with_progress(definition, store, TrainConfig(**({"epochs": args.epochs} if args.epochs else {})), tqdm)
+        _train_with_progress(definition, store, TrainConfig(**({"epochs": args.epochs} if args.epochs else {})))
     started = time.perf_counter()
     with Node(config) as node:
         print(f"node up in {time.perf_counter() - started:.2f} s on {node.nats_url} (data in {config.data_dir})")
