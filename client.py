@@ -10,7 +10,7 @@ async with await Client.connect("nats://127.0.0.1:4222") as client:
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import msgpack
@@ -31,6 +31,8 @@ class Reply:
     snapshot: str
     fallback: bool = False
     turn_id: str | None = None
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    """``{entity, value, start, end, extractor, confidence}`` per entity in the user's text."""
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> "Reply":

@@ -8,6 +8,8 @@ inbox, then commits all their events in one transaction, and only then replies.
 
 from __future__ import annotations
 
+import re
+
 import logging
 import time
 from collections import OrderedDict
@@ -110,13 +112,12 @@ class ConversationActor(pykka.ThreadingActor):
             self.pending.append(_Pending(turn, conversation, body))
             return
         definition = turn.definition
-        fallback = turn.confidence < definition.fallback.threshold
+        fallback = turn.fallback
         number = conversation.turns + 1
         if fallback:
             reply = definition.fallback.response
         else:
-            responses = definition.intent(turn.intent).responses
-            reply = responses[(number - 1) % len(responses)]
+            reply = _respond(definition.intent(turn.intent).responses, number, turn.entities)
         conversation.record_turn(
             turn=number,
             turn_id=req.turn_id,
@@ -128,6 +129,7 @@ class ConversationActor(pykka.ThreadingActor):
             snapshot=turn.snapshot,
             node=self.node_id,
             received_at=turn.work.received_at,
+            entities=list(turn.entities),
         )
         self.pending.append(_Pending(turn, conversation, self._body(conversation, req, conversation.recent[-1])))
 
@@ -141,6 +143,7 @@ class ConversationActor(pykka.ThreadingActor):
             "intent": turn["intent"],
             "confidence": turn["confidence"],
             "fallback": turn["fallback"],
+            "entities": turn.get("entities", []),
             "snapshot": turn["snapshot"],
         }
 
@@ -199,3 +202,17 @@ class ConversationActor(pykka.ThreadingActor):
             del self.resident[key]
             dropped += 1
         return dropped
+
+
+PLACEHOLDER_RE = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)\}")
+
+
+def _respond(responses: tuple[str, ...], number: int, entities: tuple[dict, ...]) -> str:
+    """Pick the most specific responses this turn can fill (the most ``{entity}`` placeholders,
+    all of them found), rotate through those by turn number, and fill them in."""
+    values = {e["entity"]: str(e["value"]) for e in entities}
+    usable = [r for r in responses if all(name in values for name in PLACEHOLDER_RE.findall(r))] or list(responses)
+    most = max(len(PLACEHOLDER_RE.findall(r)) for r in usable)
+    usable = [r for r in usable if len(PLACEHOLDER_RE.findall(r)) == most]
+    chosen = usable[(number - 1) % len(usable)]
+    return PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), chosen)

@@ -93,5 +93,8 @@ class IntentWorker(pykka.ThreadingActor):
             log.exception("classify failed for %s/%s", req.tenant, req.bot)
             self.outbox.send([error_reply(work.reply_to, req.as_json, protocol.INTERNAL, f"classification failed: {exc}")])
             return
-        classified = ClassifiedTurn(work, prediction.intent, prediction.confidence, snapshot_id, predictor.definition)
+        classified = ClassifiedTurn(
+            work, prediction.intent, prediction.confidence, snapshot_id, predictor.definition,
+            tuple(e.to_dict() for e in prediction.entities), prediction.fallback,
+        )
         self.route(work).tell(classified)

@@ -29,6 +29,10 @@ class ClassifiedTurn:
     confidence: float
     snapshot: str
     definition: "BotDefinition"
+    entities: tuple[dict, ...] = ()
+    """``{entity, value, start, end, extractor, confidence}`` for each entity found."""
+    fallback: bool = False
+    """The model says "I don't know": out of scope or below the bot's threshold."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,9 +29,13 @@ class Conversation(Aggregate):
         conversation_id: str
 
     class TurnRecorded(Aggregate.Event):
-        """One user turn and the bot's answer (stable name: ``Conversation.TurnRecorded`` v1)."""
+        """One user turn and the bot's answer (stable name: ``Conversation.TurnRecorded`` v2).
 
-        class_version = 1
+        v2 added ``entities`` (a list of ``{entity, value, start, end, extractor,
+        confidence}``); v1 events are upcast with no entities.
+        """
+
+        class_version = 2
         turn: int
         turn_id: str | None
         user_text: str
@@ -42,6 +46,11 @@ class Conversation(Aggregate):
         snapshot: str
         node: str
         received_at: float
+        entities: list
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["entities"] = []
 
     @staticmethod
     def create_id(tenant: str, bot: str, conversation_id: str) -> UUID:
@@ -69,13 +78,14 @@ class Conversation(Aggregate):
         snapshot: str,
         node: str,
         received_at: float,
+        entities: list,
     ) -> None:
         self.turns = turn
         self.last_intent = intent
         self.recent = [
             *self.recent[-(RECENT_TURNS - 1) :],
             {"turn": turn, "turn_id": turn_id, "intent": intent, "confidence": confidence,
-             "reply": reply, "fallback": fallback, "snapshot": snapshot},
+             "reply": reply, "fallback": fallback, "snapshot": snapshot, "entities": entities},
         ]
 
     def find_turn(self, turn_id: str | None) -> dict[str, Any] | None:

@@ -1,13 +1,21 @@
-"""Bot definitions: one YAML file per bot, validated into frozen dataclasses.
+r"""Bot definitions: one YAML file per bot, validated into frozen dataclasses.
 
 ```yaml
 tenant: acme-shop
 bot: support
-fallback: {threshold: 0.45, response: "Sorry, I didn't get that."}
+fallback: {response: "Sorry, I didn't get that."}   # threshold: calibrated unless given
+entities:
+  order_id: learned                       # tagged inline: [A-1234](order_id)
+  product: {type: list, values: {tent: [tents, shelter]}}
+  phone: {type: regex, pattern: '\+?\d[\d -]{7,}\d'}
 intents:
   greeting:
     examples: [hi, hello there]
     responses: ["Hello! How can I help?"]
+  order_status:
+    examples: ["where is order [A-1234](order_id)", "status of [B-77](order_id)"]
+    responses: ["Let me look up {order_id}."]
+out_of_scope: [what's the weather like, tell me a joke]
 ```
 """
 
@@ -23,13 +31,17 @@ from typing import Any, Mapping
 import yaml
 
 from botyard.models.errors import DefinitionError
+from botyard.models.text import ANNOTATION_RE, parse_annotated
 
 from botyard.protocol import NAME_RE  # tenant and bot names are NATS subject tokens
 
 INTENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 MIN_EXAMPLES = 2
-TOP_LEVEL_KEYS = {"tenant", "bot", "description", "fallback", "intents"}
+OUT_OF_SCOPE = "out_of_scope"
+"""The reserved label of the ``out_of_scope`` examples; predicting it means "I don't know"."""
+TOP_LEVEL_KEYS = {"tenant", "bot", "description", "fallback", "entities", "intents", "out_of_scope"}
 INTENT_KEYS = {"examples", "responses"}
+ENTITY_TYPES = ("learned", "list", "regex")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +52,21 @@ class Intent:
 
 
 @dataclass(frozen=True, slots=True)
+class Entity:
+    name: str
+    type: str
+    """``learned`` (tagged by the model), ``list`` (values and synonyms) or ``regex``."""
+    values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """List entities: ``(canonical value, synonyms)`` pairs."""
+    pattern: str = ""
+    """Regex entities: a Python regular expression."""
+
+
+@dataclass(frozen=True, slots=True)
 class Fallback:
-    threshold: float = 0.5
-    """Below this confidence the bot answers with ``response`` instead of guessing."""
+    threshold: float | None = None
+    """Below this confidence the bot answers with ``response`` instead of guessing;
+    ``None``: the threshold calibrated on validation data at training time."""
     response: str = "Sorry, I didn't understand that."
 
 
@@ -53,6 +77,9 @@ class BotDefinition:
     intents: tuple[Intent, ...]
     fallback: Fallback = Fallback()
     description: str = ""
+    entities: tuple[Entity, ...] = ()
+    out_of_scope: tuple[str, ...] = ()
+    """Examples of what the bot must not answer; trained as the ``out_of_scope`` label."""
 
     @property
     def key(self) -> str:
@@ -62,6 +89,12 @@ class BotDefinition:
         for intent in self.intents:
             if intent.name == name:
                 return intent
+        raise KeyError(name)
+
+    def entity(self, name: str) -> Entity:
+        for entity in self.entities:
+            if entity.name == name:
+                return entity
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,6 +115,11 @@ class BotDefinition:
             intents=tuple(
                 Intent(i["name"], tuple(i["examples"]), tuple(i["responses"])) for i in data["intents"]
             ),
+            entities=tuple(
+                Entity(e["name"], e["type"], tuple((v, tuple(syn)) for v, syn in e.get("values", ())), e.get("pattern", ""))
+                for e in data.get("entities", ())
+            ),
+            out_of_scope=tuple(data.get("out_of_scope", ())),
         )
 
 
@@ -119,6 +157,8 @@ def parse_bot(data: Any, *, source: str = "<bot>") -> BotDefinition:
         raise fail("description", "must be a string")
 
     fallback = _parse_fallback(data.get("fallback", {}), fail)
+    entities = _parse_entities(data.get("entities", {}), fail)
+    defined = {e.name for e in entities}
     raw_intents = data.get("intents")
     if not isinstance(raw_intents, dict) or len(raw_intents) < 2:
         raise fail("intents", "required: a mapping of at least 2 intents")
@@ -129,6 +169,8 @@ def parse_bot(data: Any, *, source: str = "<bot>") -> BotDefinition:
         where = f"intents.{name}"
         if not isinstance(name, str) or not INTENT_RE.match(name):
             raise fail(where, "intent names are identifiers: a letter, then letters, digits or '_'")
+        if name == OUT_OF_SCOPE:
+            raise fail(where, f"'{OUT_OF_SCOPE}' is reserved: list those examples under the top-level 'out_of_scope' key")
         if not isinstance(body, dict):
             raise fail(where, "must be a mapping with 'examples' and 'responses'")
         extra = sorted(set(body) - INTENT_KEYS)
@@ -138,7 +180,8 @@ def parse_bot(data: Any, *, source: str = "<bot>") -> BotDefinition:
         if len(examples) < MIN_EXAMPLES:
             raise fail(f"{where}.examples", f"needs at least {MIN_EXAMPLES} examples, has {len(examples)}")
         for i, example in enumerate(examples):
-            norm = " ".join(example.lower().split())
+            _check_annotations(example, defined, f"{where}.examples[{i}]", fail)
+            norm = _normal(example)
             if norm in seen:
                 other = seen[norm]
                 raise fail(
@@ -150,7 +193,74 @@ def parse_bot(data: Any, *, source: str = "<bot>") -> BotDefinition:
         if not responses:
             raise fail(f"{where}.responses", "needs at least one response")
         intents.append(Intent(name, tuple(examples), tuple(responses)))
-    return BotDefinition(data["tenant"], data["bot"], tuple(intents), fallback, description)
+    out_of_scope = _string_list(data.get("out_of_scope"), OUT_OF_SCOPE, fail)
+    for i, example in enumerate(out_of_scope):
+        if ANNOTATION_RE.search(example):
+            raise fail(f"{OUT_OF_SCOPE}[{i}]", "out-of-scope examples carry no entity annotations")
+        if _normal(example) in seen:
+            raise fail(f"{OUT_OF_SCOPE}[{i}]", f"{example!r} is also an example of intent '{seen[_normal(example)]}'")
+        seen[_normal(example)] = OUT_OF_SCOPE
+    return BotDefinition(
+        data["tenant"], data["bot"], tuple(intents), fallback, description, tuple(entities), tuple(out_of_scope)
+    )
+
+
+def _normal(example: str) -> str:
+    return " ".join(parse_annotated(example)[0].lower().split())
+
+
+def _check_annotations(example: str, defined: set[str], field: str, fail) -> None:
+    for m in ANNOTATION_RE.finditer(example):
+        if m.group(2) not in defined:
+            raise fail(field, f"entity '{m.group(2)}' is used but not defined under 'entities'")
+    plain = ANNOTATION_RE.sub("", example)
+    if "](" in plain or "[" in plain and "]" in plain:
+        raise fail(field, "malformed entity annotation; write [text](entity_name)")
+
+
+def _parse_entities(raw: Any, fail) -> list[Entity]:
+    if not isinstance(raw, dict):
+        raise fail("entities", "must be a mapping of entity name to its definition")
+    out = []
+    for name, body in raw.items():
+        where = f"entities.{name}"
+        if not isinstance(name, str) or not INTENT_RE.match(name):
+            raise fail(where, "entity names are identifiers: a letter, then letters, digits or '_'")
+        if isinstance(body, str):
+            body = {"type": body}
+        if not isinstance(body, dict) or body.get("type") not in ENTITY_TYPES:
+            raise fail(f"{where}.type", f"must be one of {list(ENTITY_TYPES)}")
+        kind = body["type"]
+        allowed = {"type"} | {"list": {"values"}, "regex": {"pattern"}, "learned": set()}[kind]
+        extra = sorted(set(body) - allowed)
+        if extra:
+            raise fail(f"{where}.{extra[0]}", f"unknown key for a {kind} entity; expected one of {sorted(allowed)}")
+        if kind == "learned":
+            out.append(Entity(name, kind))
+        elif kind == "regex":
+            pattern = body.get("pattern")
+            if not isinstance(pattern, str) or not pattern:
+                raise fail(f"{where}.pattern", "required: a regular expression")
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise fail(f"{where}.pattern", f"does not compile: {exc}") from None
+            if compiled.match(""):
+                raise fail(f"{where}.pattern", "matches the empty string")
+            out.append(Entity(name, kind, pattern=pattern))
+        else:
+            values = body.get("values")
+            if isinstance(values, list):  # values without synonyms
+                values = {v: [] for v in values} if all(isinstance(v, str) for v in values) else None
+            if not isinstance(values, dict) or not values:
+                raise fail(f"{where}.values", "required: a mapping of value to a list of synonyms (or a list of values)")
+            pairs = []
+            for value, synonyms in values.items():
+                if not isinstance(value, str) or not value.strip():
+                    raise fail(f"{where}.values", f"values must be non-empty strings, got {value!r}")
+                pairs.append((value.strip(), tuple(_string_list(synonyms, f"{where}.values.{value}", fail))))
+            out.append(Entity(name, kind, values=tuple(pairs)))
+    return out
 
 
 def _parse_fallback(raw: Any, fail) -> Fallback:
@@ -161,12 +271,14 @@ def _parse_fallback(raw: Any, fail) -> Fallback:
         raise fail(f"fallback.{extra[0]}", "unknown key; expected threshold or response")
     default = Fallback()
     threshold = raw.get("threshold", default.threshold)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0
+    ):
         raise fail("fallback.threshold", f"must be a number between 0 and 1, got {threshold!r}")
     response = raw.get("response", default.response)
     if not isinstance(response, str) or not response.strip():
         raise fail("fallback.response", "must be a non-empty string")
-    return Fallback(float(threshold), response)
+    return Fallback(None if threshold is None else float(threshold), response)
 
 
 def _string_list(raw: Any, field: str, fail) -> list[str]:

@@ -1,125 +1,193 @@
-"""Text to sparse features: word 1-2-grams and character n-grams, pure Python.
+"""Tokens to hashed sparse features, shared by training and serving (no TensorFlow).
 
-Training and serving share this module, so both see exactly the same features; it
-imports neither TensorFlow nor Keras.
+Every feature is a string (``w:order``, ``b:my order``, ``c:<ord``, ``s:Xx``) named
+by its CRC-32. A snapshot's vocabulary is the sorted array of the hashes it kept, so a
+loaded snapshot holds numbers, not a dictionary of strings; a process-wide cache maps
+a token to its hashes once for all snapshots.
+
+Two views of one utterance:
+
+* the **sentence bag**: word 1..n-grams and the character n-grams of each word,
+  weighted by sublinear TF x IDF and L2-normalised (what TF-IDF baselines use);
+* the **token bags**: per token its word, character n-grams and shape, each weighted
+  ``1/k`` so a token's vector is the mean of its features' embeddings.
 """
 
 from __future__ import annotations
 
 import math
-import re
+import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-
-TOKEN_RE = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass(frozen=True, slots=True)
 class FeatureConfig:
     word_ngrams: int = 2
-    """Longest word n-gram (1 = unigrams only)."""
-    char_min: int = 3
+    """Longest word n-gram in the sentence bag (1 = unigrams only)."""
+    char_min: int = 2
     """Shortest character n-gram, taken inside each word padded with '<' and '>'."""
     char_max: int = 5
     """Longest character n-gram."""
-    max_features: int = 50_000
-    """Vocabulary cap: the most frequent features are kept."""
+    min_count: int = 1
+    """Features seen in fewer training utterances are dropped."""
+    max_features: int = 200_000
+    """Vocabulary cap: the features in most utterances are kept."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def tokenize(text: str) -> list[str]:
-    return TOKEN_RE.findall(text.lower())
+def _hash(feature: str) -> int:
+    return zlib.crc32(feature.encode("utf-8"))
 
 
-def token_features(token: str, config: FeatureConfig) -> list[str]:
-    """The features one token gives on its own: the word and its character n-grams."""
-    padded = f"<{token}>"
-    feats = [f"w:{token}"]
-    for n in range(config.char_min, config.char_max + 1):
+def shape(token: str) -> str:
+    """``Xxxx`` -> ``Xx``, ``A-12`` -> ``X-d``: the token's character classes, squeezed."""
+    out = []
+    for ch in token[:12]:
+        c = "X" if ch.isupper() else "x" if ch.isalpha() else "d" if ch.isdigit() else ch
+        if not out or out[-1] != c:
+            out.append(c)
+    return "".join(out)
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_hashes(word: str, char_min: int, char_max: int) -> tuple[int, ...]:
+    """The word feature and character n-grams of one lower-cased word."""
+    padded = f"<{word}>"
+    feats = [f"w:{word}"]
+    for n in range(char_min, char_max + 1):
         feats.extend("c:" + padded[i : i + n] for i in range(len(padded) - n + 1))
-    return feats
+    return tuple(_hash(f) for f in feats)
 
 
-def ngram_features(tokens: list[str], config: FeatureConfig) -> list[str]:
-    """The features that span several tokens: word n-grams, n >= 2."""
-    feats: list[str] = []
-    for n in range(2, config.word_ngrams + 1):
-        feats.extend("w:" + " ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-    return feats
-
-
-def extract(text: str, config: FeatureConfig) -> list[str]:
-    """All features of one text, repeats included."""
-    tokens = tokenize(text)
-    feats = ngram_features(tokens, config)
-    for token in tokens:
-        feats.extend(token_features(token, config))
-    return feats
+@lru_cache(maxsize=1 << 14)
+def _shape_hash(token: str) -> int:
+    return _hash("s:" + shape(token))
 
 
 class Featurizer:
-    """Maps texts to L2-normalised count vectors over a fixed vocabulary."""
+    """Hashes tokens into vocabulary rows (row 0 is padding; feature ``i`` is row ``i+1``)."""
 
-    TOKEN_CACHE = 4096
-    """Tokens whose known-feature indices are remembered (words repeat a lot in chat)."""
-
-    def __init__(self, vocabulary: Sequence[str], config: FeatureConfig) -> None:
-        self.vocabulary = list(vocabulary)
+    def __init__(self, vocabulary: np.ndarray, idf: np.ndarray, config: FeatureConfig) -> None:
+        self.vocabulary = np.asarray(vocabulary, np.uint32)
+        self.idf = np.asarray(idf, np.float32)
         self.config = config
-        self._index = {feat: i for i, feat in enumerate(self.vocabulary)}
-        self._token_cache: dict[str, tuple[int, ...]] = {}
+        if len(self.vocabulary) != len(self.idf):
+            raise ValueError("vocabulary and idf differ in length")
 
+    # ---------------------------------------------------------------- raw hashes
+    def _sentence_hashes(self, tokens: Sequence[str]) -> list[int]:
+        cfg = self.config
+        lower = [t.lower() for t in tokens]
+        out: list[int] = []
+        for n in range(2, cfg.word_ngrams + 1):
+            out.extend(_hash("b:" + " ".join(lower[i : i + n])) for i in range(len(lower) - n + 1))
+        for word in lower:
+            out.extend(_word_hashes(word, cfg.char_min, cfg.char_max))
+        return out
+
+    def _token_hashes(self, token: str) -> list[int]:
+        cfg = self.config
+        return [*_word_hashes(token.lower(), cfg.char_min, cfg.char_max), _shape_hash(token)]
+
+    # ---------------------------------------------------------------- fitting
     @classmethod
-    def fit(cls, texts: Iterable[str], config: FeatureConfig = FeatureConfig()) -> "Featurizer":
-        counts: Counter[str] = Counter()
-        for text in texts:
-            counts.update(set(extract(text, config)))
-        # Sort by (-count, feature) so the vocabulary is the same on every run.
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: config.max_features]
-        return cls(sorted(feat for feat, _ in ranked), config)
+    def fit(cls, utterances: Iterable[Sequence[str]], config: FeatureConfig = FeatureConfig()) -> "Featurizer":
+        """Keep the features of the training utterances (tokens), ranked by document frequency."""
+        probe = cls(np.zeros(0, np.uint32), np.zeros(0, np.float32), config)
+        df: Counter[int] = Counter()
+        n_docs = 0
+        for tokens in utterances:
+            n_docs += 1
+            feats = set(probe._sentence_hashes(tokens))
+            for token in tokens:
+                feats.update(probe._token_hashes(token))
+            df.update(feats)
+        kept = [(h, c) for h, c in df.items() if c >= config.min_count]
+        kept.sort(key=lambda hc: (-hc[1], hc[0]))
+        kept = sorted(kept[: config.max_features])
+        vocab = np.array([h for h, _ in kept], np.uint32)
+        counts = np.array([c for _, c in kept], np.float64)
+        idf = (np.log((1.0 + n_docs) / (1.0 + counts)) + 1.0).astype(np.float32)
+        return cls(vocab, idf, config)
 
     @property
     def size(self) -> int:
-        return len(self.vocabulary)
+        """Rows of an embedding table over this vocabulary, padding row included."""
+        return len(self.vocabulary) + 1
 
-    def sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """Indices and L2-normalised weights of the known features of ``text``."""
-        index, cache, config = self._index, self._token_cache, self.config
-        counts: dict[int, int] = {}
-        tokens = tokenize(text)
-        for feat in ngram_features(tokens, config):
-            i = index.get(feat)
-            if i is not None:
-                counts[i] = counts.get(i, 0) + 1
-        for token in tokens:
-            known = cache.get(token)
-            if known is None:
-                known = tuple(i for f in token_features(token, config) if (i := index.get(f)) is not None)
-                if len(cache) >= self.TOKEN_CACHE:
-                    cache.clear()
-                cache[token] = known
-            for i in known:
-                counts[i] = counts.get(i, 0) + 1
-        if not counts:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        idx = np.fromiter(counts.keys(), np.int64, len(counts))
-        val = np.fromiter(counts.values(), np.float32, len(counts))
-        val /= np.float32(math.sqrt(float(np.dot(val, val))))
-        return idx, val
+    def rows(self, hashes: Sequence[int]) -> np.ndarray:
+        """Vocabulary rows (>= 1) of the known hashes, in order; unknown ones dropped."""
+        if not len(self.vocabulary) or not len(hashes):
+            return np.zeros(0, np.int64)
+        h = np.asarray(hashes, np.uint32)
+        pos = np.searchsorted(self.vocabulary, h)
+        pos[pos == len(self.vocabulary)] = 0
+        known = self.vocabulary[pos] == h
+        return pos[known] + 1
 
-    def dense(self, texts: Sequence[str]) -> np.ndarray:
-        """A dense ``[len(texts), size]`` float32 matrix (for training)."""
-        out = np.zeros((len(texts), self.size), np.float32)
-        for row, text in enumerate(texts):
-            idx, val = self.sparse(text)
-            out[row, idx] = val
-        return out
+    # ---------------------------------------------------------------- views
+    def sentence(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and weights of the sentence bag (sublinear TF x IDF, L2-normalised)."""
+        rows = self.rows(self._sentence_hashes(tokens))
+        if not len(rows):
+            return rows, np.zeros(0, np.float32)
+        uniq, counts = np.unique(rows, return_counts=True)
+        w = (1.0 + np.log(counts.astype(np.float32))) * self.idf[uniq - 1]
+        w /= np.float32(math.sqrt(float(np.dot(w, w))))
+        return uniq, w.astype(np.float32)
+
+    def token(self, token: str) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and weights (``1/k``) of one token's bag."""
+        rows = self.rows(self._token_hashes(token))
+        if not len(rows):
+            return rows, np.zeros(0, np.float32)
+        return rows, np.full(len(rows), 1.0 / len(rows), np.float32)
+
+    # ---------------------------------------------------------------- batches (training)
+    def encode(self, tokens: Sequence[str]) -> tuple:
+        """One utterance's sentence bag and token bags, ready for :func:`collate`."""
+        return self.sentence(tokens), [self.token(t) for t in tokens]
+
+    def batch(self, utterances: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
+        """Padded arrays for a batch of tokenised utterances (the Keras model's inputs)."""
+        return collate([self.encode(t) for t in utterances])
 
     @classmethod
-    def from_manifest(cls, vocabulary: Sequence[str], config: Mapping) -> "Featurizer":
-        return cls(vocabulary, FeatureConfig(**config))
+    def from_arrays(cls, vocabulary: np.ndarray, idf: np.ndarray, config: Mapping) -> "Featurizer":
+        return cls(vocabulary, idf, FeatureConfig(**config))
+
+
+def collate(encoded: Sequence[tuple]) -> dict[str, np.ndarray]:
+    """Flatten a batch of :meth:`Featurizer.encode` results into the Keras model's inputs.
+
+    ``sent_*``: every sentence feature with its utterance (segment); ``tok_*``: every
+    token feature with its ``utterance * max_tokens + token`` slot; ``tok_mask``: real tokens.
+    """
+    t_len = max([len(t) for _, t in encoded] + [1])
+    s_ids, s_w, s_seg, t_ids, t_w, t_seg = [], [], [], [], [], []
+    tok_mask = np.zeros((len(encoded), t_len), np.float32)
+    for i, ((r, w), toks) in enumerate(encoded):
+        s_ids.append(r)
+        s_w.append(w)
+        s_seg.append(np.full(len(r), i, np.int32))
+        tok_mask[i, : len(toks)] = 1.0
+        for j, (tr, tw) in enumerate(toks):
+            t_ids.append(tr)
+            t_w.append(tw)
+            t_seg.append(np.full(len(tr), i * t_len + j, np.int32))
+
+    def cat(parts, dtype):
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+
+    return {
+        "sent_ids": cat(s_ids, np.int32), "sent_w": cat(s_w, np.float32), "sent_seg": cat(s_seg, np.int32),
+        "tok_ids": cat(t_ids, np.int32), "tok_w": cat(t_w, np.float32), "tok_seg": cat(t_seg, np.int32),
+        "tok_mask": tok_mask,
+    }

@@ -96,9 +96,11 @@ def _train_with_progress(definition, store, train_config):
     m = result.metrics
     print(
         f"snapshot {info.id} ({info.size / 1e6:.2f} MB) in {result.seconds:.1f} s: "
-        f"train accuracy {m['train_accuracy']:.3f}"
-        + (f", validation accuracy {m['validation_accuracy']:.3f} on {m['validation_examples']} held-out examples"
-           if "validation_accuracy" in m else ""),
+        f"{m['train_examples']} training examples, final loss {m['train_loss']:.4f}"
+        + (f"; on {m['validation_examples']} held-out examples: intent accuracy {m['validation_accuracy']:.3f}"
+           if "validation_accuracy" in m else "")
+        + (f", entity F1 {m['validation_entity_f1']:.3f}" if "validation_entity_f1" in m else "")
+        + f"; fallback threshold {result.manifest['model']['threshold']:.2f}",
         file=sys.stderr,
     )
     return info
@@ -144,7 +146,8 @@ async def _chat(url: str, tenant: str, bot: str, conversation_id: str, stream=sy
                 continue
             marker = " (fallback)" if reply.fallback else ""
             print(f"bot> {reply.text}")
-            print(f"     [turn {reply.turn} · {reply.intent} {reply.confidence:.2f}{marker} · snapshot {reply.snapshot[:12]}]")
+            found = "".join(f" · {e['entity']}={e['value']}" for e in reply.entities)
+            print(f"     [turn {reply.turn} · {reply.intent} {reply.confidence:.2f}{marker}{found} · snapshot {reply.snapshot[:12]}]")
     print(f"bye. `botyard history {tenant}/{bot}/{conversation_id}` shows this conversation.")
 
 
@@ -187,7 +190,8 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
         when = datetime.fromtimestamp(e.received_at).strftime("%Y-%m-%d %H:%M:%S")
         fb = " fallback" if e.fallback else ""
         print(f"#{e.turn:<3} {when}  user: {e.user_text}")
-        print(f"     {e.intent} {e.confidence:.2f}{fb} · snapshot {e.snapshot[:12]} · node {e.node}")
+        found = "".join(f" · {x['entity']}={x['value']}" for x in e.entities)
+        print(f"     {e.intent} {e.confidence:.2f}{fb}{found} · snapshot {e.snapshot[:12]} · node {e.node}")
         print(f"     bot:  {e.reply}")
     return 0
 

@@ -1,26 +1,30 @@
-"""Train a bot definition into a snapshot: features, Keras fit, frozen arrays.
+"""Train examples into snapshot content: features, a Keras fit, frozen arrays, a threshold.
 
-Same definition + same :class:`TrainConfig` (seed included) give the same snapshot id:
-seeds are fixed, TensorFlow's op determinism is on, and nothing time-dependent enters
-the snapshot's content.
+One custom training step serves one process and N Horovod workers alike: with
+Horovod each worker takes its share of every batch and the gradients are averaged
+with ``hvd.allreduce`` before the update (Keras 3 variables do not work with
+``hvd.DistributedGradientTape``), after rank 0's initial weights are broadcast.
+
+Same data + same :class:`TrainConfig` (seed included) give the same snapshot id in
+one process: seeds are fixed, TensorFlow's op determinism is on, and nothing
+time-dependent enters the snapshot's content.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import json
-import random
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from botyard.models.definition import BotDefinition
-from botyard.models.featurizer import FeatureConfig, Featurizer
-from botyard.models.runtime import MODEL_KIND
+from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
+from botyard.models.featurizer import FeatureConfig, Featurizer, collate
+from botyard.models.runtime import MODEL_KIND, Predictor
+from botyard.models.text import tag_spans
 from botyard.snapshots.store import SnapshotInfo, SnapshotStore
+from botyard.training.dataset import Dataset, Example, data_hash, from_definition, make_dataset, split
 from botyard.training.errors import TrainingError
 
 Progress = Callable[[dict[str, Any]], None]
@@ -30,13 +34,20 @@ Progress = Callable[[dict[str, Any]], None]
 class TrainConfig:
     epochs: int = 30
     """Passes over the training examples."""
-    batch_size: int = 16
-    hidden: int = 128
-    """Width of the hidden layer."""
-    dropout: float = 0.25
+    batch_size: int = 32
+    """Examples per update, over all workers together."""
+    embed: int = 128
+    """Width of the feature embeddings."""
+    hidden: int = 256
+    """Width of the sentence layer."""
+    conv: int = 128
+    """Filters of each token convolution (entity tagging)."""
+    dropout: float = 0.3
     learning_rate: float = 0.003
     validation_share: float = 0.1
-    """Share of each intent's examples held out to report validation accuracy (0 = none)."""
+    """Share of each intent's examples held out to calibrate the threshold and report accuracy."""
+    recall_target: float = 0.95
+    """Without out-of-scope examples the threshold keeps this share of correct validation answers."""
     seed: int = 0
     features: FeatureConfig = FeatureConfig()
 
@@ -45,93 +56,24 @@ class TrainConfig:
 class TrainResult:
     manifest: dict[str, Any]
     arrays: dict[str, np.ndarray]
-    metrics: dict[str, float]
+    metrics: dict[str, Any]
     seconds: float
 
 
-def _split(definition: BotDefinition, share: float, seed: int):
-    rng = random.Random(seed)
-    train, val = [], []
-    for label, intent in enumerate(definition.intents):
-        examples = list(intent.examples)
-        rng.shuffle(examples)
-        n_val = int(len(examples) * share) if len(examples) >= 5 else 0
-        val += [(e, label) for e in examples[:n_val]]
-        train += [(e, label) for e in examples[n_val:]]
-    return train, val
-
-
-def data_hash(definition: BotDefinition) -> str:
-    data = [[i.name, list(i.examples)] for i in definition.intents]
-    return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
-
-
-def train(definition: BotDefinition, config: TrainConfig = TrainConfig(), progress: Progress | None = None) -> TrainResult:
-    """Fit the Keras model for ``definition`` and freeze it into snapshot content."""
-    started = time.perf_counter()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
-    import keras  # noqa: PLC0415 - training is the only place Keras is imported
-    import tensorflow as tf  # noqa: PLC0415
-
-    from botyard.models import network  # noqa: PLC0415
-
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-
-    train_set, val_set = _split(definition, config.validation_share, config.seed)
-    if not train_set:
-        raise TrainingError(f"{definition.key}: no training examples")
-    featurizer = Featurizer.fit([t for t, _ in train_set], config.features)
-    x = featurizer.dense([t for t, _ in train_set])
-    y = np.array([l for _, l in train_set], np.int32)
-    labels = [i.name for i in definition.intents]
-
-    model = network.build(featurizer.size, len(labels), hidden=config.hidden, dropout=config.dropout)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+def train(
+    definition: BotDefinition, config: TrainConfig = TrainConfig(), progress: Progress | None = None, *, hvd=None
+) -> TrainResult:
+    """Fit the model for a bot file and freeze it into snapshot content."""
+    dataset = from_definition(definition)
+    train_set, val_set = split(dataset, config.validation_share, config.seed)
+    result = fit(dataset, train_set, val_set, config, progress, hvd=hvd)
+    result.manifest.update(
+        tenant=definition.tenant,
+        bot=definition.bot,
+        definition=definition.to_dict(),
+        definition_hash=definition.content_hash(),
     )
-    validation = None
-    if val_set:
-        validation = (featurizer.dense([t for t, _ in val_set]), np.array([l for _, l in val_set], np.int32))
-
-    callbacks = [_progress_callback(keras, config.epochs, progress)] if progress else []
-    history = model.fit(
-        x, y,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        validation_data=validation,
-        shuffle=True,
-        verbose=0,
-        callbacks=callbacks,
-    )
-    metrics = {
-        "train_accuracy": round(float(history.history["accuracy"][-1]), 6),
-        "train_loss": round(float(history.history["loss"][-1]), 6),
-        "train_examples": len(train_set),
-        "validation_examples": len(val_set),
-    }
-    if val_set:
-        metrics["validation_accuracy"] = round(float(history.history["val_accuracy"][-1]), 6)
-
-    manifest = {
-        "tenant": definition.tenant,
-        "bot": definition.bot,
-        "definition": definition.to_dict(),
-        "definition_hash": definition.content_hash(),
-        "data_hash": data_hash(definition),
-        "model": {
-            "kind": MODEL_KIND,
-            "labels": labels,
-            "vocabulary": featurizer.vocabulary,
-            "features": config.features.to_dict(),
-        },
-        "training": {k: v for k, v in asdict(config).items() if k != "features"},
-        "metrics": metrics,
-        "framework": {"keras": keras.__version__, "tensorflow": tf.__version__},
-    }
-    return TrainResult(manifest, network.export_arrays(model), metrics, time.perf_counter() - started)
+    return result
 
 
 def train_to_store(
@@ -141,11 +83,180 @@ def train_to_store(
     return store.save(result.manifest, result.arrays), result
 
 
-def _progress_callback(keras, epochs: int, progress: Progress):
-    """A Keras callback that reports each epoch to a plain ``progress(dict)`` function."""
+def fit(
+    dataset: Dataset,
+    train_set: Sequence[Example],
+    val_set: Sequence[Example],
+    config: TrainConfig = TrainConfig(),
+    progress: Progress | None = None,
+    *,
+    hvd=None,
+) -> TrainResult:
+    """Train on ``train_set``; calibrate and report on ``val_set``. Returns the model part of a manifest."""
+    started = time.perf_counter()
+    if not train_set:
+        raise TrainingError("no training examples")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
+    import keras  # noqa: PLC0415 - training is the only place Keras is imported
+    import tensorflow as tf  # noqa: PLC0415
 
-    class ProgressCallback(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            progress({"epoch": epoch + 1, "epochs": epochs, **{k: float(v) for k, v in (logs or {}).items()}})
+    from botyard.models import network  # noqa: PLC0415
 
-    return ProgressCallback()
+    rank, size = (hvd.rank(), hvd.size()) if hvd else (0, 1)
+    keras.utils.set_random_seed(config.seed)
+    if not os.environ.get("NODET"): tf.config.experimental.enable_op_determinism()
+
+    featurizer = Featurizer.fit([e.tokens for e in train_set], config.features)
+    label_index = {name: i for i, name in enumerate(dataset.labels)}
+    tag_index = {name: i for i, name in enumerate(dataset.tags)}
+    has_tags = len(dataset.tags) > 1
+    encoded = [featurizer.encode(e.tokens) for e in train_set]
+    y_int = np.array([label_index[e.intent] for e in train_set], np.int32)
+    y_tag = [np.array([tag_index.get(t, 0) for t in e.tags], np.int32) for e in train_set]
+
+    shape = network.Shape(
+        featurizer.size, len(dataset.labels), len(dataset.tags),
+        embed=config.embed, hidden=config.hidden, conv=config.conv, dropout=config.dropout,
+    )
+    model = network.build(shape)
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+    optimizer.build(model.trainable_variables)
+    if hvd:
+        for v in model.variables:
+            v.assign(hvd.broadcast(v.value, root_rank=0, name=f"init.{v.path}"))
+        keras.utils.set_random_seed(config.seed + rank)  # different dropout masks per worker
+
+    input_names = ["sent_ids", "sent_w", "sent_seg", "tok_ids", "tok_w", "tok_seg", "tok_mask"]
+    signature = [
+        {n: tf.TensorSpec([None, None] if n == "tok_mask" else [None], "float32" if n[-2:] in ("_w", "sk") else "int32")
+         for n in input_names},
+        tf.TensorSpec([None], "int32"),
+        tf.TensorSpec([None, None], "int32"),
+    ]
+
+    @tf.function(input_signature=signature)
+    def step(inputs, labels, tags):
+        with tf.GradientTape() as tape:
+            out = model(inputs, training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, out["intent"]))
+            if has_tags:
+                mask = inputs["tok_mask"]
+                per_token = keras.losses.sparse_categorical_crossentropy(tags, out["tags"])
+                loss += tf.reduce_sum(per_token * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+        variables = model.trainable_variables
+        grads = tape.gradient(loss, variables)
+        if hvd:
+            grads = [hvd.allreduce(g, op=hvd.Average, name=f"grad.{i}") for i, g in enumerate(grads)]
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    def batch_inputs(idx: Sequence[int]):
+        arrays = collate([encoded[i] for i in idx] if has_tags else [(encoded[i][0], []) for i in idx])
+        t_len = arrays["tok_mask"].shape[1]
+        tags = np.zeros((len(idx), t_len), np.int32)
+        if has_tags:
+            for row, i in enumerate(idx):
+                tags[row, : len(y_tag[i])] = y_tag[i]
+        return {n: arrays[n] for n in input_names}, y_int[list(idx)], tags
+
+    rng = np.random.default_rng(config.seed)
+    per_worker = max(1, config.batch_size // size)
+    n = len(train_set)
+    steps = max(1, (n // size) // per_worker)
+    history: list[dict[str, float]] = []
+    for epoch in range(config.epochs):
+        order = rng.permutation(n)[rank::size][: steps * per_worker]
+        total = 0.0
+        for s in range(steps):
+            total += float(step(*batch_inputs(order[s * per_worker : (s + 1) * per_worker])))
+        record = {"epoch": epoch + 1, "epochs": config.epochs, "loss": total / steps}
+        if val_set and rank == 0 and (epoch + 1 == config.epochs or progress):
+            record["val_accuracy"] = _keras_accuracy(model, featurizer, val_set, label_index, input_names)
+        history.append(record)
+        if progress and rank == 0:
+            progress(record)
+
+    arrays = network.export_arrays(model)
+    arrays["vocabulary"] = featurizer.vocabulary
+    arrays["idf"] = featurizer.idf
+    model_manifest = {
+        "kind": MODEL_KIND,
+        "labels": list(dataset.labels),
+        "tags": list(dataset.tags) if has_tags else [],
+        "features": config.features.to_dict(),
+        "shape": {k: v for k, v in asdict(shape).items() if k != "dropout"},
+        "threshold": 0.5,
+    }
+    predictor = Predictor({"model": model_manifest}, arrays)
+    evaluation = evaluate(predictor, val_set) if val_set else {}
+    model_manifest["threshold"] = calibrate(evaluation.get("scored", []), config.recall_target)
+    metrics = {
+        "train_examples": len(train_set),
+        "validation_examples": len(val_set),
+        "train_loss": round(history[-1]["loss"], 6),
+        "workers": size,
+        **{k: v for k, v in evaluation.items() if k != "scored"},
+    }
+    manifest = {
+        "data_hash": data_hash(train_set),
+        "model": model_manifest,
+        "training": {k: v for k, v in asdict(config).items() if k != "features"},
+        "metrics": metrics,
+        "framework": {"keras": keras.__version__, "tensorflow": tf.__version__},
+    }
+    return TrainResult(manifest, arrays, metrics, time.perf_counter() - started)
+
+
+def _keras_accuracy(model, featurizer: Featurizer, examples: Sequence[Example], label_index, input_names) -> float:
+    correct = 0
+    for i in range(0, len(examples), 256):
+        chunk = examples[i : i + 256]
+        arrays = featurizer.batch([e.tokens for e in chunk])
+        out = model({n: arrays[n] for n in input_names}, training=False)
+        pred = np.asarray(out["intent"]).argmax(axis=1)
+        correct += int(sum(int(p) == label_index[e.intent] for p, e in zip(pred, chunk)))
+    return correct / len(examples)
+
+
+def evaluate(predictor: Predictor, examples: Sequence[Example]) -> dict[str, Any]:
+    """Intent accuracy, entity F1 (exact spans) and (intent, confidence) pairs for calibration."""
+    correct, tp, n_pred, n_gold, scored = 0, 0, 0, 0, []
+    for e in examples:
+        label, confidence, tags = predictor.predict_tokens(e.tokens)
+        correct += label == e.intent
+        scored.append((label == e.intent, e.intent == OUT_OF_SCOPE, label == OUT_OF_SCOPE, confidence))
+        gold, pred = set(tag_spans(list(e.tags))), set(tag_spans(tags))
+        tp += len(gold & pred)
+        n_pred += len(pred)
+        n_gold += len(gold)
+    out: dict[str, Any] = {"validation_accuracy": round(correct / len(examples), 6), "scored": scored}
+    if n_gold:
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / n_gold
+        out["validation_entity_f1"] = round(2 * precision * recall / (precision + recall) if tp else 0.0, 6)
+    return out
+
+
+def calibrate(scored: Sequence[tuple[bool, bool, bool, float]], recall_target: float) -> float:
+    """The confidence threshold below which the bot falls back to "I don't know".
+
+    With out-of-scope validation examples: the threshold that answers the most
+    validation utterances right (in scope: right intent above it; out of scope: below
+    it or predicted out of scope). Without: the threshold that keeps ``recall_target``
+    of the correct in-scope answers. Clipped to [0.1, 0.9]; 0.5 without validation data.
+    """
+    in_scope = sorted(c for ok, oos, _, c in scored if ok and not oos)
+    if not in_scope:
+        return 0.5
+    if not any(oos for _, oos, _, _ in scored):
+        k = int((1.0 - recall_target) * len(in_scope))
+        return round(min(0.9, max(0.1, in_scope[k] - 1e-6)), 6)
+    best, best_t = -1, 0.5
+    for t in sorted({0.1, *(round(c, 4) for *_, c in scored if 0.1 <= c <= 0.9)}):
+        right = sum((ok and c >= t) if not oos else (pred_oos or c < t) for ok, oos, pred_oos, c in scored)
+        if right > best:
+            best, best_t = right, t
+    return best_t
+
+
+__all__ = ["TrainConfig", "TrainResult", "calibrate", "evaluate", "fit", "make_dataset", "train", "train_to_store"]

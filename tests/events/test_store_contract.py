@@ -13,6 +13,7 @@ def turn(conv, n, text="hi"):
     conv.record_turn(
         turn=n, turn_id=f"t{n}", user_text=text, intent="greet", confidence=0.9, reply="hello",
         fallback=False, snapshot="s" * 32, node="n1", received_at=time.time(),
+        entities=[{"entity": "city", "value": "Oslo", "start": 0, "end": 4, "extractor": "model", "confidence": 0.9}],
     )
 
 
@@ -44,6 +45,23 @@ def test_stored_events_are_msgpack(store):
     assert len(stored) == 2
     state = msgpack.unpackb(stored[1].state, raw=False, strict_map_key=False, ext_hook=lambda c, d: d)
     assert state["user_text"] == "hi" and state["turn"] == 1
+
+
+def test_v1_turn_events_are_upcast_with_no_entities(store):
+    """Events written before entities existed (TurnRecorded v1) still replay."""
+    cid = uuid.uuid4().hex
+    conv = Conversation(tenant="acme", bot="faq", conversation_id=cid)
+    turn(conv, 1)
+    stored = [store.mapper.to_stored_event(e) for e in conv.collect_events()]
+    codec = store.mapper.transcoder
+    state = codec.decode(stored[1].state)
+    del state["entities"]
+    state["class_version"] = 1
+    stored[1] = type(stored[1])(stored[1].originator_id, stored[1].originator_version, stored[1].topic, codec.encode(state))
+    store.recorder.insert_events(stored)
+    again = store.load_conversation("acme", "faq", cid)
+    assert again.turns == 1 and again.recent[0]["entities"] == []
+    assert store.turns("acme", "faq", cid)[0].entities == []
 
 
 def test_stale_writer_is_rejected(store):

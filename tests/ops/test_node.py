@@ -234,3 +234,27 @@ def test_supervisor_restarts_a_crashed_actor(make_node, nats_url):
     assert node.stats()["restarts"] == 1
     assert not crashed.is_alive() and node.routing.conversations[0].is_alive()
     assert asyncio.run(say("thanks")).turn == 2  # state rebuilt from events by the new actor
+
+
+def test_entities_fill_the_reply_and_are_recorded(make_node, nats_url):
+    node = make_node()
+    cid = uuid.uuid4().hex
+
+    async def go():
+        async with await Client.connect(nats_url) as client:
+            shipping = await client.say(TENANT, BOT, cid, "how much is shipping to Austria")
+            order = await client.say(TENANT, BOT, cid, "has order 4821377 been sent? it was boots")
+            outside = await client.say(TENANT, BOT, cid, "what's the capital of peru")
+        return shipping, order, outside
+
+    shipping, order, outside = asyncio.run(go())
+    assert shipping.intent == "shipping_costs"
+    assert [(e["entity"], e["value"], e["extractor"]) for e in shipping.entities] == [("country", "Austria", "model")]
+    assert "Austria" in shipping.text
+    found = {(e["entity"], e["value"], e["extractor"]) for e in order.entities}
+    assert found == {("order_number", "4821377", "regex"), ("product", "hiking boots", "list")}
+    assert "4821377" in order.text
+    assert outside.fallback and outside.entities == []
+    events = stored_turns(node, cid)
+    assert events[0].entities == shipping.entities and events[1].entities == order.entities
+    assert events[2].fallback

@@ -1,0 +1,201 @@
+"""Accuracy benchmark: botyard's model vs a TF-IDF + LinearSVC baseline, same run.
+
+    python bench/accuracy.py                      # SNIPS, BANKING77, HWU64
+    python bench/accuracy.py --data snips --epochs 20
+
+Trains on each data set's train split only, evaluates on its test split, and prints
+accuracy, slot F1 (SNIPS), training wall time, batch-1 latency of the numpy runtime and
+of Keras ``predict`` on the same weights, snapshot size and the resident memory of one
+loaded snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import os
+import sys
+import time
+import tracemalloc
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from botyard.models.featurizer import FeatureConfig  # noqa: E402
+from botyard.models.runtime import Predictor  # noqa: E402
+from botyard.models.text import tag_spans  # noqa: E402
+from botyard.snapshots.format import pack, unpack  # noqa: E402
+from botyard.training.dataset import Example, make_dataset  # noqa: E402
+from botyard.training.pipeline import TrainConfig, fit  # noqa: E402
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "intents"
+
+# Per data set training settings (chosen on the valid splits, never on test).
+CONFIGS = {
+    "snips": TrainConfig(epochs=10, batch_size=64, features=FeatureConfig(min_count=2)),
+    "banking77": TrainConfig(epochs=20, batch_size=64, features=FeatureConfig(min_count=2)),
+    "hwu64": TrainConfig(epochs=20, batch_size=64, features=FeatureConfig(min_count=2)),
+}
+
+
+def _seq_split(folder: Path) -> list[Example]:
+    texts = (folder / "seq.in").read_text(encoding="utf-8").splitlines()
+    labels = (folder / "label").read_text(encoding="utf-8").splitlines()
+    tag_file = folder / "seq.out"
+    tags = tag_file.read_text(encoding="utf-8").splitlines() if tag_file.exists() else None
+    out = []
+    for i, (text, label) in enumerate(zip(texts, labels)):
+        tokens = tuple(text.split())
+        t = tuple(tags[i].split()) if tags else ("O",) * len(tokens)
+        if len(t) != len(tokens):
+            raise SystemExit(f"{folder}: line {i + 1}: {len(tokens)} tokens but {len(t)} tags")
+        out.append(Example(tokens, label.strip(), t))
+    return out
+
+
+def _csv_split(path: Path) -> list[Example]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    from botyard.models.text import tokenize
+
+    out = []
+    for r in rows:
+        tokens = tuple(t.text for t in tokenize(r["text"]))
+        out.append(Example(tokens, r["category"], ("O",) * len(tokens)))
+    return out
+
+
+def load(name: str) -> tuple[list[Example], list[Example], list[Example]]:
+    """train, valid (may be empty), test."""
+    root = DATA / name
+    if name == "banking77":
+        return _csv_split(root / "train.csv"), [], _csv_split(root / "test.csv")
+    return _seq_split(root / "train"), _seq_split(root / "valid"), _seq_split(root / "test")
+
+
+def svm_baseline(train: list[Example], test: list[Example]) -> tuple[float, float]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline, make_union
+    from sklearn.svm import LinearSVC
+
+    started = time.perf_counter()
+    clf = make_pipeline(
+        make_union(
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+            TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True),
+        ),
+        LinearSVC(C=0.5),
+    )
+    clf.fit([" ".join(e.tokens) for e in train], [e.intent for e in train])
+    seconds = time.perf_counter() - started
+    pred = clf.predict([" ".join(e.tokens) for e in test])
+    return float(np.mean([p == e.intent for p, e in zip(pred, test)])), seconds
+
+
+def score(predictor: Predictor, test: list[Example]) -> tuple[float, float | None, float]:
+    correct, tp, n_pred, n_gold = 0, 0, 0, 0
+    started = time.perf_counter()
+    for e in test:
+        label, _, tags = predictor.predict_tokens(e.tokens)
+        correct += label == e.intent
+        gold, pred = set(tag_spans(list(e.tags))), set(tag_spans(tags))
+        tp, n_pred, n_gold = tp + len(gold & pred), n_pred + len(pred), n_gold + len(gold)
+    per_utt = (time.perf_counter() - started) / len(test)
+    f1 = None
+    if n_gold:
+        p, r = (tp / n_pred if n_pred else 0.0), tp / n_gold
+        f1 = 2 * p * r / (p + r) if tp else 0.0
+    return correct / len(test), f1, per_utt
+
+
+def keras_latency(result, test: list[Example], n: int = 200) -> tuple[float, float]:
+    """Batch-1 ``model.predict`` on the same weights; also the max |p_keras - p_numpy|."""
+    import keras
+
+    from botyard.models import network
+    from botyard.models.featurizer import Featurizer
+
+    m, arrays = result.manifest["model"], result.arrays
+    model = network.from_arrays(m, arrays)
+    featurizer = Featurizer.from_arrays(arrays["vocabulary"], arrays["idf"], m["features"])
+    predictor = Predictor(result.manifest, arrays)
+    import tensorflow as tf
+
+    # One utterance per call; a one-element dataset, because the flat feature inputs
+    # have no common batch dimension for predict() to slice.
+    batches = [tf.data.Dataset.from_tensors(featurizer.batch([e.tokens])) for e in test[:n]]
+    model.predict(batches[0], verbose=0)
+    started = time.perf_counter()
+    outs = [model.predict(b, verbose=0) for b in batches]
+    per_utt = (time.perf_counter() - started) / len(batches)
+    diff = max(float(np.abs(o["intent"][0] - predictor.forward(list(e.tokens))[0]).max()) for o, e in zip(outs, test))
+    del keras
+    return per_utt, diff
+
+
+def resident_bytes(snapshot_id: str, data: bytes) -> int:
+    """Memory one loaded snapshot keeps: its bytes plus everything the Predictor allocates."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = Predictor.from_snapshot(unpack(snapshot_id, bytes(data)))
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del kept
+    return after - before
+
+
+def run(name: str, config: TrainConfig, progress: bool) -> dict:
+    train, valid, test = load(name)
+    dataset = make_dataset(train + valid + test)
+    dataset = replace(dataset, examples=tuple(train))
+
+    def show(r):
+        if progress:
+            extra = f" val_acc {r['val_accuracy']:.4f}" if "val_accuracy" in r else ""
+            print(f"  {name} epoch {r['epoch']}/{r['epochs']} loss {r['loss']:.4f}{extra}", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    result = fit(dataset, train, valid, config, show)
+    train_s = time.perf_counter() - started
+    snapshot_id, data = pack(result.manifest, result.arrays)
+    predictor = Predictor(result.manifest, result.arrays)
+    acc, f1, latency = score(predictor, test)
+    keras_s, diff = keras_latency(result, test)
+    svm_acc, svm_s = svm_baseline(train, test)
+    return {
+        "data": name, "acc": acc, "f1": f1, "svm": svm_acc, "train_s": train_s, "svm_s": svm_s,
+        "latency_us": latency * 1e6, "keras_ms": keras_s * 1e3, "speedup": keras_s / latency,
+        "max_diff": diff, "snapshot_mb": len(data) / 1e6, "resident_mb": resident_bytes(snapshot_id, data) / 1e6,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", action="append", choices=sorted(CONFIGS), help="data set (repeatable; default all)")
+    parser.add_argument("--epochs", type=int, help="override the epochs of every data set")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    args = parser.parse_args(argv)
+    rows = []
+    for name in args.data or ["snips", "banking77", "hwu64"]:
+        config = CONFIGS[name] if args.epochs is None else replace(CONFIGS[name], epochs=args.epochs)
+        print(f"training {name} ...", file=sys.stderr, flush=True)
+        rows.append(run(name, config, not args.quiet))
+    print()
+    print("| data | accuracy | SVM accuracy | slot F1 | train s (SVM s) | runtime µs/utt | Keras predict ms/utt | speed-up | max |Δp| | snapshot MB | resident MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        f1 = f"{100 * r['f1']:.2f}" if r["f1"] is not None else "–"
+        print(
+            f"| {r['data']} | {100 * r['acc']:.2f} | {100 * r['svm']:.2f} | {f1} | {r['train_s']:.0f} ({r['svm_s']:.0f}) "
+            f"| {r['latency_us']:.0f} | {r['keras_ms']:.1f} | {r['speedup']:.0f}× | {r['max_diff']:.1e} "
+            f"| {r['snapshot_mb']:.2f} | {r['resident_mb']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
