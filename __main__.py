@@ -4,4 +4,5 @@ import sys
 
 from botyard.ops.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # guarded: Horovod's launcher re-imports the main module in spawned processes
+    sys.exit(main())

@@ -66,13 +66,25 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
     from botyard.training.pipeline import TrainConfig
 
     definition = load_bot(args.bot_file)  # validated before TensorFlow is even imported
-    train_config = TrainConfig(
-        **{k: v for k, v in {"epochs": args.epochs, "seed": args.seed}.items() if v is not None}
-    )
+    chosen = {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size}
+    train_config = TrainConfig(**{k: v for k, v in chosen.items() if v is not None})
     store = LocalSnapshotStore(config.snapshots_path)
-    info = _train_with_progress(definition, store, train_config)
+    if args.workers > 1 or args.hosts:
+        info = _train_distributed(definition, store, train_config, args.workers, args.hosts)
+    else:
+        info = _train_with_progress(definition, store, train_config)
     print(json.dumps({"snapshot": info.id, "tenant": info.tenant, "bot": info.bot, "size": info.size}))
     return 0
+
+
+def _train_distributed(definition, store, train_config, workers: int, hosts: str | None):
+    from botyard.training.distributed import train_distributed
+
+    print(f"training {definition.key} with {workers} Horovod workers (gloo)", file=sys.stderr)
+    result = train_distributed(definition, train_config, workers, hosts)
+    info = store.save(result.manifest, result.arrays)
+    _summary(info, result)
+    return info
 
 
 def _train_with_progress(definition, store, train_config):
@@ -93,6 +105,11 @@ def _train_with_progress(definition, store, train_config):
             bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items() if v is not None})
 
         info, result = train_to_store(definition, store, train_config, progress)
+    _summary(info, result)
+    return info
+
+
+def _summary(info, result) -> None:
     m = result.metrics
     print(
         f"snapshot {info.id} ({info.size / 1e6:.2f} MB) in {result.seconds:.1f} s: "
@@ -100,10 +117,10 @@ def _train_with_progress(definition, store, train_config):
         + (f"; on {m['validation_examples']} held-out examples: intent accuracy {m['validation_accuracy']:.3f}"
            if "validation_accuracy" in m else "")
         + (f", entity F1 {m['validation_entity_f1']:.3f}" if "validation_entity_f1" in m else "")
-        + f"; fallback threshold {result.manifest['model']['threshold']:.2f}",
+        + f"; fallback threshold {result.manifest['model']['threshold']:.2f}"
+        + (f"; {m['workers']} workers" if m.get("workers", 1) > 1 else ""),
         file=sys.stderr,
     )
-    return info
 
 
 def cmd_node(args: argparse.Namespace, config: Config) -> int:
@@ -234,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bot_file")
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", type=int, help="examples per update, over all workers together")
+    p.add_argument("--workers", type=int, default=1, help="Horovod worker processes (gloo); 1 = train in this process")
+    p.add_argument("--hosts", help="Horovod hosts with slots, e.g. node1:2,node2:2 (default: localhost:WORKERS)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("chat", help="chat with a bot served by a running node")

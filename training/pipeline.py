@@ -122,8 +122,8 @@ def fit(
     optimizer = keras.optimizers.Adam(config.learning_rate)
     optimizer.build(model.trainable_variables)
     if hvd:
-        for v in model.variables:
-            v.assign(hvd.broadcast(v.value, root_rank=0, name=f"init.{v.path}"))
+        for i, v in enumerate(model.variables):
+            v.assign(hvd.broadcast(v.value, root_rank=0, name=f"init.{i}"))
         keras.utils.set_random_seed(config.seed + rank)  # different dropout masks per worker
 
     input_names = ["sent_ids", "sent_w", "sent_seg", "tok_ids", "tok_w", "tok_seg", "tok_mask"]
