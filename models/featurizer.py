@@ -20,6 +20,7 @@ import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from itertools import repeat
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -33,10 +34,14 @@ class FeatureConfig:
     """Shortest character n-gram, taken inside each word padded with '<' and '>'."""
     char_max: int = 5
     """Longest character n-gram."""
-    min_count: int = 1
-    """Features seen in fewer training utterances are dropped."""
+    min_count: int = 2
+    """Character n-grams seen in fewer training utterances are dropped (words are kept)."""
     max_features: int = 200_000
     """Vocabulary cap: the features in most utterances are kept."""
+    word_share: float = 0.25
+    """Share of a token's vector that is its word's embedding (in the token bags)."""
+    shape_share: float = 0.25
+    """Share that is its shape's (``Xx``, ``d-d``); the rest is the mean of its character n-grams."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,9 +61,13 @@ def shape(token: str) -> str:
     return "".join(out)
 
 
+WORD, CHAR, SHAPE = 0, 1, 2
+"""Feature families; the sentence bag normalises words (and n-grams) and characters separately."""
+
+
 @lru_cache(maxsize=1 << 16)
 def _word_hashes(word: str, char_min: int, char_max: int) -> tuple[int, ...]:
-    """The word feature and character n-grams of one lower-cased word."""
+    """The word feature (first) and character n-grams of one lower-cased word."""
     padded = f"<{word}>"
     feats = [f"w:{word}"]
     for n in range(char_min, char_max + 1):
@@ -74,12 +83,13 @@ def _shape_hash(token: str) -> int:
 class Featurizer:
     """Hashes tokens into vocabulary rows (row 0 is padding; feature ``i`` is row ``i+1``)."""
 
-    def __init__(self, vocabulary: np.ndarray, idf: np.ndarray, config: FeatureConfig) -> None:
+    def __init__(self, vocabulary: np.ndarray, idf: np.ndarray, families: np.ndarray, config: FeatureConfig) -> None:
         self.vocabulary = np.asarray(vocabulary, np.uint32)
         self.idf = np.asarray(idf, np.float32)
+        self.families = np.asarray(families, np.uint8)
         self.config = config
-        if len(self.vocabulary) != len(self.idf):
-            raise ValueError("vocabulary and idf differ in length")
+        if not len(self.vocabulary) == len(self.idf) == len(self.families):
+            raise ValueError("vocabulary, idf and families differ in length")
 
     # ---------------------------------------------------------------- raw hashes
     def _sentence_hashes(self, tokens: Sequence[str]) -> list[int]:
@@ -100,68 +110,118 @@ class Featurizer:
     @classmethod
     def fit(cls, utterances: Iterable[Sequence[str]], config: FeatureConfig = FeatureConfig()) -> "Featurizer":
         """Keep the features of the training utterances (tokens), ranked by document frequency."""
-        probe = cls(np.zeros(0, np.uint32), np.zeros(0, np.float32), config)
+        probe = cls(np.zeros(0, np.uint32), np.zeros(0, np.float32), np.zeros(0, np.uint8), config)
         df: Counter[int] = Counter()
+        family: dict[int, int] = {}
         n_docs = 0
         for tokens in utterances:
             n_docs += 1
             feats = set(probe._sentence_hashes(tokens))
             for token in tokens:
-                feats.update(probe._token_hashes(token))
+                hashes = probe._token_hashes(token)
+                feats.update(hashes)
+                family[hashes[-1]] = SHAPE
+                family.update((h, CHAR) for h in hashes[1:-1])
             df.update(feats)
-        kept = [(h, c) for h, c in df.items() if c >= config.min_count]
+        kept = [(h, c) for h, c in df.items() if c >= config.min_count or family.get(h, WORD) != CHAR]
         kept.sort(key=lambda hc: (-hc[1], hc[0]))
         kept = sorted(kept[: config.max_features])
         vocab = np.array([h for h, _ in kept], np.uint32)
         counts = np.array([c for _, c in kept], np.float64)
         idf = (np.log((1.0 + n_docs) / (1.0 + counts)) + 1.0).astype(np.float32)
-        return cls(vocab, idf, config)
+        families = np.array([family.get(h, WORD) for h, _ in kept], np.uint8)
+        return cls(vocab, idf, families, config)
 
     @property
     def size(self) -> int:
         """Rows of an embedding table over this vocabulary, padding row included."""
         return len(self.vocabulary) + 1
 
-    def rows(self, hashes: Sequence[int]) -> np.ndarray:
-        """Vocabulary rows (>= 1) of the known hashes, in order; unknown ones dropped."""
+    def lookup(self, hashes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, known)``: vocabulary rows (>= 1) of the known hashes, and which hashes are known."""
         if not len(self.vocabulary) or not len(hashes):
-            return np.zeros(0, np.int64)
-        h = np.asarray(hashes, np.uint32)
+            return np.zeros(0, np.int64), np.zeros(len(hashes), bool)
+        h = np.fromiter(hashes, np.uint32, len(hashes))
         pos = np.searchsorted(self.vocabulary, h)
         pos[pos == len(self.vocabulary)] = 0
         known = self.vocabulary[pos] == h
-        return pos[known] + 1
+        return pos[known] + 1, known
+
+    def rows(self, hashes: Sequence[int]) -> np.ndarray:
+        """Vocabulary rows (>= 1) of the known hashes, in order; unknown ones dropped."""
+        return self.lookup(hashes)[0]
 
     # ---------------------------------------------------------------- views
-    def sentence(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and weights of the sentence bag (sublinear TF x IDF, L2-normalised)."""
-        rows = self.rows(self._sentence_hashes(tokens))
-        if not len(rows):
-            return rows, np.zeros(0, np.float32)
-        uniq, counts = np.unique(rows, return_counts=True)
-        w = (1.0 + np.log(counts.astype(np.float32))) * self.idf[uniq - 1]
-        w /= np.float32(math.sqrt(float(np.dot(w, w))))
-        return uniq, w.astype(np.float32)
+    def analyze(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Both bags with one vocabulary lookup: ``(sent_rows, sent_w, tok_rows, tok_w, tok_owner)``.
 
-    def token(self, token: str) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and weights (``1/k``) of one token's bag."""
-        rows = self.rows(self._token_hashes(token))
-        if not len(rows):
-            return rows, np.zeros(0, np.float32)
-        return rows, np.full(len(rows), 1.0 / len(rows), np.float32)
+        Sentence bag: sublinear TF x IDF, L2-normalised per family (words and word
+        n-grams; character n-grams), like a union of two TF-IDF vectorizers.
+
+        Token bags: a token's vector mixes its word, its shape (``Xx``, ``d-d``) and the
+        mean of its character n-grams in fixed shares, so capitalisation and digits are
+        not drowned by a dozen n-grams. The word and character features are the
+        sentence's own, so they are hashed and looked up once.
+        """
+        cfg = self.config
+        lower = [t.lower() for t in tokens]
+        hashes: list[int] = []
+        for n in range(2, cfg.word_ngrams + 1):
+            hashes.extend(_hash("b:" + " ".join(lower[i : i + n])) for i in range(len(lower) - n + 1))
+        n_bigrams = len(hashes)
+        parts: list[int] = [WORD] * n_bigrams
+        owner: list[int] = [-1] * n_bigrams
+        for j, token in enumerate(tokens):
+            word = _word_hashes(lower[j], cfg.char_min, cfg.char_max)
+            hashes.extend(word)
+            hashes.append(_shape_hash(token))
+            parts.append(WORD)
+            parts.extend(repeat(CHAR, len(word) - 1))
+            parts.append(SHAPE)
+            owner.extend([j] * (len(word) + 1))
+        rows, known = self.lookup(hashes)
+        part = np.asarray(parts, np.int64)[known]
+        who = np.asarray(owner, np.int64)[known]
+
+        in_sentence = part != SHAPE
+        uniq, counts = np.unique(rows[in_sentence], return_counts=True)
+        sent_w = (1.0 + np.log(counts.astype(np.float32))) * self.idf[uniq - 1]
+        chars = self.families[uniq - 1] == CHAR
+        for family in (chars, ~chars):
+            norm = float(np.dot(sent_w[family], sent_w[family]))
+            if norm > 0.0:
+                sent_w[family] /= np.float32(math.sqrt(norm))
+
+        in_tokens = who >= 0
+        t_rows, t_part, t_who = rows[in_tokens], part[in_tokens], who[in_tokens]
+        is_char = t_part == CHAR
+        n_chars = np.bincount(t_who[is_char], minlength=len(tokens)).astype(np.float32)
+        share = np.array([cfg.word_share, 1.0 - cfg.word_share - cfg.shape_share, cfg.shape_share], np.float32)
+        t_w = share[t_part]
+        t_w[is_char] /= np.maximum(n_chars[t_who[is_char]], 1.0)
+        return uniq, sent_w.astype(np.float32), t_rows, t_w, t_who
+
+    def sentence(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and weights of the sentence bag (see :meth:`analyze`)."""
+        return self.analyze(tokens)[:2]
+
+    def tokens(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows, weights and owning token of every known feature of the token bags (see :meth:`analyze`)."""
+        return self.analyze(tokens)[2:]
 
     # ---------------------------------------------------------------- batches (training)
     def encode(self, tokens: Sequence[str]) -> tuple:
         """One utterance's sentence bag and token bags, ready for :func:`collate`."""
-        return self.sentence(tokens), [self.token(t) for t in tokens]
+        s_rows, s_w, t_rows, t_w, owner = self.analyze(tokens)
+        return (s_rows, s_w), (t_rows, t_w, owner, len(tokens))
 
     def batch(self, utterances: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
         """Padded arrays for a batch of tokenised utterances (the Keras model's inputs)."""
         return collate([self.encode(t) for t in utterances])
 
     @classmethod
-    def from_arrays(cls, vocabulary: np.ndarray, idf: np.ndarray, config: Mapping) -> "Featurizer":
-        return cls(vocabulary, idf, FeatureConfig(**config))
+    def from_arrays(cls, vocabulary: np.ndarray, idf: np.ndarray, families: np.ndarray, config: Mapping) -> "Featurizer":
+        return cls(vocabulary, idf, families, FeatureConfig(**config))
 
 
 def collate(encoded: Sequence[tuple]) -> dict[str, np.ndarray]:
@@ -170,18 +230,17 @@ def collate(encoded: Sequence[tuple]) -> dict[str, np.ndarray]:
     ``sent_*``: every sentence feature with its utterance (segment); ``tok_*``: every
     token feature with its ``utterance * max_tokens + token`` slot; ``tok_mask``: real tokens.
     """
-    t_len = max([len(t) for _, t in encoded] + [1])
+    t_len = max([n for _, (*_, n) in encoded] + [1])
     s_ids, s_w, s_seg, t_ids, t_w, t_seg = [], [], [], [], [], []
     tok_mask = np.zeros((len(encoded), t_len), np.float32)
-    for i, ((r, w), toks) in enumerate(encoded):
+    for i, ((r, w), (tr, tw, owner, n)) in enumerate(encoded):
         s_ids.append(r)
         s_w.append(w)
         s_seg.append(np.full(len(r), i, np.int32))
-        tok_mask[i, : len(toks)] = 1.0
-        for j, (tr, tw) in enumerate(toks):
-            t_ids.append(tr)
-            t_w.append(tw)
-            t_seg.append(np.full(len(tr), i * t_len + j, np.int32))
+        tok_mask[i, :n] = 1.0
+        t_ids.append(tr)
+        t_w.append(tw)
+        t_seg.append(i * t_len + owner)
 
     def cat(parts, dtype):
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)

@@ -34,6 +34,7 @@ class Shape:
     hidden: int = 256
     conv: int = 128
     kernel: int = 3
+    conv_layers: int = 2
     dropout: float = 0.3
 
 
@@ -85,7 +86,7 @@ def build(shape: Shape) -> keras.Model:
         mask = ops.expand_dims(tok_mask, -1)
         tokens = embed(flat["tok_ids"], flat["tok_w"], flat["tok_seg"], tok_mask, per_token=True)
         x = keras.layers.Dropout(shape.dropout)(tokens)
-        for name in ("conv1", "conv2"):
+        for name in (f"conv{i + 1}" for i in range(shape.conv_layers)):
             x = keras.layers.Conv1D(shape.conv, shape.kernel, padding="same", activation="relu", name=name)(x) * mask
         context = ops.expand_dims(sentence, 1) * mask
         x = ops.concatenate([x, context], axis=-1)
@@ -95,13 +96,14 @@ def build(shape: Shape) -> keras.Model:
     return keras.Model({**flat, "tok_mask": tok_mask}, outputs, name="joint_bag_cnn")
 
 
-LAYERS = ("sentence", "intent", "conv1", "conv2", "tags")
+LAYERS = ("sentence", "intent", "conv1", "conv2", "conv3", "conv4", "tags")
 
 
 def export_arrays(model: keras.Model) -> dict[str, np.ndarray]:
     """The weights the numpy runtime needs, by the names it expects."""
     out = {"embed": np.asarray(model.get_layer("embed").get_weights()[0], np.float32)}
     names = {layer.name for layer in model.layers}
+
     for name in LAYERS:
         if name in names:
             kernel, bias = model.get_layer(name).get_weights()

@@ -63,6 +63,42 @@ def _limit_blas_threads() -> None:
         _single_threaded_blas = threadpool_limits(1, user_api="blas")
 
 
+def bio_constraints(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Penalties (0 or -inf) for starting with each tag and for each tag-to-tag move:
+    ``I-x`` may only follow ``B-x`` or ``I-x``."""
+    n = len(tags)
+    start = np.zeros(n, np.float32)
+    move = np.zeros((n, n), np.float32)
+    for j, tag in enumerate(tags):
+        if tag.startswith("I-"):
+            start[j] = -np.inf
+            for i, prev in enumerate(tags):
+                if prev[2:] != tag[2:] or prev == "O":
+                    move[i, j] = -np.inf
+    return start, move
+
+
+def viterbi(probs: np.ndarray, start: np.ndarray, move: np.ndarray) -> np.ndarray:
+    """The most probable tag sequence that obeys the BIO constraints."""
+    best = probs.argmax(axis=1)
+    # The constraints only forbid moves; if the per-token best path breaks none, it is the answer.
+    if start[best[0]] == 0 and not np.isinf(move[best[:-1], best[1:]]).any():
+        return best
+    with np.errstate(divide="ignore"):
+        logp = np.log(probs)
+    score = logp[0] + start
+    back = np.zeros(probs.shape, np.int64)
+    for t in range(1, len(probs)):
+        cand = score[:, None] + move
+        back[t] = cand.argmax(axis=0)
+        score = cand[back[t], np.arange(probs.shape[1])] + logp[t]
+    path = np.zeros(len(probs), np.int64)
+    path[-1] = int(score.argmax())
+    for t in range(len(probs) - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
 class Predictor:
     """Intents and entities of utterances, with one snapshot's weights."""
 
@@ -74,15 +110,17 @@ class Predictor:
         try:
             self.labels: list[str] = list(model["labels"])
             self.tags: list[str] = list(model.get("tags", ()))
-            self.featurizer = Featurizer.from_arrays(arrays["vocabulary"], arrays["idf"], model["features"])
-            f32 = {k: np.asarray(v, np.float32) for k, v in arrays.items() if k not in ("vocabulary",)}
+            self.featurizer = Featurizer.from_arrays(arrays["vocabulary"], arrays["idf"], arrays["families"], model["features"])
+            f32 = {k: np.asarray(v, np.float32) for k, v in arrays.items() if k not in ("vocabulary", "idf", "families")}
             self.embed = f32["embed"]
             self.w_sent, self.b_sent = f32["sentence/kernel"], f32["sentence/bias"]
             self.w_int, self.b_int = f32["intent/kernel"], f32["intent/bias"]
             self.has_tags = len(self.tags) > 1
             if self.has_tags:
-                self.conv = [(f32[f"{c}/kernel"], f32[f"{c}/bias"]) for c in ("conv1", "conv2")]
+                layers = int(model.get("shape", {}).get("conv_layers", 2))
+                self.conv = [(f32[f"conv{i}/kernel"], f32[f"conv{i}/bias"]) for i in range(1, layers + 1)]
                 self.w_tag, self.b_tag = f32["tags/kernel"], f32["tags/bias"]
+                self.tag_start, self.tag_move = bio_constraints(self.tags)
         except KeyError as exc:
             raise ModelError(f"snapshot lacks {exc.args[0]!r}") from None
         if self.embed.shape[0] != self.featurizer.size or self.w_int.shape[1] != len(self.labels):
@@ -101,30 +139,17 @@ class Predictor:
     # ------------------------------------------------------------------ network
     def forward(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Intent probabilities and, if the bot has learned entities, tag probabilities per token."""
-        feat = self.featurizer
-        rows, weights = feat.sentence(tokens)
+        rows, weights, t_rows, t_weights, owner = self.featurizer.analyze(tokens)
         bag = weights @ self.embed[rows] if len(rows) else np.zeros(self.embed.shape[1], np.float32)
         sentence = _relu(bag @ self.w_sent + self.b_sent)
         intent = _softmax(sentence @ self.w_int + self.b_int)
         if not self.has_tags or not tokens:
             return intent, None
         n = len(tokens)
-        hashes: list[int] = []
-        owner: list[int] = []
-        for j, token in enumerate(tokens):
-            h = feat._token_hashes(token)
-            hashes.extend(h)
-            owner.extend([j] * len(h))
-        h = np.asarray(hashes, np.uint32)
-        pos = np.searchsorted(feat.vocabulary, h)
-        pos[pos == len(feat.vocabulary)] = 0
-        known = feat.vocabulary[pos] == h if len(feat.vocabulary) else np.zeros(len(h), bool)
-        owner_known = np.asarray(owner, np.int64)[known]
-        # Each token's vector is the mean of its known features' rows: one small matmul.
-        counts = np.bincount(owner_known, minlength=n)
-        mean = np.zeros((n, len(owner_known)), np.float32)
-        mean[owner_known, np.arange(len(owner_known))] = 1.0 / counts[owner_known]
-        x = mean @ self.embed[pos[known] + 1]
+        # Each token's vector is a weighted sum of its features' rows: one small matmul.
+        mix = np.zeros((n, len(t_rows)), np.float32)
+        mix[owner, np.arange(len(t_rows))] = t_weights
+        x = mix @ self.embed[t_rows]
         for kernel, bias in self.conv:
             x = _relu(_conv_same(x, kernel, bias))
         # [x, sentence] @ W == x @ W[:conv] + sentence @ W[conv:]
@@ -133,11 +158,15 @@ class Predictor:
         return intent, _softmax(logits)
 
     # ------------------------------------------------------------------ serving
+    def decode(self, tag_probs: np.ndarray) -> np.ndarray:
+        """Tag indices per token: the best BIO-consistent path (Viterbi)."""
+        return viterbi(tag_probs, self.tag_start, self.tag_move)
+
     def predict_tokens(self, tokens: Sequence[str]) -> tuple[str, float, list[str]]:
         """Intent, confidence and one BIO tag per token (for evaluation on pre-tokenised data)."""
         intent, tags = self.forward(tokens)
         best = int(intent.argmax())
-        tag_names = [self.tags[i] for i in tags.argmax(axis=1)] if tags is not None else ["O"] * len(tokens)
+        tag_names = [self.tags[i] for i in self.decode(tags)] if tags is not None else ["O"] * len(tokens)
         return self.labels[best], float(intent[best]), tag_names
 
     def predict(self, text: str) -> Prediction:
@@ -147,10 +176,10 @@ class Predictor:
         label, confidence = self.labels[best], float(intent[best])
         entities: list[Entity] = []
         if tags is not None:
-            names = [self.tags[i] for i in tags.argmax(axis=1)]
-            for entity, first, last in tag_spans(names):
+            path = self.decode(tags)
+            for entity, first, last in tag_spans([self.tags[i] for i in path]):
                 start, end = tokens[first].start, tokens[last - 1].end
-                conf = float(tags[np.arange(first, last), tags[first:last].argmax(axis=1)].mean())
+                conf = float(tags[np.arange(first, last), path[first:last]].mean())
                 entities.append(Entity(entity, text[start:end], start, end, "model", round(conf, 4)))
         if self.matchers:
             entities.extend(self.matchers.find(text))

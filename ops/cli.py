@@ -213,6 +213,20 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _has_current_snapshot(store, definition) -> bool:
+    """A snapshot of exactly this bot file, of a model kind this runtime serves."""
+    from botyard.models.runtime import MODEL_KIND
+
+    latest = store.latest(definition.tenant, definition.bot)
+    if latest is None:
+        return False
+    try:
+        manifest = store.load(latest.id).manifest
+    except BotyardError:
+        return False
+    return manifest.get("definition_hash") == definition.content_hash() and manifest["model"].get("kind") == MODEL_KIND
+
+
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from botyard.models.definition import load_bot
     from botyard.ops.node import Node
@@ -220,7 +234,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
 
     definition = load_bot(args.bot_file)
     store = LocalSnapshotStore(config.snapshots_path)
-    if store.latest(definition.tenant, definition.bot) is None:
+    if not _has_current_snapshot(store, definition):
         from botyard.training.pipeline import TrainConfig
 
         _train_with_progress(definition, store, TrainConfig(**({"epochs": args.epochs} if args.epochs else {})))

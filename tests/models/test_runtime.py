@@ -48,7 +48,7 @@ def test_runtime_equals_keras(trained, example_bot):
 
     meta = trained.manifest["model"]
     model = network.from_arrays(meta, trained.arrays)
-    featurizer = Featurizer.from_arrays(trained.arrays["vocabulary"], trained.arrays["idf"], meta["features"])
+    featurizer = Featurizer.from_arrays(trained.arrays["vocabulary"], trained.arrays["idf"], trained.arrays["families"], meta["features"])
     predictor = Predictor(trained.manifest, trained.arrays)
     texts = UTTERANCES + [i.examples[0] for i in example_bot.intents]
     worst = 0.0
