@@ -39,7 +39,7 @@ def snapshot_dir(tmp_path_factory, example_bot):
     from botyard.training.pipeline import TrainConfig, train_to_store
 
     root = tmp_path_factory.mktemp("snapshots")
-    info, _ = train_to_store(example_bot, LocalSnapshotStore(root), TrainConfig(epochs=15))
+    info, _ = train_to_store(example_bot, LocalSnapshotStore(root), TrainConfig())
     return root
 
 

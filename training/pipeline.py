@@ -49,6 +49,8 @@ class TrainConfig:
     conv_layers: int = 2
     """Stacked convolutions: each widens what a token's tag sees by ``kernel - 1`` tokens."""
     dropout: float = 0.3
+    entity_weight: float = 3.0
+    """How much more a token inside an entity weighs in the tagging loss than an ``O`` token."""
     learning_rate: float = 0.003
     validation_share: float = 0.1
     """Share of each intent's examples held out to calibrate the threshold and report accuracy."""
@@ -152,9 +154,10 @@ def fit(
             out = model(inputs, training=True)
             loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, out["intent"]))
             if has_tags:
-                mask = inputs["tok_mask"]
+                # Entity tokens are rare (most tokens are O): they weigh entity_weight times more.
+                weight = inputs["tok_mask"] * tf.where(tags > 0, config.entity_weight, 1.0)
                 per_token = keras.losses.sparse_categorical_crossentropy(tags, out["tags"])
-                loss += tf.reduce_sum(per_token * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+                loss += tf.reduce_sum(per_token * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
         variables = model.trainable_variables
         grads = tape.gradient(loss, variables)
         if hvd:
