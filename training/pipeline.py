@@ -174,6 +174,16 @@ def fit(
                 tags[row, : len(y_tag[i])] = y_tag[i]
         return {n: arrays[n] for n in input_names}, y_int[list(idx)], tags
 
+    @tf.function(input_signature=signature[:1])
+    def infer(inputs):
+        return tf.argmax(model(inputs, training=False)["intent"], axis=1, output_type=tf.int32)
+
+    val_batches = []  # featurised once: (inputs, labels) per chunk of 256
+    for i in range(0, len(val_set), 256):
+        chunk = val_set[i : i + 256]
+        arrays = featurizer.batch([e.tokens for e in chunk])
+        val_batches.append(({n: arrays[n] for n in input_names}, np.array([label_index[e.intent] for e in chunk])))
+
     rng = np.random.default_rng(config.seed)
     history: list[dict[str, float]] = []
     for epoch in range(config.epochs):
@@ -183,7 +193,7 @@ def fit(
             total += float(step(*batch_inputs(order[s * per_worker : (s + 1) * per_worker])))
         record = {"epoch": epoch + 1, "epochs": config.epochs, "loss": total / steps}
         if val_set and rank == 0 and (epoch + 1 == config.epochs or progress):
-            record["val_accuracy"] = _keras_accuracy(model, featurizer, val_set, label_index, input_names)
+            record["val_accuracy"] = _keras_accuracy(infer, val_batches)
         history.append(record)
         if progress and rank == 0:
             progress(record)
@@ -220,15 +230,9 @@ def fit(
     return TrainResult(manifest, arrays, metrics, time.perf_counter() - started)
 
 
-def _keras_accuracy(model, featurizer: Featurizer, examples: Sequence[Example], label_index, input_names) -> float:
-    correct = 0
-    for i in range(0, len(examples), 256):
-        chunk = examples[i : i + 256]
-        arrays = featurizer.batch([e.tokens for e in chunk])
-        out = model({n: arrays[n] for n in input_names}, training=False)
-        pred = np.asarray(out["intent"]).argmax(axis=1)
-        correct += int(sum(int(p) == label_index[e.intent] for p, e in zip(pred, chunk)))
-    return correct / len(examples)
+def _keras_accuracy(infer, batches) -> float:
+    correct = sum(int((np.asarray(infer(inputs)) == labels).sum()) for inputs, labels in batches)
+    return correct / sum(len(labels) for _, labels in batches)
 
 
 def evaluate(predictor: Predictor, examples: Sequence[Example]) -> dict[str, Any]:
