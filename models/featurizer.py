@@ -80,6 +80,18 @@ def _shape_hash(token: str) -> int:
     return _hash("s:" + shape(token))
 
 
+@lru_cache(maxsize=1 << 16)
+def _token_entry(token: str, char_min: int, char_max: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A token's hashes (word, char n-grams, shape) and their families, cached process-wide."""
+    word = _word_hashes(token.lower(), char_min, char_max)
+    return (*word, _shape_hash(token)), (WORD, *repeat(CHAR, len(word) - 1), SHAPE)
+
+
+@lru_cache(maxsize=1 << 16)
+def _bigram_hash(first: str, second: str) -> int:
+    return _hash(f"b:{first} {second}")
+
+
 class Featurizer:
     """Hashes tokens into vocabulary rows (row 0 is padding; feature ``i`` is row ``i+1``)."""
 
@@ -165,20 +177,20 @@ class Featurizer:
         """
         cfg = self.config
         lower = [t.lower() for t in tokens]
-        hashes: list[int] = []
-        for n in range(2, cfg.word_ngrams + 1):
-            hashes.extend(_hash("b:" + " ".join(lower[i : i + n])) for i in range(len(lower) - n + 1))
+        if cfg.word_ngrams == 2:
+            hashes = [_bigram_hash(a, b) for a, b in zip(lower, lower[1:])]
+        else:
+            hashes = []
+            for n in range(2, cfg.word_ngrams + 1):
+                hashes.extend(_hash("b:" + " ".join(lower[i : i + n])) for i in range(len(lower) - n + 1))
         n_bigrams = len(hashes)
         parts: list[int] = [WORD] * n_bigrams
         owner: list[int] = [-1] * n_bigrams
         for j, token in enumerate(tokens):
-            word = _word_hashes(lower[j], cfg.char_min, cfg.char_max)
-            hashes.extend(word)
-            hashes.append(_shape_hash(token))
-            parts.append(WORD)
-            parts.extend(repeat(CHAR, len(word) - 1))
-            parts.append(SHAPE)
-            owner.extend([j] * (len(word) + 1))
+            token_hashes, token_parts = _token_entry(token, cfg.char_min, cfg.char_max)
+            hashes.extend(token_hashes)
+            parts.extend(token_parts)
+            owner.extend(repeat(j, len(token_hashes)))
         rows, known = self.lookup(hashes)
         part = np.asarray(parts, np.int64)[known]
         who = np.asarray(owner, np.int64)[known]
