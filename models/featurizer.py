@@ -8,9 +8,11 @@ a token to its hashes once for all snapshots.
 Two views of one utterance:
 
 * the **sentence bag**: word 1..n-grams and the character n-grams of each word,
-  weighted by sublinear TF x IDF and L2-normalised (what TF-IDF baselines use);
-* the **token bags**: per token its word, character n-grams and shape, each weighted
-  ``1/k`` so a token's vector is the mean of its features' embeddings.
+  weighted by sublinear TF x IDF and L2-normalised per family (what TF-IDF baselines use);
+* the **token bags**: per token its word, shape and character n-grams, in fixed shares
+  (``word_share``, ``shape_share``, the rest spread over the n-grams).
+
+:meth:`Featurizer.analyze` computes both with one vocabulary lookup.
 """
 
 from __future__ import annotations
@@ -159,10 +161,6 @@ class Featurizer:
         known = self.vocabulary[pos] == h
         return pos[known] + 1, known
 
-    def rows(self, hashes: Sequence[int]) -> np.ndarray:
-        """Vocabulary rows (>= 1) of the known hashes, in order; unknown ones dropped."""
-        return self.lookup(hashes)[0]
-
     # ---------------------------------------------------------------- views
     def analyze(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Both bags with one vocabulary lookup: ``(sent_rows, sent_w, tok_rows, tok_w, tok_owner)``.
@@ -212,14 +210,6 @@ class Featurizer:
         t_w = share[t_part]
         t_w[is_char] /= np.maximum(n_chars[t_who[is_char]], 1.0)
         return uniq, sent_w.astype(np.float32), t_rows, t_w, t_who
-
-    def sentence(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and weights of the sentence bag (see :meth:`analyze`)."""
-        return self.analyze(tokens)[:2]
-
-    def tokens(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows, weights and owning token of every known feature of the token bags (see :meth:`analyze`)."""
-        return self.analyze(tokens)[2:]
 
     # ---------------------------------------------------------------- batches (training)
     def encode(self, tokens: Sequence[str]) -> tuple:
