@@ -36,6 +36,8 @@ class Shape:
     kernel: int = 3
     conv_layers: int = 2
     dropout: float = 0.3
+    pool: bool = False
+    """The intent head also sees the convolutions' max over tokens (phrases in context)."""
 
 
 class Bags(keras.layers.Layer):
@@ -78,16 +80,20 @@ def build(shape: Shape) -> keras.Model:
     bag = embed(flat["sent_ids"], flat["sent_w"], flat["sent_seg"], tok_mask)
     bag = keras.layers.Dropout(shape.dropout)(bag)
     sentence = keras.layers.Dense(shape.hidden, activation="relu", name="sentence")(bag)
-    intent = keras.layers.Dense(shape.intents, activation="softmax", name="intent")(
-        keras.layers.Dropout(shape.dropout)(sentence)
-    )
-    outputs = {"intent": intent}
-    if shape.tags > 1:
+    intent_in = sentence
+    if shape.tags > 1 or shape.pool:
         mask = ops.expand_dims(tok_mask, -1)
         tokens = embed(flat["tok_ids"], flat["tok_w"], flat["tok_seg"], tok_mask, per_token=True)
         x = keras.layers.Dropout(shape.dropout)(tokens)
         for name in (f"conv{i + 1}" for i in range(shape.conv_layers)):
             x = keras.layers.Conv1D(shape.conv, shape.kernel, padding="same", activation="relu", name=name)(x) * mask
+        if shape.pool:  # relu outputs are >= 0 and padding is 0, so the max is over real tokens
+            intent_in = ops.concatenate([sentence, ops.max(x, axis=1)], axis=-1)
+    intent = keras.layers.Dense(shape.intents, activation="softmax", name="intent")(
+        keras.layers.Dropout(shape.dropout)(intent_in)
+    )
+    outputs = {"intent": intent}
+    if shape.tags > 1:
         context = ops.expand_dims(sentence, 1) * mask
         x = ops.concatenate([x, context], axis=-1)
         outputs["tags"] = keras.layers.Dense(shape.tags, activation="softmax", name="tags")(

@@ -116,9 +116,11 @@ class Predictor:
             self.w_sent, self.b_sent = f32["sentence/kernel"], f32["sentence/bias"]
             self.w_int, self.b_int = f32["intent/kernel"], f32["intent/bias"]
             self.has_tags = len(self.tags) > 1
-            if self.has_tags:
+            self.pool = bool(model.get("shape", {}).get("pool", False))
+            if self.has_tags or self.pool:
                 layers = int(model.get("shape", {}).get("conv_layers", 2))
                 self.conv = [(f32[f"conv{i}/kernel"], f32[f"conv{i}/bias"]) for i in range(1, layers + 1)]
+            if self.has_tags:
                 self.w_tag, self.b_tag = f32["tags/kernel"], f32["tags/bias"]
                 self.tag_start, self.tag_move = bio_constraints(self.tags)
         except KeyError as exc:
@@ -142,16 +144,22 @@ class Predictor:
         rows, weights, t_rows, t_weights, owner = self.featurizer.analyze(tokens)
         bag = weights @ self.embed[rows] if len(rows) else np.zeros(self.embed.shape[1], np.float32)
         sentence = _relu(bag @ self.w_sent + self.b_sent)
-        intent = _softmax(sentence @ self.w_int + self.b_int)
-        if not self.has_tags or not tokens:
+        x = None
+        if (self.has_tags or self.pool) and tokens:
+            # Each token's vector is a weighted sum of its features' rows: one small matmul.
+            mix = np.zeros((len(tokens), len(t_rows)), np.float32)
+            mix[owner, np.arange(len(t_rows))] = t_weights
+            x = mix @ self.embed[t_rows]
+            for kernel, bias in self.conv:
+                x = _relu(_conv_same(x, kernel, bias))
+        if self.pool:
+            pooled = x.max(axis=0) if x is not None else np.zeros(self.conv[-1][1].shape, np.float32)
+            logits = sentence @ self.w_int[: len(sentence)] + pooled @ self.w_int[len(sentence) :] + self.b_int
+        else:
+            logits = sentence @ self.w_int + self.b_int
+        intent = _softmax(logits)
+        if not self.has_tags or x is None:
             return intent, None
-        n = len(tokens)
-        # Each token's vector is a weighted sum of its features' rows: one small matmul.
-        mix = np.zeros((n, len(t_rows)), np.float32)
-        mix[owner, np.arange(len(t_rows))] = t_weights
-        x = mix @ self.embed[t_rows]
-        for kernel, bias in self.conv:
-            x = _relu(_conv_same(x, kernel, bias))
         # [x, sentence] @ W == x @ W[:conv] + sentence @ W[conv:]
         split = x.shape[1]
         logits = x @ self.w_tag[:split] + (sentence @ self.w_tag[split:] + self.b_tag)

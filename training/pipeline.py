@@ -46,6 +46,8 @@ class TrainConfig:
     """Filters of each token convolution (entity tagging)."""
     kernel: int = 5
     """Tokens each convolution sees (odd)."""
+    pool: bool = False
+    """The intent head also sees the convolutions' max over tokens (phrases in context)."""
     conv_layers: int = 2
     """Stacked convolutions: each widens what a token's tag sees by ``kernel - 1`` tokens."""
     dropout: float = 0.3
@@ -125,7 +127,7 @@ def fit(
     shape = network.Shape(
         featurizer.size, len(dataset.labels), len(dataset.tags),
         embed=config.embed, hidden=config.hidden, conv=config.conv, kernel=config.kernel,
-        conv_layers=config.conv_layers, dropout=config.dropout,
+        conv_layers=config.conv_layers, dropout=config.dropout, pool=config.pool,
     )
     model = network.build(shape)
     per_worker = max(1, config.batch_size // size)
@@ -166,7 +168,7 @@ def fit(
         return loss
 
     def batch_inputs(idx: Sequence[int]):
-        arrays = collate([encoded[i] for i in idx] if has_tags else [(encoded[i][0], NO_TOKENS) for i in idx])
+        arrays = collate([encoded[i] for i in idx] if has_tags or config.pool else [(encoded[i][0], NO_TOKENS) for i in idx])
         t_len = arrays["tok_mask"].shape[1]
         tags = np.zeros((len(idx), t_len), np.int32)
         if has_tags:

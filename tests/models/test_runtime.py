@@ -34,10 +34,10 @@ def intents_only(example_bot):
     return type(example_bot).from_dict(data)
 
 
-@pytest.fixture(scope="module", params=["joint", "intents-only"])
+@pytest.fixture(scope="module", params=["joint", "intents-only", "intents-pooled", "joint-pooled"])
 def trained(request, example_bot):
-    bot = example_bot if request.param == "joint" else intents_only(example_bot)
-    return train(bot, TrainConfig(epochs=6, seed=3))
+    bot = intents_only(example_bot) if request.param.startswith("intents") else example_bot
+    return train(bot, TrainConfig(epochs=6, seed=3, pool=request.param.endswith("pooled")))
 
 
 def test_runtime_equals_keras(trained, example_bot):
@@ -70,7 +70,7 @@ def test_same_data_and_seed_same_snapshot(trained, example_bot):
     from botyard.snapshots.format import pack
 
     bot = type(example_bot).from_dict(trained.manifest["definition"])
-    again = train(bot, TrainConfig(epochs=6, seed=3))
+    again = train(bot, TrainConfig(epochs=6, seed=3, pool=trained.manifest["model"]["shape"]["pool"]))
     assert pack(again.manifest, again.arrays)[0] == pack(trained.manifest, trained.arrays)[0]
 
 
