@@ -8,9 +8,8 @@ inbox, then commits all their events in one transaction, and only then replies.
 
 from __future__ import annotations
 
-import re
-
 import logging
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -211,8 +210,9 @@ def _respond(responses: tuple[str, ...], number: int, entities: tuple[dict, ...]
     """Pick the most specific responses this turn can fill (the most ``{entity}`` placeholders,
     all of them found), rotate through those by turn number, and fill them in."""
     values = {e["entity"]: str(e["value"]) for e in entities}
-    usable = [r for r in responses if all(name in values for name in PLACEHOLDER_RE.findall(r))] or list(responses)
-    most = max(len(PLACEHOLDER_RE.findall(r)) for r in usable)
-    usable = [r for r in usable if len(PLACEHOLDER_RE.findall(r)) == most]
+    named = [(r, PLACEHOLDER_RE.findall(r)) for r in responses]
+    usable = [(r, names) for r, names in named if all(n in values for n in names)] or named
+    most = max(len(names) for _, names in usable)
+    usable = [r for r, names in usable if len(names) == most]
     chosen = usable[(number - 1) % len(usable)]
     return PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), chosen)

@@ -94,6 +94,25 @@ def _bigram_hash(first: str, second: str) -> int:
     return _hash(f"b:{first} {second}")
 
 
+def _hashes(tokens: Sequence[str], cfg: FeatureConfig) -> tuple[list[int], list[int], list[int]]:
+    """Every feature hash of an utterance with its family and owning token (-1: a word n-gram)."""
+    lower = [t.lower() for t in tokens]
+    if cfg.word_ngrams == 2:
+        hashes = [_bigram_hash(a, b) for a, b in zip(lower, lower[1:])]
+    else:
+        hashes = []
+        for n in range(2, cfg.word_ngrams + 1):
+            hashes.extend(_hash("b:" + " ".join(lower[i : i + n])) for i in range(len(lower) - n + 1))
+    parts = [WORD] * len(hashes)
+    owner = [-1] * len(hashes)
+    for j, token in enumerate(tokens):
+        token_hashes, token_parts = _token_entry(token, cfg.char_min, cfg.char_max)
+        hashes.extend(token_hashes)
+        parts.extend(token_parts)
+        owner.extend(repeat(j, len(token_hashes)))
+    return hashes, parts, owner
+
+
 class Featurizer:
     """Hashes tokens into vocabulary rows (row 0 is padding; feature ``i`` is row ``i+1``)."""
 
@@ -105,38 +124,18 @@ class Featurizer:
         if not len(self.vocabulary) == len(self.idf) == len(self.families):
             raise ValueError("vocabulary, idf and families differ in length")
 
-    # ---------------------------------------------------------------- raw hashes
-    def _sentence_hashes(self, tokens: Sequence[str]) -> list[int]:
-        cfg = self.config
-        lower = [t.lower() for t in tokens]
-        out: list[int] = []
-        for n in range(2, cfg.word_ngrams + 1):
-            out.extend(_hash("b:" + " ".join(lower[i : i + n])) for i in range(len(lower) - n + 1))
-        for word in lower:
-            out.extend(_word_hashes(word, cfg.char_min, cfg.char_max))
-        return out
-
-    def _token_hashes(self, token: str) -> list[int]:
-        cfg = self.config
-        return [*_word_hashes(token.lower(), cfg.char_min, cfg.char_max), _shape_hash(token)]
-
     # ---------------------------------------------------------------- fitting
     @classmethod
     def fit(cls, utterances: Iterable[Sequence[str]], config: FeatureConfig = FeatureConfig()) -> "Featurizer":
         """Keep the features of the training utterances (tokens), ranked by document frequency."""
-        probe = cls(np.zeros(0, np.uint32), np.zeros(0, np.float32), np.zeros(0, np.uint8), config)
         df: Counter[int] = Counter()
         family: dict[int, int] = {}
         n_docs = 0
         for tokens in utterances:
             n_docs += 1
-            feats = set(probe._sentence_hashes(tokens))
-            for token in tokens:
-                hashes = probe._token_hashes(token)
-                feats.update(hashes)
-                family[hashes[-1]] = SHAPE
-                family.update((h, CHAR) for h in hashes[1:-1])
-            df.update(feats)
+            hashes, parts, _ = _hashes(tokens, config)
+            family.update(zip(hashes, parts))
+            df.update(set(hashes))
         kept = [(h, c) for h, c in df.items() if c >= config.min_count or family.get(h, WORD) != CHAR]
         kept.sort(key=lambda hc: (-hc[1], hc[0]))
         kept = sorted(kept[: config.max_features])
@@ -174,21 +173,7 @@ class Featurizer:
         sentence's own, so they are hashed and looked up once.
         """
         cfg = self.config
-        lower = [t.lower() for t in tokens]
-        if cfg.word_ngrams == 2:
-            hashes = [_bigram_hash(a, b) for a, b in zip(lower, lower[1:])]
-        else:
-            hashes = []
-            for n in range(2, cfg.word_ngrams + 1):
-                hashes.extend(_hash("b:" + " ".join(lower[i : i + n])) for i in range(len(lower) - n + 1))
-        n_bigrams = len(hashes)
-        parts: list[int] = [WORD] * n_bigrams
-        owner: list[int] = [-1] * n_bigrams
-        for j, token in enumerate(tokens):
-            token_hashes, token_parts = _token_entry(token, cfg.char_min, cfg.char_max)
-            hashes.extend(token_hashes)
-            parts.extend(token_parts)
-            owner.extend(repeat(j, len(token_hashes)))
+        hashes, parts, owner = _hashes(tokens, cfg)
         rows, known = self.lookup(hashes)
         part = np.asarray(parts, np.int64)[known]
         who = np.asarray(owner, np.int64)[known]

@@ -163,7 +163,7 @@ async def _chat(url: str, tenant: str, bot: str, conversation_id: str, stream=sy
                 continue
             marker = " (fallback)" if reply.fallback else ""
             print(f"bot> {reply.text}")
-            found = "".join(f" · {e['entity']}={e['value']}" for e in reply.entities)
+            found = _entities_text(reply.entities)
             print(f"     [turn {reply.turn} · {reply.intent} {reply.confidence:.2f}{marker}{found} · snapshot {reply.snapshot[:12]}]")
     print(f"bye. `botyard history {tenant}/{bot}/{conversation_id}` shows this conversation.")
 
@@ -207,10 +207,14 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
         when = datetime.fromtimestamp(e.received_at).strftime("%Y-%m-%d %H:%M:%S")
         fb = " fallback" if e.fallback else ""
         print(f"#{e.turn:<3} {when}  user: {e.user_text}")
-        found = "".join(f" · {x['entity']}={x['value']}" for x in e.entities)
+        found = _entities_text(e.entities)
         print(f"     {e.intent} {e.confidence:.2f}{fb}{found} · snapshot {e.snapshot[:12]} · node {e.node}")
         print(f"     bot:  {e.reply}")
     return 0
+
+
+def _entities_text(entities: list[dict]) -> str:
+    return "".join(f" · {e['entity']}={e['value']}" for e in entities)
 
 
 def _has_current_snapshot(store, definition) -> bool:
