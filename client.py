@@ -54,10 +54,22 @@ class Client:
         return cls(nc, timeout=timeout, owns_connection=True)
 
     async def say(
-        self, tenant: str, bot: str, conversation_id: str, text: str, *, turn_id: str | None = None
+        self,
+        tenant: str,
+        bot: str,
+        conversation_id: str,
+        text: str,
+        *,
+        turn_id: str | None = None,
+        alias: str | None = None,
     ) -> Reply:
-        """Send one user turn and return the bot's reply; raise :class:`TurnError` on refusal."""
+        """Send one user turn and return the bot's reply; raise :class:`TurnError` on refusal.
+
+        ``alias`` picks the snapshot (e.g. ``staging``); the default is ``production``.
+        """
         body = {"conversation_id": conversation_id, "text": text, "turn_id": turn_id or uuid.uuid4().hex}
+        if alias:
+            body["alias"] = alias
         try:
             msg = await self.nc.request(
                 turn_subject(tenant, bot), msgpack.packb(body, use_bin_type=True), timeout=self.timeout

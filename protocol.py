@@ -16,6 +16,10 @@ import msgpack
 from botyard.errors import BotyardError
 
 TURN_PREFIX = "botyard.turn"
+ADMIN_PREFIX = "botyard.admin"
+ALIAS_PREFIX = "botyard.alias"
+ALIAS_HEADER = "Botyard-Alias"
+DEFAULT_ALIAS = "production"
 JSON_CONTENT_TYPE = "application/json"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_CONVERSATION_ID = 128
@@ -26,9 +30,12 @@ INVALID_REQUEST = "invalid_request"
 TEXT_TOO_LONG = "text_too_long"
 UNKNOWN_TENANT = "unknown_tenant"
 UNKNOWN_BOT = "unknown_bot"
+UNKNOWN_ALIAS = "unknown_alias"
 UNAVAILABLE = "unavailable"
 INTERNAL = "internal"
-ERROR_CODES = (MALFORMED, INVALID_REQUEST, TEXT_TOO_LONG, UNKNOWN_TENANT, UNKNOWN_BOT, UNAVAILABLE, INTERNAL)
+ERROR_CODES = (
+    MALFORMED, INVALID_REQUEST, TEXT_TOO_LONG, UNKNOWN_TENANT, UNKNOWN_BOT, UNKNOWN_ALIAS, UNAVAILABLE, INTERNAL,
+)
 
 
 class ProtocolError(BotyardError):
@@ -47,10 +54,19 @@ class TurnRequest:
     text: str
     as_json: bool
     turn_id: str | None = None
+    alias: str = DEFAULT_ALIAS
 
 
 def turn_subject(tenant: str, bot: str) -> str:
     return f"{TURN_PREFIX}.{tenant}.{bot}"
+
+
+def alias_subject(tenant: str, bot: str) -> str:
+    return f"{ALIAS_PREFIX}.{tenant}.{bot}"
+
+
+def admin_subject(verb: str) -> str:
+    return f"{ADMIN_PREFIX}.{verb}"
 
 
 def check_name(kind: str, value: str) -> str:
@@ -132,4 +148,6 @@ def parse_turn(
     if not text.strip():
         raise ProtocolError(INVALID_REQUEST, "field 'text' must not be empty", field="text")
     turn_id = _string_field(body, "turn_id", required=False)
-    return TurnRequest(tenant, bot, conversation_id, text, as_json, turn_id)
+    alias = (headers.get(ALIAS_HEADER) if headers else None) or _string_field(body, "alias", required=False)
+    alias = DEFAULT_ALIAS if alias is None else check_name("alias", alias)
+    return TurnRequest(tenant, bot, conversation_id, text, as_json, turn_id, alias)

@@ -77,8 +77,20 @@ class NatsBridge:
             timeout + 5,
         )
 
-    def subscribe(self, subject: str, handler: Handler, *, queue: str = "") -> None:
+    def subscribe(self, subject: str, handler: Handler, *, queue: str = "", requests: bool = True) -> None:
+        """Call ``handler`` on the loop thread for each message.
+
+        With ``requests`` every message counts as in flight until one reply is sent
+        for it (the drain on stop waits for them); plain notifications pass ``False``.
+        """
+
         async def cb(msg: Msg) -> None:
+            if not requests:
+                try:
+                    handler(msg)
+                except Exception:
+                    log.exception("handler for %s failed", msg.subject)
+                return
             self.in_flight += 1
             try:
                 handler(msg)
@@ -122,6 +134,17 @@ class NatsBridge:
         self.loop.close()
 
     # -- replies (the Outbox) -----------------------------------------------------------
+
+    def publish(self, subject: str, body: bytes) -> None:
+        """Publish a notification (not a reply); thread-safe, returns at once."""
+
+        async def go() -> None:
+            try:
+                await self.nc.publish(subject, body)
+            except Exception as exc:
+                log.warning("publish to %s lost: %s", subject, exc)
+
+        self.loop.call_soon_threadsafe(lambda: self.loop.create_task(go()))
 
     def send(self, items: Sequence[Outgoing]) -> None:
         """Publish replies; thread-safe, returns at once."""

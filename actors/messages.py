@@ -9,6 +9,7 @@ from botyard.protocol import TurnRequest
 
 if TYPE_CHECKING:
     from botyard.models.definition import BotDefinition
+    from botyard.models.runtime import Predictor
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +58,38 @@ class Inspect:
     bot: str
     conversation_id: str
     activate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AliasChanged:
+    """An alias of a bot now names ``target``; ``version`` orders moves of the same bot."""
+
+    tenant: str
+    bot: str
+    alias: str
+    target: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reconcile:
+    """Read alias moves recorded since the last look (missed notifications, failed loads)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Install:
+    """Serve ``key`` (tenant, bot, alias) from this loaded snapshot from now on."""
+
+    key: tuple[str, str, str]
+    snapshot: str
+    predictor: "Predictor"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminWork:
+    """An admin request from NATS, for the administrator actor."""
+
+    verb: str
+    data: bytes
+    as_json: bool
+    reply_to: str

@@ -16,11 +16,14 @@ from typing import Callable
 
 import pykka
 
+from botyard.actors.administrator import Administrator
 from botyard.actors.conversation import ConversationActor
 from botyard.actors.intent_worker import IntentWorker
-from botyard.actors.messages import Sweep, TurnWork
+from botyard.actors.loader import SnapshotLoader
+from botyard.actors.messages import Reconcile, Sweep, TurnWork
 from botyard.actors.outbox import Outbox
 from botyard.events.store import EventStore
+from botyard.ops.admin import Admin
 from botyard.snapshots.store import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,18 @@ class Routing:
 
     workers: list[pykka.ActorRef] = field(default_factory=list)
     conversations: list[pykka.ActorRef] = field(default_factory=list)
+    loaders: list[pykka.ActorRef] = field(default_factory=list)
+    """One snapshot loader (a list, so it is restarted like the others)."""
+    admins: list[pykka.ActorRef] = field(default_factory=list)
+    """One administrator."""
+
+    @property
+    def loader(self) -> pykka.ActorRef:
+        return self.loaders[0]
+
+    @property
+    def admin(self) -> pykka.ActorRef:
+        return self.admins[0]
 
     def worker_for(self, work: TurnWork) -> pykka.ActorRef:
         return self.workers[_slot(f"{work.request.tenant}/{work.request.bot}", len(self.workers))]
@@ -57,6 +72,7 @@ class Supervisor(pykka.ThreadingActor):
         events: EventStore,
         snapshots: SnapshotStore,
         outbox: Outbox,
+        admin: Admin,
         node_id: str,
         workers: int,
         shards: int,
@@ -68,8 +84,12 @@ class Supervisor(pykka.ThreadingActor):
         self.restarts = 0
         self._sweep_every = max(1.0, idle_seconds / 4)
         self._last_sweep = time.monotonic()
+        self._make_loader: Callable[[], pykka.ActorRef] = lambda: SnapshotLoader.start(
+            events, snapshots, lambda: list(self.routing.workers)
+        )
+        self._make_admin: Callable[[], pykka.ActorRef] = lambda: Administrator.start(admin, outbox)
         self._make_worker: Callable[[], pykka.ActorRef] = lambda: IntentWorker.start(
-            snapshots, outbox, self.routing.conversation_for
+            self.routing.loader, outbox, self.routing.conversation_for
         )
         self._make_conversation: Callable[[], pykka.ActorRef] = lambda: ConversationActor.start(
             events, outbox, node_id=node_id, idle_seconds=idle_seconds,
@@ -80,10 +100,13 @@ class Supervisor(pykka.ThreadingActor):
     def on_start(self) -> None:
         workers, shards = self._counts
         self.routing.conversations.extend(self._make_conversation() for _ in range(shards))
+        self.routing.loaders.append(self._make_loader())
+        self.routing.admins.append(self._make_admin())
         self.routing.workers.extend(self._make_worker() for _ in range(workers))
 
     def on_stop(self) -> None:
-        for ref in [*self.routing.workers, *self.routing.conversations]:
+        r = self.routing
+        for ref in [*r.admins, *r.workers, *r.loaders, *r.conversations]:
             if ref.is_alive():
                 ref.stop(block=True, timeout=10)
 
@@ -96,6 +119,7 @@ class Supervisor(pykka.ThreadingActor):
     def on_receive(self, message: object) -> object:
         if isinstance(message, Tick):
             self._restart_dead()
+            self.routing.loader.tell(Reconcile())
             if time.monotonic() - self._last_sweep >= self._sweep_every:
                 self._last_sweep = time.monotonic()
                 for ref in self.routing.conversations:
@@ -106,7 +130,9 @@ class Supervisor(pykka.ThreadingActor):
     def _restart_dead(self) -> None:
         for refs, make, kind in (
             (self.routing.conversations, self._make_conversation, "conversation"),
+            (self.routing.loaders, self._make_loader, "snapshot-loader"),
             (self.routing.workers, self._make_worker, "intent-worker"),
+            (self.routing.admins, self._make_admin, "administrator"),
         ):
             for i, ref in enumerate(refs):
                 if not ref.is_alive():

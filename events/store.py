@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 from urllib.parse import unquote, urlparse
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Transcoder
+from eventsourcing.utils import get_topic
 
+from botyard.events.bot import Bot, bot_uuid
 from botyard.events.codec import MsgpackTranscoder
 from botyard.events.conversation import Conversation, conversation_uuid
 from botyard.events.errors import EventStoreError, UnknownConversation
@@ -47,7 +49,7 @@ def store_env(events_url: str | None, data_dir: str | Path) -> dict[str, str]:
 
 
 class EventStore(Application):
-    """Conversations (and, in later issues, bots) as event-sourced aggregates."""
+    """Conversations and bots as event-sourced aggregates."""
 
     name = "botyard"
 
@@ -93,3 +95,54 @@ class EventStore(Application):
         events = [e for conversation in conversations for e in conversation.collect_events()]
         if events:
             self.events.put(events)
+
+    # -- bots and their aliases ---------------------------------------------------------
+
+    def bot(self, tenant: str, bot: str) -> Bot | None:
+        try:
+            return self.repository.get(bot_uuid(tenant, bot))
+        except AggregateNotFoundError:
+            return None
+
+    def change_bot(self, tenant: str, bot: str, change: Callable[[Bot], None]) -> Bot:
+        """Apply ``change`` (a Bot command) to the bot's latest state and save it.
+
+        A concurrent writer makes the save fail on the version check; the change is
+        then re-applied to the new state, once.
+        """
+        for attempt in (1, 2):
+            aggregate = self.bot(tenant, bot) or Bot(tenant, bot)
+            change(aggregate)
+            try:
+                self.save(aggregate)
+                return aggregate
+            except IntegrityError:
+                if attempt == 2:
+                    raise EventStoreError(f"{tenant}/{bot} changed concurrently twice; try again") from None
+        raise AssertionError("unreachable")
+
+    def bot_events(self, tenant: str, bot: str) -> list:
+        return list(self.events.get(bot_uuid(tenant, bot)))
+
+    def alias_moves(self, after: int = 0, limit: int = 1000) -> tuple[list[Bot.AliasMoved], int]:
+        """Alias moves of every bot recorded after notification ``after``, and the last position read."""
+        notifications = self.recorder.select_notifications(
+            after + 1, limit, topics=[ALIAS_MOVED_TOPIC]
+        )
+        moves = [self.mapper.to_domain_event(n) for n in notifications]
+        return moves, (notifications[-1].id if notifications else after)
+
+    def bots(self) -> list[Bot]:
+        """Every bot that has an aggregate (it has had an alias)."""
+        found: list[Bot] = []
+        position = 0
+        while True:
+            notifications = self.recorder.select_notifications(position + 1, 1000, topics=[BOT_REGISTERED_TOPIC])
+            if not notifications:
+                return found
+            found.extend(self.repository.get(n.originator_id) for n in notifications)
+            position = notifications[-1].id
+
+
+ALIAS_MOVED_TOPIC = get_topic(Bot.AliasMoved)
+BOT_REGISTERED_TOPIC = get_topic(Bot.Registered)

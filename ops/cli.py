@@ -20,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 
 from botyard.errors import BotyardError
+from botyard.ops import cli_snapshots
+from botyard.ops.cli_snapshots import admin_for, bot_ref, known_nats_url, print_move, promote_after_training
 from botyard.ops.config import Config
 
 EXAMPLE_BOT = Path(__file__).resolve().parent.parent / "examples" / "shop-support.yml"
@@ -47,11 +49,9 @@ def _setup_logging(level: str) -> None:
 
 
 def _nats_url(config: Config) -> str:
-    if config.nats_url:
-        return config.nats_url
-    url_file = config.data_dir / "nats.url"
-    if url_file.exists():
-        return url_file.read_text().strip()
+    url = known_nats_url(config)
+    if url:
+        return url
     raise BotyardError(
         f"no NATS URL: set BOTYARD_NATS_URL, or start `botyard node` with data dir {config.data_dir} first"
     )
@@ -62,32 +62,41 @@ def _nats_url(config: Config) -> str:
 
 def cmd_train(args: argparse.Namespace, config: Config) -> int:
     from botyard.models.definition import load_bot
-    from botyard.snapshots.store import LocalSnapshotStore
     from botyard.training.pipeline import TrainConfig
 
     definition = load_bot(args.bot_file)  # validated before TensorFlow is even imported
     chosen = {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size}
     train_config = TrainConfig(**{k: v for k, v in chosen.items() if v is not None})
-    store = LocalSnapshotStore(config.snapshots_path)
-    if args.workers > 1 or args.hosts:
-        info = _train_distributed(definition, store, train_config, args.workers, args.hosts)
-    else:
-        info = _train_with_progress(definition, store, train_config)
+    with admin_for(config) as admin:
+        parent = _production(admin, definition)
+        if args.workers > 1 or args.hosts:
+            info = _train_distributed(definition, admin.snapshots, train_config, args.workers, args.hosts, parent)
+        else:
+            info = _train_with_progress(definition, admin.snapshots, train_config, parent)
+        moved = promote_after_training(admin, info.tenant, info.bot, info.id, args.promote)
+    if moved:
+        print_move(moved)
     print(json.dumps({"snapshot": info.id, "tenant": info.tenant, "bot": info.bot, "size": info.size}))
     return 0
 
 
-def _train_distributed(definition, store, train_config, workers: int, hosts: str | None):
+def _production(admin, definition) -> str | None:
+    aggregate = admin.events.bot(definition.tenant, definition.bot)
+    return aggregate.aliases.get("production") if aggregate else None
+
+
+def _train_distributed(definition, store, train_config, workers: int, hosts: str | None, parent: str | None):
     from botyard.training.distributed import train_distributed
+    from botyard.training.pipeline import save_result
 
     print(f"training {definition.key} with {workers} Horovod workers (gloo)", file=sys.stderr)
     result = train_distributed(definition, train_config, workers, hosts)
-    info = store.save(result.manifest, result.arrays)
+    info = save_result(definition, store, result, parent=parent)
     _summary(info, result)
     return info
 
 
-def _train_with_progress(definition, store, train_config):
+def _train_with_progress(definition, store, train_config, parent: str | None = None):
     from tqdm import tqdm
 
     from botyard.training.pipeline import train_to_store
@@ -104,7 +113,7 @@ def _train_with_progress(definition, store, train_config):
             shown = {"loss": p.get("loss"), "acc": p.get("accuracy"), "val_acc": p.get("val_accuracy")}
             bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items() if v is not None})
 
-        info, result = train_to_store(definition, store, train_config, progress)
+        info, result = train_to_store(definition, store, train_config, progress, parent=parent)
     _summary(info, result)
     return info
 
@@ -139,14 +148,17 @@ def cmd_node(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-async def _chat(url: str, tenant: str, bot: str, conversation_id: str, stream=sys.stdin) -> None:
+async def _chat(
+    url: str, tenant: str, bot: str, conversation_id: str, stream=sys.stdin, *, alias: str | None = None
+) -> None:
     from botyard.client import Client
     from botyard.errors import TurnError
 
     interactive = stream.isatty()
     loop = asyncio.get_running_loop()
     async with await Client.connect(url) as client:
-        print(f"chatting with {tenant}/{bot} as conversation {tenant}/{bot}/{conversation_id} (end with Ctrl-D)")
+        target = f"{tenant}/{bot}" + (f"@{alias}" if alias else "")
+        print(f"chatting with {target} as conversation {tenant}/{bot}/{conversation_id} (end with Ctrl-D)")
         while True:
             if interactive:
                 print("you> ", end="", flush=True)
@@ -157,7 +169,7 @@ async def _chat(url: str, tenant: str, bot: str, conversation_id: str, stream=sy
             if not text:
                 continue
             try:
-                reply = await client.say(tenant, bot, conversation_id, text)
+                reply = await client.say(tenant, bot, conversation_id, text, alias=alias)
             except TurnError as exc:
                 print(f"[error {exc.code}] {exc.message}")
                 continue
@@ -168,16 +180,9 @@ async def _chat(url: str, tenant: str, bot: str, conversation_id: str, stream=sy
     print(f"bye. `botyard history {tenant}/{bot}/{conversation_id}` shows this conversation.")
 
 
-def _bot_ref(ref: str) -> tuple[str, str]:
-    parts = ref.split("/")
-    if len(parts) != 2 or not all(parts):
-        raise BotyardError(f"expected TENANT/BOT, got {ref!r}")
-    return parts[0], parts[1]
-
-
 def cmd_chat(args: argparse.Namespace, config: Config) -> int:
-    tenant, bot = _bot_ref(args.bot)
-    asyncio.run(_chat(_nats_url(config), tenant, bot, args.conversation or uuid.uuid4().hex[:12]))
+    tenant, bot = bot_ref(args.bot)
+    asyncio.run(_chat(_nats_url(config), tenant, bot, args.conversation or uuid.uuid4().hex[:12], alias=args.alias))
     return 0
 
 
@@ -188,7 +193,7 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
     if len(parts) == 3:
         tenant, bot, conversation_id = parts
     elif len(parts) == 1 and args.bot:
-        (tenant, bot), conversation_id = _bot_ref(args.bot), parts[0]
+        (tenant, bot), conversation_id = bot_ref(args.bot), parts[0]
     else:
         raise BotyardError("give the conversation as TENANT/BOT/CONVERSATION_ID, or CONVERSATION_ID with --bot TENANT/BOT")
     store = EventStore(config.events_url, config.data_dir)
@@ -217,15 +222,15 @@ def _entities_text(entities: list[dict]) -> str:
     return "".join(f" · {e['entity']}={e['value']}" for e in entities)
 
 
-def _has_current_snapshot(store, definition) -> bool:
-    """A snapshot of exactly this bot file, of a model kind this runtime serves."""
+def _serves_current_snapshot(admin, definition) -> bool:
+    """Production names a snapshot of exactly this bot file, of a model kind this runtime serves."""
     from botyard.models.runtime import MODEL_KIND
 
-    latest = store.latest(definition.tenant, definition.bot)
-    if latest is None:
+    production = _production(admin, definition)
+    if production is None:
         return False
     try:
-        manifest = store.load(latest.id).manifest
+        manifest = admin.snapshots.load(production).manifest
     except BotyardError:
         return False
     return manifest.get("definition_hash") == definition.content_hash() and manifest["model"].get("kind") == MODEL_KIND
@@ -234,14 +239,17 @@ def _has_current_snapshot(store, definition) -> bool:
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from botyard.models.definition import load_bot
     from botyard.ops.node import Node
-    from botyard.snapshots.store import LocalSnapshotStore
 
     definition = load_bot(args.bot_file)
-    store = LocalSnapshotStore(config.snapshots_path)
-    if not _has_current_snapshot(store, definition):
-        from botyard.training.pipeline import TrainConfig
+    with admin_for(config.with_(snapshot_store="local")) as admin:
+        if not _serves_current_snapshot(admin, definition):
+            from botyard.training.pipeline import TrainConfig
 
-        _train_with_progress(definition, store, TrainConfig(**({"epochs": args.epochs} if args.epochs else {})))
+            train_config = TrainConfig(**({"epochs": args.epochs} if args.epochs else {}))
+            info = _train_with_progress(definition, admin.snapshots, train_config, _production(admin, definition))
+            moved = promote_after_training(admin, info.tenant, info.bot, info.id, "production")
+            if moved:
+                print_move(moved)
     started = time.perf_counter()
     with Node(config) as node:
         print(f"node up in {time.perf_counter() - started:.2f} s on {node.nats_url} (data in {config.data_dir})")
@@ -272,11 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="examples per update, over all workers together")
     p.add_argument("--workers", type=int, default=1, help="Horovod worker processes (gloo); 1 = train in this process")
     p.add_argument("--hosts", help="Horovod hosts with slots, e.g. node1:2,node2:2 (default: localhost:WORKERS)")
+    p.add_argument(
+        "--promote", metavar="ALIAS",
+        help="point this alias (e.g. staging) at the new snapshot; without it a bot's first snapshot becomes production",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("chat", help="chat with a bot served by a running node")
     p.add_argument("bot", metavar="TENANT/BOT")
     p.add_argument("--conversation", help="conversation id (default: a new one)")
+    p.add_argument("--alias", help="talk to the snapshot this alias names (default: production)")
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("history", help="the turn events of one conversation")
@@ -285,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per turn")
     p.set_defaults(func=cmd_history)
 
-    for p in sub.choices.values():
+    leaves = list(sub.choices.values())
+    leaves += cli_snapshots.add_parser(sub)
+    for p in leaves:
         _add_config_flags(p)
     return parser
 

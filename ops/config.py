@@ -27,6 +27,10 @@ class Config:
     """Event store. Empty: SQLite in the data directory; ``postgresql://...``: PostgreSQL."""
     snapshot_dir: Path | None = None
     """Local snapshot store. Empty: ``<data_dir>/snapshots``."""
+    snapshot_store: str = "local"
+    """``local``: the snapshot directory; ``nats``: the NATS JetStream object store (nodes sharing no disk)."""
+    snapshot_bucket: str = "botyard-snapshots"
+    """Object-store bucket when ``snapshot_store`` is ``nats``."""
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     """This node's name in events and logs."""
     max_text_bytes: int = 4096
@@ -69,6 +73,8 @@ class Config:
             raise ConfigError("BOTYARD_MAX_TEXT_BYTES", "must be at least 1")
         if self.conversation_shards < 1 or self.intent_workers < 1:
             raise ConfigError("BOTYARD_CONVERSATION_SHARDS", "actor counts must be at least 1")
+        if self.snapshot_store not in ("local", "nats"):
+            raise ConfigError("BOTYARD_SNAPSHOT_STORE", f"must be 'local' or 'nats', not {self.snapshot_store!r}")
         if self.idle_seconds <= 0:
             raise ConfigError("BOTYARD_IDLE_SECONDS", "must be positive")
 

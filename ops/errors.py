@@ -16,3 +16,11 @@ class ConfigError(OpsError):
 
 class NatsServerError(OpsError):
     code = "nats_server_failed"
+
+
+class AdminError(OpsError):
+    """An admin request that cannot be done; ``code`` says why."""
+
+    def __init__(self, code: str, message: str, **fields) -> None:
+        super().__init__(message, **fields)
+        self.code = code

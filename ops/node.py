@@ -18,17 +18,19 @@ from nats.aio.msg import Msg
 
 from botyard import protocol
 from botyard.actors.bridge import NatsBridge
-from botyard.actors.messages import Inspect, Passivate, TurnWork
+from botyard.actors.messages import AdminWork, AliasChanged, Inspect, Passivate, TurnWork
 from botyard.actors.outbox import error_reply
 from botyard.actors.supervisor import Routing, Supervisor, Tick
-from botyard.events.store import EventStore
+from botyard.ops import stores
+from botyard.ops.admin import Admin, alias_notification
 from botyard.ops.config import Config
 from botyard.ops.nats_server import EmbeddedNats
-from botyard.snapshots.store import LocalSnapshotStore
 
 log = logging.getLogger(__name__)
 
 TURN_SUBSCRIPTION = f"{protocol.TURN_PREFIX}.*.*"
+ADMIN_SUBSCRIPTION = f"{protocol.ADMIN_PREFIX}.>"
+ALIAS_SUBSCRIPTION = f"{protocol.ALIAS_PREFIX}.*.*"
 QUEUE_GROUP = "botyard-nodes"
 
 
@@ -36,7 +38,9 @@ class Node:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.embedded: EmbeddedNats | None = None
-        self.events: EventStore | None = None
+        self.events = None
+        self.snapshots = None
+        self.admin: Admin | None = None
         self.bridge: NatsBridge | None = None
         self.supervisor = None
         self.routing: Routing | None = None
@@ -55,14 +59,18 @@ class Node:
                 self.embedded = EmbeddedNats(cfg.data_dir / "nats")
                 self.nats_url = self.embedded.start()
                 (cfg.data_dir / "nats.url").write_text(self.nats_url + "\n")
-            self.events = EventStore(cfg.events_url, cfg.data_dir)
-            self.snapshots = LocalSnapshotStore(cfg.snapshots_path)
+            self.events = stores.open_events(cfg)
+            self.snapshots = stores.open_snapshots(cfg, self.nats_url)
             self.bridge = NatsBridge(self.nats_url.split(","), name=f"botyard-node-{cfg.node_id}")
             self.bridge.start()
+            self.admin = Admin(self.events, self.snapshots, notify=self._notify)
+            # Alias notifications first, so none is missed between rebuilding and listening.
+            self.bridge.subscribe(ALIAS_SUBSCRIPTION, self._on_alias, requests=False)
             self.supervisor = Supervisor.start(
                 events=self.events,
                 snapshots=self.snapshots,
                 outbox=self.bridge,
+                admin=self.admin,
                 node_id=cfg.node_id,
                 workers=cfg.intent_workers,
                 shards=cfg.conversation_shards,
@@ -71,6 +79,7 @@ class Node:
             )
             self.routing = self.supervisor.proxy().get_routing().get()
             self.bridge.subscribe(TURN_SUBSCRIPTION, self._on_turn, queue=QUEUE_GROUP)
+            self.bridge.subscribe(ADMIN_SUBSCRIPTION, self._on_admin, queue=QUEUE_GROUP)
             self._ticker = threading.Thread(target=self._tick, name="supervisor-tick", daemon=True)
             self._ticker.start()
         except BaseException:
@@ -105,6 +114,9 @@ class Node:
         if self.events is not None:
             self.events.close()
             self.events = None
+        if self.snapshots is not None:
+            stores.close(self.snapshots)
+            self.snapshots = None
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None
@@ -131,6 +143,24 @@ class Node:
             return
         work = TurnWork(req, msg.reply, received_at)
         self.routing.worker_for(work).tell(work)
+
+    def _on_admin(self, msg: Msg) -> None:
+        verb = msg.subject[len(protocol.ADMIN_PREFIX) + 1 :]
+        self.routing.admin.tell(AdminWork(verb, msg.data, protocol.wants_json(msg.headers), msg.reply))
+
+    def _on_alias(self, msg: Msg) -> None:
+        if self.routing is None:
+            return  # still starting: the loader's first look at the event log includes this move
+        try:
+            b = protocol.decode_body(msg.data, False)
+            change = AliasChanged(b["tenant"], b["bot"], b["alias"], b["target"], int(b["version"]))
+        except (protocol.ProtocolError, KeyError, TypeError, ValueError) as exc:
+            log.warning("ignoring a malformed alias notification on %s: %s", msg.subject, exc)
+            return
+        self.routing.loader.tell(change)
+
+    def _notify(self, tenant: str, bot: str, event) -> None:
+        self.bridge.publish(*alias_notification(tenant, bot, event))
 
     # -- inspection (tests, CLI) --------------------------------------------------------
 
@@ -160,4 +190,5 @@ class Node:
             "resident_conversations": sum(s["resident"] for s in shards),
             "activations": sum(s["activations"] for s in shards),
             **self.supervisor.proxy().stats().get(timeout=10),
+            **self.routing.loader.proxy().stats().get(timeout=10),
         }

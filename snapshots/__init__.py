@@ -1,7 +1,7 @@
 """Immutable, content-addressed snapshots of trained bots, and the stores that hold them."""
 
 from botyard.snapshots.errors import SnapshotCorrupt, SnapshotError, SnapshotNotFound
-from botyard.snapshots.format import Snapshot, pack, unpack
+from botyard.snapshots.format import Snapshot, content_hash, pack, unpack
 from botyard.snapshots.store import LocalSnapshotStore, SnapshotInfo, SnapshotStore
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "SnapshotInfo",
     "SnapshotNotFound",
     "SnapshotStore",
+    "content_hash",
     "pack",
     "unpack",
 ]

@@ -73,6 +73,19 @@ def pack(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> tuple
     return content_id(data), data
 
 
+PROVENANCE = ("created_at", "parent")
+"""Manifest keys that say where a snapshot came from, not what model it holds."""
+
+
+def content_hash(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:
+    """The hash of a snapshot's model content, leaving out its provenance.
+
+    Two trainings of the same bot file on the same data with the same seed produce the
+    same weights, so the same content hash: the store keeps the first and returns it.
+    """
+    return pack({k: v for k, v in manifest.items() if k not in PROVENANCE}, arrays)[0]
+
+
 def unpack(snapshot_id: str, data: bytes) -> Snapshot:
     """Verify ``data`` against ``snapshot_id`` and decode it."""
     actual = content_id(data)

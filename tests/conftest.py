@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from botyard.events.store import EventStore
 from botyard.models.definition import load_bot
+from botyard.ops.admin import Admin
 from botyard.ops.config import Config
 from botyard.ops.nats_server import EmbeddedNats
 from botyard.ops.node import Node
@@ -18,6 +20,20 @@ from botyard.snapshots.store import LocalSnapshotStore
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_BOT = ROOT / "examples" / "shop-support.yml"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def promote(events_url, data_dir, snapshot_dir, *, tenant="acme-shop", bot="support", snapshot=None, alias="production"):
+    """Point a bot's alias at a snapshot (default: its newest) in an event store, as an operator would."""
+    events = EventStore(events_url, data_dir)
+    store = LocalSnapshotStore(snapshot_dir)
+    try:
+        sid = snapshot or store.latest(tenant, bot).id
+        current = events.bot(tenant, bot)
+        if current is None or current.aliases.get(alias) != sid:
+            Admin(events, store).promote(tenant, bot, sid, alias=alias, actor="tests")
+        return sid
+    finally:
+        events.close()
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +96,10 @@ def make_node(tmp_path, nats_url, snapshot_dir):
             "snapshot_dir": str(snapshot_dir),
             **overrides,
         }
-        node = Node(Config.from_mapping({}, **settings)).start()
+        config = Config.from_mapping({}, **settings)
+        if config.snapshot_store == "local" and LocalSnapshotStore(config.snapshots_path).latest("acme-shop", "support"):
+            promote(config.events_url, config.data_dir, config.snapshots_path)
+        node = Node(config).start()
         nodes.append(node)
         return node
 

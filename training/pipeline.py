@@ -23,7 +23,7 @@ from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
 from botyard.models.featurizer import FeatureConfig, Featurizer, collate
 from botyard.models.runtime import MODEL_KIND, Predictor
 from botyard.models.text import tag_spans
-from botyard.snapshots.store import SnapshotInfo, SnapshotStore
+from botyard.snapshots.store import SnapshotInfo, SnapshotStore, latest
 from botyard.training.dataset import Dataset, Example, data_hash, from_definition, make_dataset, split
 from botyard.training.errors import TrainingError
 
@@ -87,10 +87,27 @@ def train(
 
 
 def train_to_store(
-    definition: BotDefinition, store: SnapshotStore, config: TrainConfig = TrainConfig(), progress: Progress | None = None
+    definition: BotDefinition,
+    store: SnapshotStore,
+    config: TrainConfig = TrainConfig(),
+    progress: Progress | None = None,
+    *,
+    parent: str | None = None,
 ) -> tuple[SnapshotInfo, TrainResult]:
+    """Train and save. ``parent`` (default: the bot's newest snapshot) goes into the manifest."""
     result = train(definition, config, progress)
-    return store.save(result.manifest, result.arrays), result
+    return save_result(definition, store, result, parent=parent), result
+
+
+def save_result(
+    definition: BotDefinition, store: SnapshotStore, result: TrainResult, *, parent: str | None = None
+) -> SnapshotInfo:
+    """Add provenance (creation time, parent) to a training result and store it."""
+    if parent is None:
+        newest = latest(store, definition.tenant, definition.bot)
+        parent = newest.id if newest else None
+    result.manifest.update(created_at=time.time(), parent=parent)
+    return store.save(result.manifest, result.arrays)
 
 
 def fit(

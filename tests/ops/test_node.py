@@ -11,6 +11,7 @@ import pytest
 from botyard import Client, TurnError
 from botyard.events.store import EventStore
 from botyard.events.errors import UnknownConversation
+from tests.conftest import promote
 
 TENANT, BOT = "acme-shop", "support"
 SUBJECT = f"botyard.turn.{TENANT}.{BOT}"
@@ -190,8 +191,10 @@ def test_unknown_tenant_or_bot(make_node, nats_url, tenant, bot, code):
     assert stored_turns(node, "c1", tenant, bot) == []
 
 
-def test_a_bot_trained_while_the_node_runs_is_served(make_node, nats_url, tmp_path, snapshot_dir):
+def test_a_bot_promoted_while_the_node_runs_is_served(make_node, nats_url, tmp_path, snapshot_dir):
+    """No notification on NATS: the node finds the move in the event log on its own."""
     import shutil
+    import time
 
     from botyard.snapshots.store import LocalSnapshotStore
 
@@ -201,17 +204,19 @@ def test_a_bot_trained_while_the_node_runs_is_served(make_node, nats_url, tmp_pa
     snap = source.load(source.latest(TENANT, BOT).id)
     manifest = {**snap.manifest, "bot": "late"}
     manifest["definition"] = {**manifest["definition"], "bot": "late"}
-    LocalSnapshotStore(own).save(manifest, snap.arrays)
-    import time
-
-    time.sleep(1.1)  # the worker looks at the store again at most once a second
+    info = LocalSnapshotStore(own).save(manifest, snap.arrays)
+    assert f"{TENANT}/late" not in node.served()
+    promote(node.config.events_url, node.config.data_dir, own, bot="late")
+    deadline = time.monotonic() + 10
+    while f"{TENANT}/late" not in node.served() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert node.served()[f"{TENANT}/late"] == info.id
 
     async def go():
         async with await Client.connect(nats_url) as client:
             return await client.say(TENANT, "late", "c1", "hello")
 
     assert asyncio.run(go()).intent == "greeting"
-    assert f"{TENANT}/late" in node.served()
     shutil.rmtree(own)
 
 

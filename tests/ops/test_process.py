@@ -13,6 +13,7 @@ import pytest
 
 from botyard import Client, TurnError
 from botyard.events.store import EventStore
+from tests.conftest import promote
 
 TENANT, BOT = "acme-shop", "support"
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +36,7 @@ def stop(proc):
 
 @pytest.fixture
 def node_env(tmp_path, nats_url, snapshot_dir, events_url):
+    promote(events_url, tmp_path / "data", snapshot_dir)
     return {
         "BOTYARD_NATS_URL": nats_url,
         "BOTYARD_DATA_DIR": str(tmp_path / "data"),

@@ -1,0 +1,38 @@
+"""The administrator actor: answers ``botyard.admin.<verb>`` requests off the NATS thread."""
+
+from __future__ import annotations
+
+import logging
+
+import pykka
+
+from botyard import protocol
+from botyard.actors.messages import AdminWork
+from botyard.actors.outbox import Outbox, error_reply, ok_reply
+from botyard.errors import BotyardError
+from botyard.ops.admin import Admin, handle
+
+log = logging.getLogger(__name__)
+
+
+class Administrator(pykka.ThreadingActor):
+    def __init__(self, admin: Admin, outbox: Outbox) -> None:
+        super().__init__()
+        self.admin = admin
+        self.outbox = outbox
+
+    def on_receive(self, message: object) -> object:
+        if not isinstance(message, AdminWork):
+            raise TypeError(f"Administrator got {type(message).__name__}")
+        w = message
+        try:
+            body = protocol.decode_body(w.data, w.as_json)
+            result = handle(self.admin, w.verb, body)
+            reply = ok_reply(w.reply_to, w.as_json, {"ok": True, "result": result})
+        except BotyardError as exc:
+            reply = error_reply(w.reply_to, w.as_json, exc.code, exc.message, **exc.fields)
+        except Exception as exc:  # never let a bad request kill the actor
+            log.exception("admin %s failed", w.verb)
+            reply = error_reply(w.reply_to, w.as_json, protocol.INTERNAL, f"{type(exc).__name__}: {exc}")
+        self.outbox.send([reply])
+        return None

@@ -1,0 +1,254 @@
+"""Administration of bots' snapshots and aliases: the one implementation behind the CLI
+(``botyard snapshots ...``) and the NATS admin subjects (``botyard.admin.*``).
+
+Every answer is a plain dict (JSON- and msgpack-safe). Errors are botyard errors with a
+stable ``code``: ``unknown_bot``, ``unknown_snapshot``, ``ambiguous_snapshot``,
+``wrong_bot``, ``corrupt_snapshot``, ``unknown_alias``, ``no_history``,
+``not_in_history``, ``alias_unchanged``, ``invalid_request``. A refused request changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from typing import Any, Callable, Mapping
+
+from botyard.events.bot import PRODUCTION, Bot
+from botyard.events.errors import UnknownBot
+from botyard.events.store import EventStore
+from botyard.ops.errors import AdminError
+from botyard.protocol import alias_subject, check_name, encode_body
+from botyard.snapshots.errors import SnapshotNotFound
+from botyard.snapshots.store import SnapshotInfo, SnapshotStore
+
+log = logging.getLogger(__name__)
+
+MIN_PREFIX = 6
+Notify = Callable[[str, str, Bot.AliasMoved], None]
+"""Called after an alias move is committed: (tenant, bot, event)."""
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def move_to_dict(tenant: str, bot: str, e: Bot.AliasMoved) -> dict[str, Any]:
+    return {
+        "tenant": tenant, "bot": bot, "alias": e.alias, "previous": e.previous, "target": e.target,
+        "kind": e.kind, "actor": e.actor, "reason": e.reason, "version": e.originator_version,
+        "at": e.timestamp.timestamp(),
+    }
+
+
+def alias_notification(tenant: str, bot: str, e: Bot.AliasMoved) -> tuple[str, bytes]:
+    """The NATS message that tells every node of a committed move (subject, msgpack body)."""
+    body = {"tenant": tenant, "bot": bot, "alias": e.alias, "target": e.target, "version": e.originator_version}
+    return alias_subject(tenant, bot), encode_body(body, False)
+
+
+class Admin:
+    def __init__(self, events: EventStore, snapshots: SnapshotStore, *, notify: Notify | None = None) -> None:
+        self.events = events
+        self.snapshots = snapshots
+        self.notify = notify
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def _bot(self, tenant: str, bot: str) -> Bot:
+        found = self.events.bot(tenant, bot)
+        if found is None:
+            raise UnknownBot(tenant, bot)
+        return found
+
+    def resolve(self, tenant: str, bot: str, ref: str) -> SnapshotInfo:
+        """A snapshot of this bot named by full id, unique prefix (≥ 6 hex digits), or alias."""
+        if not isinstance(ref, str) or not ref:
+            raise AdminError("invalid_request", "a snapshot id, id prefix or alias is required", field="snapshot")
+        aggregate = self.events.bot(tenant, bot)
+        if aggregate is not None and ref in aggregate.aliases:
+            ref = aggregate.aliases[ref]
+        infos = self.snapshots.list(tenant, bot)
+        matches = [i for i in infos if i.id == ref] or (
+            [i for i in infos if i.id.startswith(ref)] if len(ref) >= MIN_PREFIX else []
+        )
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise AdminError("ambiguous_snapshot", f"{ref!r} matches {len(matches)} snapshots of {tenant}/{bot}", snapshot=ref)
+        try:
+            other = self.snapshots.info(ref)
+        except SnapshotNotFound:
+            if not infos and aggregate is None:
+                raise UnknownBot(tenant, bot) from None
+            raise SnapshotNotFound(ref) from None
+        raise AdminError(
+            "wrong_bot", f"snapshot {ref} belongs to {other.tenant}/{other.bot}, not {tenant}/{bot}", snapshot=ref
+        )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def list(self, tenant: str, bot: str) -> dict[str, Any]:
+        aggregate = self.events.bot(tenant, bot)
+        infos = self.snapshots.list(tenant, bot)
+        if aggregate is None and not infos:
+            raise UnknownBot(tenant, bot)
+        aliases = aggregate.aliases if aggregate else {}
+        return {
+            "tenant": tenant, "bot": bot, "aliases": dict(aliases),
+            "snapshots": [
+                {**i.to_dict(), "aliases": sorted(a for a, s in aliases.items() if s == i.id)} for i in infos
+            ],
+        }
+
+    def show(self, tenant: str, bot: str, ref: str) -> dict[str, Any]:
+        info = self.resolve(tenant, bot, ref)
+        manifest = dict(self.snapshots.load(info.id).manifest)
+        definition = manifest.pop("definition", {}) or {}
+        manifest["intents"] = sorted(_intents(definition))
+        return {"snapshot": info.to_dict(), "manifest": manifest}
+
+    def log(self, tenant: str, bot: str) -> dict[str, Any]:
+        aggregate = self._bot(tenant, bot)
+        moves = [e for e in self.events.bot_events(tenant, bot) if isinstance(e, Bot.AliasMoved)]
+        return {**aggregate.state(), "moves": [move_to_dict(tenant, bot, e) for e in moves]}
+
+    def diff(self, tenant: str, bot: str, ref_a: str, ref_b: str) -> dict[str, Any]:
+        a, b = (self.snapshots.load(self.resolve(tenant, bot, r).id).manifest for r in (ref_a, ref_b))
+        return {"a": self.resolve(tenant, bot, ref_a).id, "b": self.resolve(tenant, bot, ref_b).id, **manifest_diff(a, b)}
+
+    # -- changing aliases ---------------------------------------------------------------------
+
+    def promote(
+        self, tenant: str, bot: str, ref: str, *, alias: str = PRODUCTION, actor: str = "", reason: str = ""
+    ) -> dict[str, Any]:
+        """Point ``alias`` at a snapshot, after verifying the snapshot's content against its id."""
+        check_name("alias", alias)
+        info = self.resolve(tenant, bot, ref)
+        self.snapshots.load(info.id)  # raises SnapshotCorrupt: a bad snapshot never gets an alias
+        aggregate = self.events.change_bot(
+            tenant, bot, lambda b: b.promote(alias, info.id, actor=actor or default_actor(), reason=reason)
+        )
+        return self._moved(aggregate)
+
+    def rollback(
+        self, tenant: str, bot: str, *, alias: str = PRODUCTION, to: str | None = None, actor: str = "", reason: str = ""
+    ) -> dict[str, Any]:
+        """Return ``alias`` to its previous target, or to ``to`` (one of its earlier targets)."""
+        check_name("alias", alias)
+        self._bot(tenant, bot)
+        target = self.resolve(tenant, bot, to).id if to else None
+        if target is not None:
+            self.snapshots.load(target)
+        aggregate = self.events.change_bot(
+            tenant, bot, lambda b: b.rollback(alias, to=target, actor=actor or default_actor(), reason=reason)
+        )
+        return self._moved(aggregate)
+
+    def _moved(self, aggregate: Bot) -> dict[str, Any]:
+        event = self.events.bot_events(aggregate.tenant, aggregate.bot)[-1]
+        if self.notify is not None:
+            try:
+                self.notify(aggregate.tenant, aggregate.bot, event)
+            except Exception as exc:  # nodes also follow the event log: they catch up within a second
+                log.warning("alias notification failed: %s", exc)
+        return move_to_dict(aggregate.tenant, aggregate.bot, event)
+
+    # -- garbage collection ---------------------------------------------------------------------
+
+    def gc(self, tenant: str | None = None, bot: str | None = None, *, keep: int = 5, dry_run: bool = False) -> dict[str, Any]:
+        """Delete all but each bot's newest ``keep`` snapshots, never one an alias names or may roll back to."""
+        if not isinstance(keep, int) or keep < 0:
+            raise AdminError("invalid_request", "keep must be a whole number ≥ 0", field="keep")
+        by_bot: dict[tuple[str, str], list[SnapshotInfo]] = {}
+        for info in self.snapshots.list(tenant, bot):
+            by_bot.setdefault((info.tenant, info.bot), []).append(info)
+        deleted, kept = [], 0
+        for (t, b), infos in by_bot.items():
+            aggregate = self.events.bot(t, b)
+            protected = aggregate.referenced() if aggregate else set()
+            newest = {i.id for i in infos[-keep:]} if keep else set()
+            for info in infos:
+                if info.id in protected or info.id in newest:
+                    kept += 1
+                    continue
+                if not dry_run:
+                    self.snapshots.delete(info.id)
+                deleted.append(info.id)
+        return {"deleted": deleted, "kept": kept, "dry_run": dry_run}
+
+
+def manifest_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """What changed between two snapshots: metrics, data, definition, training settings."""
+    ma, mb = a.get("metrics", {}), b.get("metrics", {})
+    metrics = {
+        k: {"a": ma.get(k), "b": mb.get(k), **({"delta": mb[k] - ma[k]} if _numbers(ma.get(k), mb.get(k)) else {})}
+        for k in sorted(set(ma) | set(mb)) if ma.get(k) != mb.get(k)
+    }
+    ia, ib = _intents(a.get("definition")), _intents(b.get("definition"))
+    changed = sorted(k for k in set(ia) & set(ib) if ia[k] != ib[k])
+    ta, tb = a.get("training", {}), b.get("training", {})
+    return {
+        "same_definition": a.get("definition_hash") == b.get("definition_hash"),
+        "same_data": a.get("data_hash") == b.get("data_hash"),
+        "metrics": metrics,
+        "intents": {"added": sorted(set(ib) - set(ia)), "removed": sorted(set(ia) - set(ib)), "changed": changed},
+        "training": {k: {"a": ta.get(k), "b": tb.get(k)} for k in sorted(set(ta) | set(tb)) if ta.get(k) != tb.get(k)},
+        "threshold": {"a": (a.get("model") or {}).get("threshold"), "b": (b.get("model") or {}).get("threshold")},
+        "created_at": {"a": a.get("created_at"), "b": b.get("created_at")},
+        "parent": {"a": a.get("parent"), "b": b.get("parent")},
+    }
+
+
+def _intents(definition: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {i["name"]: i for i in (definition or {}).get("intents") or []}
+
+
+def _numbers(*values: Any) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+# -- the NATS admin subjects ---------------------------------------------------------------------
+
+VERBS = ("list", "show", "log", "promote", "rollback", "diff", "gc")
+
+
+def handle(admin: Admin, verb: str, body: Any) -> dict[str, Any]:
+    """Run one ``botyard.admin.<verb>`` request body; raise a botyard error to refuse it."""
+    if verb not in VERBS:
+        raise AdminError("unknown_verb", f"no admin verb {verb!r}; known: {', '.join(VERBS)}", verb=verb)
+    if not isinstance(body, dict):
+        raise AdminError("invalid_request", f"request body must be a map, not {type(body).__name__}")
+
+    def text(name: str, required: bool = True) -> str | None:
+        value = body.get(name)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value:
+            raise AdminError("invalid_request", f"field '{name}' must be a non-empty string", field=name)
+        return value
+
+    if verb == "gc":
+        tenant = check_name("tenant", body["tenant"]) if body.get("tenant") is not None else None
+        bot = check_name("bot", body["bot"]) if body.get("bot") is not None else None
+        keep, dry_run = body.get("keep", 5), body.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise AdminError("invalid_request", "field 'dry_run' must be a boolean", field="dry_run")
+        return admin.gc(tenant, bot, keep=keep, dry_run=dry_run)
+    tenant, bot = check_name("tenant", body.get("tenant")), check_name("bot", body.get("bot"))
+    if verb == "list":
+        return admin.list(tenant, bot)
+    if verb == "log":
+        return admin.log(tenant, bot)
+    if verb == "show":
+        return admin.show(tenant, bot, text("snapshot"))
+    if verb == "diff":
+        return admin.diff(tenant, bot, text("a"), text("b"))
+    who = {"actor": text("actor", False) or "nats", "reason": text("reason", False) or ""}
+    alias = text("alias", False) or PRODUCTION
+    if verb == "promote":
+        return admin.promote(tenant, bot, text("snapshot"), alias=alias, **who)
+    return admin.rollback(tenant, bot, alias=alias, to=text("to", False), **who)

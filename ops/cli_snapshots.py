@@ -1,0 +1,201 @@
+"""``botyard snapshots list|show|log|promote|rollback|diff|gc`` and the stores the CLI opens.
+
+The CLI changes aliases by recording the event itself (the event store is the truth),
+then tells running nodes on NATS; a node that does not hear it reads the move from the
+event log within a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import datetime
+from typing import Any, Iterator
+
+from botyard.errors import BotyardError
+from botyard.events.bot import PRODUCTION
+from botyard.ops import stores
+from botyard.ops.admin import Admin, alias_notification
+from botyard.ops.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def known_nats_url(config: Config) -> str | None:
+    if config.nats_url:
+        return config.nats_url
+    url_file = config.data_dir / "nats.url"
+    return url_file.read_text().strip() if url_file.exists() else None
+
+
+def _notifier(config: Config):
+    url = known_nats_url(config)
+    if not url:
+        return None
+
+    def notify(tenant: str, bot: str, event) -> None:
+        import nats
+
+        async def go() -> None:
+            nc = await nats.connect(url.split(","), connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+            try:
+                await nc.publish(*alias_notification(tenant, bot, event))
+                await nc.flush(2)
+            finally:
+                await nc.close()
+
+        asyncio.run(go())
+
+    return notify
+
+
+@contextlib.contextmanager
+def admin_for(config: Config) -> Iterator[Admin]:
+    events = stores.open_events(config)
+    try:
+        snapshots = stores.open_snapshots(config, known_nats_url(config))
+        try:
+            yield Admin(events, snapshots, notify=_notifier(config))
+        finally:
+            stores.close(snapshots)
+    finally:
+        events.close()
+
+
+def bot_ref(ref: str) -> tuple[str, str]:
+    parts = ref.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise BotyardError(f"expected TENANT/BOT, got {ref!r}")
+    return parts[0], parts[1]
+
+
+def promote_after_training(admin: Admin, tenant: str, bot: str, snapshot_id: str, alias: str | None) -> dict | None:
+    """``--promote ALIAS`` moves that alias; without it a bot's first snapshot becomes production."""
+    aggregate = admin.events.bot(tenant, bot)
+    current = aggregate.aliases if aggregate else {}
+    if alias is None:
+        if PRODUCTION in current:
+            return None
+        alias = PRODUCTION
+    if current.get(alias) == snapshot_id:
+        return None
+    return admin.promote(tenant, bot, snapshot_id, alias=alias, reason="trained")
+
+
+# -- output -------------------------------------------------------------------------------------
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def print_move(move: dict[str, Any]) -> None:
+    print(
+        f"{move['tenant']}/{move['bot']}@{move['alias']}: {(move['previous'] or '-')[:12]} -> {move['target'][:12]} "
+        f"({move['kind']} by {move['actor']}{', ' + move['reason'] if move['reason'] else ''}; version {move['version']})"
+    )
+
+
+def _print_list(result: dict[str, Any]) -> None:
+    print(f"{result['tenant']}/{result['bot']}: {len(result['snapshots'])} snapshots")
+    print(f"  {'id':<14}{'created':<21}{'size':>9}  {'parent':<14}aliases")
+    for s in result["snapshots"]:
+        print(
+            f"  {s['id'][:12]:<14}{_when(s['created_at']):<21}{s['size'] / 1e6:>7.2f}MB  "
+            f"{(s['parent'] or '-')[:12]:<14}{', '.join(s['aliases'])}"
+        )
+
+
+def _print_log(result: dict[str, Any]) -> None:
+    print(f"{result['tenant']}/{result['bot']}: " + ", ".join(f"{a} -> {s[:12]}" for a, s in result["aliases"].items()))
+    for m in result["moves"]:
+        print(f"  {_when(m['at'])}  ", end="")
+        print_move(m)
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def cmd_snapshots(args: argparse.Namespace, config: Config) -> int:
+    with admin_for(config) as admin:
+        if args.action == "gc":
+            tenant, bot = bot_ref(args.bot) if args.bot else (None, None)
+            result = admin.gc(tenant, bot, keep=args.keep, dry_run=args.dry_run)
+            if not args.json:
+                verb = "would delete" if args.dry_run else "deleted"
+                print(f"{verb} {len(result['deleted'])} snapshots, kept {result['kept']}")
+                for sid in result["deleted"]:
+                    print(f"  {sid}")
+        else:
+            tenant, bot = bot_ref(args.bot)
+            result = _run(admin, args, tenant, bot)
+        if args.json:
+            print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _run(admin: Admin, args: argparse.Namespace, tenant: str, bot: str) -> dict[str, Any]:
+    a = args.action
+    if a == "list":
+        result = admin.list(tenant, bot)
+        if not args.json:
+            _print_list(result)
+    elif a == "log":
+        result = admin.log(tenant, bot)
+        if not args.json:
+            _print_log(result)
+    elif a == "show":
+        result = admin.show(tenant, bot, args.snapshot)
+        if not args.json:
+            print(json.dumps(result, indent=2, default=str))
+    elif a == "diff":
+        result = admin.diff(tenant, bot, args.a, args.b)
+        if not args.json:
+            print(json.dumps(result, indent=2, default=str))
+    elif a == "promote":
+        result = admin.promote(tenant, bot, args.snapshot, alias=args.alias, reason=args.reason or "")
+        if not args.json:
+            print_move(result)
+    else:
+        result = admin.rollback(tenant, bot, alias=args.alias, to=args.to, reason=args.reason or "")
+        if not args.json:
+            print_move(result)
+    return result
+
+
+def add_parser(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    """Add ``snapshots`` and its actions; return the action parsers (they take the config flags)."""
+    p = sub.add_parser("snapshots", help="list, inspect, promote, roll back and collect snapshots")
+    actions = p.add_subparsers(dest="action", required=True)
+
+    def action(name: str, help: str, bot: bool = True) -> argparse.ArgumentParser:
+        q = actions.add_parser(name, help=help)
+        if bot:
+            q.add_argument("bot", metavar="TENANT/BOT")
+        q.add_argument("--json", action="store_true", help="print the result as JSON")
+        q.set_defaults(func=cmd_snapshots)
+        return q
+
+    action("list", "a bot's snapshots and the aliases naming them")
+    action("log", "every alias move of a bot: who, when, from, to, why")
+    q = action("show", "one snapshot's manifest")
+    q.add_argument("snapshot", help="id, unique id prefix, or alias")
+    q = action("diff", "compare two snapshots' manifests and metrics")
+    q.add_argument("a", help="id, prefix or alias")
+    q.add_argument("b", help="id, prefix or alias")
+    q = action("promote", "point an alias (default production) at a snapshot, verified first")
+    q.add_argument("snapshot", help="id, unique id prefix, or an alias (e.g. staging) to copy")
+    q.add_argument("--alias", default=PRODUCTION)
+    q.add_argument("--reason")
+    q = action("rollback", "return an alias to its previous target, or --to an earlier one")
+    q.add_argument("--alias", default=PRODUCTION)
+    q.add_argument("--to", help="an earlier target of the alias (id or prefix)")
+    q.add_argument("--reason")
+    q = action("gc", "delete old snapshots: keeps each bot's newest N and every one an alias names or may roll back to", bot=False)
+    q.add_argument("bot", metavar="TENANT/BOT", nargs="?", help="only this bot (default: every bot)")
+    q.add_argument("--keep", type=int, default=5)
+    q.add_argument("--dry-run", action="store_true")
+    return list(actions.choices.values())
