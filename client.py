@@ -18,7 +18,7 @@ import nats
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
 
 from botyard.errors import TurnError
-from botyard.protocol import turn_subject
+from botyard.protocol import admin_subject, turn_subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,19 +70,27 @@ class Client:
         body = {"conversation_id": conversation_id, "text": text, "turn_id": turn_id or uuid.uuid4().hex}
         if alias:
             body["alias"] = alias
+        return Reply.from_wire(await self._request(turn_subject(tenant, bot), body))
+
+    async def admin(self, verb: str, **fields: Any) -> dict[str, Any]:
+        """One ``botyard.admin.<verb>`` request (``list``, ``promote``, ``rollback``, ...).
+
+        Returns the result map; raises :class:`TurnError` with the error's code on refusal.
+        """
+        return (await self._request(admin_subject(verb), fields))["result"]
+
+    async def _request(self, subject: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            msg = await self.nc.request(
-                turn_subject(tenant, bot), msgpack.packb(body, use_bin_type=True), timeout=self.timeout
-            )
+            msg = await self.nc.request(subject, msgpack.packb(body, use_bin_type=True), timeout=self.timeout)
         except NoRespondersError:
-            raise TurnError("no_responders", "no botyard node is serving turns on this NATS") from None
+            raise TurnError("no_responders", "no botyard node is serving this on this NATS") from None
         except NatsTimeoutError:
             raise TurnError("timeout", f"no reply within {self.timeout} s") from None
         reply = msgpack.unpackb(msg.data, raw=False)
         if "error" in reply:
             err = dict(reply["error"])
             raise TurnError(err.pop("code", "internal"), err.pop("message", ""), **err)
-        return Reply.from_wire(reply)
+        return reply
 
     async def close(self) -> None:
         if self._owns and not self.nc.is_closed:
