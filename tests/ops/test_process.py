@@ -1,6 +1,7 @@
 """Node processes as a user runs them: SIGKILL and restart, graceful stop, the CLI."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -169,3 +170,55 @@ def test_cli_train_demo_and_history(tmp_path):
 
     missing = subprocess.run([*cli, "history", "tiny/faq/nope"], env=env, capture_output=True, text=True)
     assert missing.returncode == 2 and "no conversation" in missing.stderr
+
+
+def test_cli_snapshots_promote_rollback_diff_gc(tmp_path):
+    bot_file = tmp_path / "tiny.yml"
+    bot_file.write_text(TINY_BOT)
+    env = {**os.environ, "BOTYARD_DATA_DIR": str(tmp_path / "data")}
+    env.pop("BOTYARD_NATS_URL", None)
+    env.pop("BOTYARD_EVENTS_URL", None)
+
+    def cli(*args, ok=True):
+        out = subprocess.run([sys.executable, "-m", "botyard", *args], env=env, capture_output=True, text=True, timeout=180)
+        assert (out.returncode == 0) == ok, out.stderr
+        return out
+
+    def train(*extra):
+        out = cli("train", str(bot_file), "--epochs", "3", *extra)
+        return json.loads(out.stdout.strip().splitlines()[-1])["snapshot"], out.stdout
+
+    first, said = train()
+    assert "tiny/faq@production: - -> " + first[:12] in said  # a bot's first snapshot goes live
+    second, said = train("--seed", "1", "--promote", "staging")
+    assert "tiny/faq@staging" in said and second != first
+    third, _ = train("--seed", "2")  # no alias moves
+    again, said = train()  # same data and seed: the same snapshot, nothing moves
+    assert again == first and "@" not in said
+
+    listed = json.loads(cli("snapshots", "list", "tiny/faq", "--json").stdout)
+    assert [s["id"] for s in listed["snapshots"]] == [first, second, third]
+    assert listed["aliases"] == {"production": first, "staging": second}
+    assert listed["snapshots"][1]["parent"] == first
+
+    moved = json.loads(cli("snapshots", "promote", "tiny/faq", "staging", "--reason", "looks good", "--json").stdout)
+    assert (moved["previous"], moved["target"], moved["reason"]) == (first, second, "looks good")
+    back = json.loads(cli("snapshots", "rollback", "tiny/faq", "--json").stdout)
+    assert (back["previous"], back["target"], back["kind"]) == (second, first, "rollback")
+    refused = cli("snapshots", "rollback", "tiny/faq", ok=False)
+    assert refused.returncode == 2 and "no earlier target" in refused.stderr
+
+    log = cli("snapshots", "log", "tiny/faq").stdout
+    assert log.count("promote by") == 3 and "rollback by" in log and "looks good" in log
+
+    diff = json.loads(cli("snapshots", "diff", "tiny/faq", first[:8], third[:8], "--json").stdout)
+    assert diff["same_definition"] and diff["training"]["seed"] == {"a": 0, "b": 2}
+
+    shown = json.loads(cli("snapshots", "show", "tiny/faq", "production", "--json").stdout)
+    assert shown["snapshot"]["id"] == first and shown["manifest"]["intents"] == ["greet", "hours"]
+
+    gc = json.loads(cli("snapshots", "gc", "--keep", "0", "--json").stdout)
+    assert gc["deleted"] == [third] and gc["kept"] == 2  # aliased and roll-back-able ones stay
+    assert [s["id"] for s in json.loads(cli("snapshots", "list", "tiny/faq", "--json").stdout)["snapshots"]] == [first, second]
+    unknown = cli("snapshots", "promote", "tiny/faq", "0" * 32, ok=False)
+    assert "no snapshot" in unknown.stderr
