@@ -33,6 +33,8 @@ class Reply:
     turn_id: str | None = None
     entities: list[dict[str, Any]] = field(default_factory=list)
     """``{entity, value, start, end, extractor, confidence}`` per entity in the user's text."""
+    node: str = ""
+    """The node that answered."""
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> "Reply":

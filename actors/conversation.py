@@ -21,11 +21,12 @@ from botyard import protocol
 from botyard.actors.messages import ClassifiedTurn, Inspect, Passivate, Sweep
 from botyard.actors.outbox import Outbox, Outgoing, error_reply, ok_reply
 from botyard.events.conversation import Conversation
-from botyard.events.store import EventStore
+from botyard.events.store import EventStore, IntegrityError
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
+CONFLICT_RETRIES = 5
 
 
 @dataclass(slots=True)
@@ -132,8 +133,7 @@ class ConversationActor(pykka.ThreadingActor):
         )
         self.pending.append(_Pending(turn, conversation, self._body(conversation, req, conversation.recent[-1])))
 
-    @staticmethod
-    def _body(conversation: Conversation, req: protocol.TurnRequest, turn: dict[str, Any]) -> dict[str, Any]:
+    def _body(self, conversation: Conversation, req: protocol.TurnRequest, turn: dict[str, Any]) -> dict[str, Any]:
         return {
             "conversation_id": req.conversation_id,
             "turn": turn["turn"],
@@ -144,6 +144,7 @@ class ConversationActor(pykka.ThreadingActor):
             "fallback": turn["fallback"],
             "entities": turn.get("entities", []),
             "snapshot": turn["snapshot"],
+            "node": self.node_id,
         }
 
     def _flush(self) -> None:
@@ -164,22 +165,29 @@ class ConversationActor(pykka.ThreadingActor):
     def _commit_one_by_one(self, pending: list[_Pending]) -> None:
         # Nothing was committed: forget the in-memory state (it holds the uncommitted
         # events) and replay each turn on a conversation freshly rebuilt from the store.
+        # A version conflict means another writer (another node, until placement gives
+        # each conversation one owner) recorded a turn first: rebuild and retry.
         for p in pending:
             req = p.turn.work.request
             self.resident.pop((req.tenant, req.bot, req.conversation_id), None)
         for p in pending:
-            self._take(p.turn)
-            retry, self.pending = self.pending, []
-            if not retry:
-                continue  # _take already replied with an error
-            try:
-                self.store.save_all([retry[0].conversation])
-                self.outbox.send([self._ok(retry[0])])
-            except Exception as exc:
-                req = p.turn.work.request
-                self.resident.pop((req.tenant, req.bot, req.conversation_id), None)
-                log.error("turn of %s/%s/%s not recorded: %s", req.tenant, req.bot, req.conversation_id, exc)
-                self.outbox.send([error_reply(p.turn.work.reply_to, req.as_json, protocol.INTERNAL, "turn not recorded: event store failed")])
+            req = p.turn.work.request
+            for attempt in range(1, CONFLICT_RETRIES + 1):
+                self._take(p.turn)
+                retry, self.pending = self.pending, []
+                if not retry:
+                    break  # _take already replied with an error
+                try:
+                    self.store.save_all([retry[0].conversation])
+                    self.outbox.send([self._ok(retry[0])])
+                    break
+                except Exception as exc:
+                    self.resident.pop((req.tenant, req.bot, req.conversation_id), None)
+                    if isinstance(exc, IntegrityError) and attempt < CONFLICT_RETRIES:
+                        continue
+                    log.error("turn of %s/%s/%s not recorded: %s", req.tenant, req.bot, req.conversation_id, exc)
+                    self.outbox.send([error_reply(p.turn.work.reply_to, req.as_json, protocol.INTERNAL, "turn not recorded: event store failed")])
+                    break
 
     @staticmethod
     def _ok(p: _Pending) -> Outgoing:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from typing import Callable
 
 import pykka
@@ -27,6 +28,8 @@ from botyard.snapshots.store import SnapshotStore
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]
+RECENT = 8
+"""Predictors kept after no alias names them, so switching back (a rollback) loads nothing."""
 
 
 class SnapshotLoader(pykka.ThreadingActor):
@@ -42,6 +45,7 @@ class SnapshotLoader(pykka.ThreadingActor):
         self.refused: dict[Key, str] = {}
         """Snapshots that failed to load, with why (logged once, retried on reconcile)."""
         self.switches = 0
+        self.recent: OrderedDict[str, Predictor] = OrderedDict()
 
     def on_start(self) -> None:
         started = time.perf_counter()
@@ -82,6 +86,7 @@ class SnapshotLoader(pykka.ThreadingActor):
         if current is not None and current[0] == snapshot_id:
             return
         predictor = next((p for sid, p in self.installed.values() if sid == snapshot_id), None)
+        predictor = predictor or self.recent.pop(snapshot_id, None)
         if predictor is None:
             try:
                 predictor = Predictor.from_snapshot(self.store.load(snapshot_id))
@@ -94,6 +99,10 @@ class SnapshotLoader(pykka.ThreadingActor):
                 self.refused[key] = snapshot_id
                 return
         self.refused.pop(key, None)
+        if current is not None:
+            self.recent[current[0]] = current[1]
+            while len(self.recent) > RECENT:
+                self.recent.popitem(last=False)
         self.installed[key] = (snapshot_id, predictor)
         self.switches += 1
         for ref in self.workers():
