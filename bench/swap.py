@@ -82,6 +82,7 @@ async def run_load(url: str, concurrency: int, seconds: float, swaps: tuple[str,
         listed = await nc.request("botyard.admin.list", msgpack.packb({"tenant": TENANT, "bot": BOT}), timeout=10)
         k = 1 if msgpack.unpackb(listed.data)["result"]["aliases"]["production"] == swaps[0] else 0
         await asyncio.sleep(0.2)
+        start = time.perf_counter()
         while time.perf_counter() < stop_at - 0.2:
             target = swaps[k % 2]
             body = msgpack.packb({"tenant": TENANT, "bot": BOT, "snapshot": target, "actor": "bench/swap.py"})
@@ -94,7 +95,7 @@ async def run_load(url: str, concurrency: int, seconds: float, swaps: tuple[str,
                 moves.append((result["result"]["at"], target))
                 admin_lat.append(time.time() - result["result"]["at"])
             k += 1
-            await asyncio.sleep(max(0.0, 1 / rate - 0.002))
+            await asyncio.sleep(max(0.0, start + k / rate - time.perf_counter()))  # on a fixed schedule
 
     started = time.perf_counter()
     tasks = [client(i) for i in range(concurrency)] + ([swapper()] if swaps else [])

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -142,12 +141,17 @@ intents:
 """
 
 
-def test_cli_train_demo_and_history(tmp_path):
+def cli_setup(tmp_path):
+    """The tiny bot's file, and an environment for the CLI on embedded defaults in tmp_path."""
     bot_file = tmp_path / "tiny.yml"
     bot_file.write_text(TINY_BOT)
-    env = {**os.environ, "BOTYARD_DATA_DIR": str(tmp_path / "data")}
-    env.pop("BOTYARD_NATS_URL", None)
-    env.pop("BOTYARD_EVENTS_URL", None)
+    env = {k: v for k, v in os.environ.items() if k not in ("BOTYARD_NATS_URL", "BOTYARD_EVENTS_URL")}
+    env["BOTYARD_DATA_DIR"] = str(tmp_path / "data")
+    return bot_file, env
+
+
+def test_cli_train_demo_and_history(tmp_path):
+    bot_file, env = cli_setup(tmp_path)
     cli = [sys.executable, "-m", "botyard"]
 
     bad = tmp_path / "bad.yml"
@@ -173,11 +177,7 @@ def test_cli_train_demo_and_history(tmp_path):
 
 
 def test_cli_snapshots_promote_rollback_diff_gc(tmp_path):
-    bot_file = tmp_path / "tiny.yml"
-    bot_file.write_text(TINY_BOT)
-    env = {**os.environ, "BOTYARD_DATA_DIR": str(tmp_path / "data")}
-    env.pop("BOTYARD_NATS_URL", None)
-    env.pop("BOTYARD_EVENTS_URL", None)
+    bot_file, env = cli_setup(tmp_path)
 
     def cli(*args, ok=True):
         out = subprocess.run([sys.executable, "-m", "botyard", *args], env=env, capture_output=True, text=True, timeout=180)

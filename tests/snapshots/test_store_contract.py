@@ -1,7 +1,6 @@
 """One contract for every snapshot store: the local directory and the NATS object store."""
 
 import asyncio
-import json
 
 import nats
 import numpy as np
