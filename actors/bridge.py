@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import nats
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
 
 from botyard.actors.outbox import Outgoing
 
@@ -132,6 +133,33 @@ class NatsBridge:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
         self.loop.close()
+
+    def relay(
+        self, msg: Msg, subject: str, *, timeout: float, on_no_responders: Callable[[], None], on_timeout: Callable[[], None]
+    ) -> None:
+        """(On the loop thread.) Forward a request to ``subject`` and pass its reply back.
+
+        The request stays in flight until the reply is relayed. When nobody listens on
+        ``subject`` (the node there is gone) ``on_no_responders`` handles it instead.
+        """
+
+        async def go() -> None:
+            try:
+                reply = await self.nc.request(subject, msg.data, timeout=timeout, headers=msg.headers)
+            except NoRespondersError:
+                on_no_responders()
+                return
+            except NatsTimeoutError:
+                on_timeout()
+                return
+            self.in_flight -= 1
+            if msg.reply:
+                try:
+                    await self.nc.publish(msg.reply, reply.data, headers=reply.headers)
+                except Exception as exc:
+                    log.warning("relayed reply to %s lost: %s", msg.reply, exc)
+
+        self.loop.create_task(go())
 
     # -- replies (the Outbox) -----------------------------------------------------------
 

@@ -1,65 +1,148 @@
-"""The intent-worker actor: classifies utterances with the models the loader installed.
+"""The intent-worker actor: classifies utterances with models held in a byte-bounded cache.
 
-It holds, for each (tenant, bot, alias), the snapshot that alias names on this node,
-as pushed by the :class:`~botyard.actors.loader.SnapshotLoader` (``Install``). It never
-loads a snapshot itself, so a turn never waits on a load.
+It knows what every alias names (``Install`` from the loader) and keeps the models it
+has used in a :class:`ModelCache`. A cold bot's first turn waits while the loader reads
+its snapshot (``Load``/``Loaded``); other bots' turns go on meanwhile. When an alias of
+a model in memory moves, the old model keeps answering until the new one is loaded, so
+a switch never makes a turn wait. A snapshot that fails to load is refused: the alias
+goes on answering with the model it named before.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Callable
 
 import pykka
 
 from botyard import protocol
-from botyard.actors.messages import ClassifiedTurn, Install, TurnWork
+from botyard.actors.messages import ClassifiedTurn, Install, Load, Loaded, TurnWork
+from botyard.actors.model_cache import ModelCache
 from botyard.actors.outbox import Outbox, error_reply
 from botyard.models.runtime import Predictor
 
 log = logging.getLogger(__name__)
 
+Key = tuple[str, str, str]
+
 
 class IntentWorker(pykka.ThreadingActor):
     def __init__(
         self,
-        loader: pykka.ActorRef,
+        loader: Callable[[], pykka.ActorRef],
         outbox: Outbox,
         route: Callable[[TurnWork], pykka.ActorRef],
+        *,
+        cache_bytes: int = 1 << 30,
     ) -> None:
         super().__init__()
         self.loader = loader
         self.outbox = outbox
         self.route = route
-        self.models: dict[tuple[str, str, str], tuple[str, Predictor]] = {}
+        self.aliases: dict[Key, str] = {}
+        self.cache: ModelCache[Predictor] = ModelCache(cache_bytes)
+        self.waiting: dict[str, list[TurnWork]] = {}
+        """Turns parked on a snapshot being loaded."""
+        self.switching: dict[Key, str] = {}
+        """Aliases whose new target is loading while the old model answers."""
+        self.fallback: dict[Key, str] = {}
+        """What a just-moved alias named before, in case its new target fails to load."""
+        self.refused: dict[Key, str] = {}
+        self.load_seconds: deque[float] = deque(maxlen=10_000)
+        self.turns: dict[str, int] = {}
+        """Turns per bot since the last look (for hot-bot detection)."""
 
     def on_start(self) -> None:
-        # A (re)started worker takes the loader's current table; later changes arrive as Install.
-        if self.loader.is_alive():
-            self.models.update(self.loader.proxy().table().get(timeout=30))
+        # A (re)started worker takes the loader's table; later moves arrive as Install.
+        loader = self.loader()
+        if loader.is_alive():
+            for key, (target, previous) in loader.proxy().table().get(timeout=30).items():
+                self.aliases[key] = target
+                if previous is not None:
+                    self.fallback[key] = previous
 
-    def served(self) -> dict[str, str]:
-        return {
-            f"{t}/{b}" if a == protocol.DEFAULT_ALIAS else f"{t}/{b}@{a}": sid
-            for (t, b, a), (sid, _) in self.models.items()
-        }
+    # -- messages -------------------------------------------------------------------------------
 
     def on_receive(self, message: object) -> object:
         if isinstance(message, TurnWork):
             self.classify(message)
-            return None
-        if isinstance(message, Install):
-            self.models[message.key] = (message.snapshot, message.predictor)
-            return None
-        raise TypeError(f"IntentWorker got {type(message).__name__}")
+        elif isinstance(message, Install):
+            self._install(message.key, message.snapshot)
+        elif isinstance(message, Loaded):
+            self._loaded(message)
+        else:
+            raise TypeError(f"IntentWorker got {type(message).__name__}")
+        return None
+
+    def _install(self, key: Key, snapshot: str) -> None:
+        old = self.aliases.get(key)
+        self.switching.pop(key, None)
+        if old == snapshot:
+            return
+        if old is not None and old in self.cache and snapshot not in self.cache:
+            self.switching[key] = snapshot  # hot: keep answering with the old model until the new one is in
+            self._request(snapshot)
+            return
+        self.aliases[key] = snapshot
+        if old is not None:
+            self.fallback[key] = old
+
+    def _request(self, snapshot: str, work: TurnWork | None = None) -> None:
+        first = snapshot not in self.waiting
+        parked = self.waiting.setdefault(snapshot, [])
+        if work is not None:
+            parked.append(work)
+        if first:
+            self.loader().tell(Load(snapshot, self.actor_ref))
+
+    def _loaded(self, msg: Loaded) -> None:
+        works = self.waiting.pop(msg.snapshot, [])
+        if msg.predictor is None:
+            log.error("refusing snapshot %s: %s", msg.snapshot, msg.error)
+            for key in [k for k, s in self.switching.items() if s == msg.snapshot]:
+                del self.switching[key]
+                self.refused[key] = msg.snapshot
+            for key in [k for k, s in self.aliases.items() if s == msg.snapshot and k in self.fallback]:
+                self.aliases[key] = self.fallback.pop(key)
+                self.refused[key] = msg.snapshot
+            for work in works:
+                if self.aliases.get(_key(work)) != msg.snapshot:
+                    self.classify(work)  # answered by the model the alias named before
+                else:
+                    req = work.request
+                    self.outbox.send([error_reply(
+                        work.reply_to, req.as_json, protocol.UNAVAILABLE,
+                        f"snapshot {msg.snapshot} of {req.tenant}/{req.bot} cannot be loaded: {msg.error}",
+                        snapshot=msg.snapshot,
+                    )])
+            return
+        self.load_seconds.append(msg.seconds)
+        self.cache.put(msg.snapshot, msg.predictor, msg.predictor.nbytes)
+        for key in [k for k, s in self.switching.items() if s == msg.snapshot]:
+            del self.switching[key]
+            self.aliases[key] = msg.snapshot
+        for key in [k for k, s in self.aliases.items() if s == msg.snapshot]:
+            self.fallback.pop(key, None)
+            if self.refused.get(key) == msg.snapshot:
+                del self.refused[key]
+        for work in works:
+            self.classify(work)
+
+    # -- turns ----------------------------------------------------------------------------------
 
     def classify(self, work: TurnWork) -> None:
         req = work.request
-        entry = self.models.get((req.tenant, req.bot, req.alias))
-        if entry is None:
+        snapshot_id = self.aliases.get(_key(work))
+        if snapshot_id is None:
             self.outbox.send([self._unknown(work)])
             return
-        snapshot_id, predictor = entry
+        predictor = self.cache.get(snapshot_id)
+        if predictor is None:
+            self._request(snapshot_id, work)
+            return
+        bot = f"{req.tenant}/{req.bot}"
+        self.turns[bot] = self.turns.get(bot, 0) + 1
         try:
             prediction = predictor.predict(req.text)
         except Exception as exc:  # a model bug must not kill the worker
@@ -74,10 +157,39 @@ class IntentWorker(pykka.ThreadingActor):
 
     def _unknown(self, work: TurnWork):
         req = work.request
-        if any((t, b) == (req.tenant, req.bot) for t, b, _ in self.models):
+        if any((t, b) == (req.tenant, req.bot) for t, b, _ in self.aliases):
             code, what = protocol.UNKNOWN_ALIAS, f"{req.tenant}/{req.bot} has no alias {req.alias!r}"
-        elif any(t == req.tenant for t, _, _ in self.models):
+        elif any(t == req.tenant for t, _, _ in self.aliases):
             code, what = protocol.UNKNOWN_BOT, f"tenant {req.tenant!r} has no bot {req.bot!r}"
         else:
             code, what = protocol.UNKNOWN_TENANT, f"no tenant {req.tenant!r} is served here"
         return error_reply(work.reply_to, req.as_json, code, what, tenant=req.tenant, bot=req.bot, alias=req.alias)
+
+    # -- inspection -----------------------------------------------------------------------------
+
+    def served(self) -> dict[str, str]:
+        return {
+            f"{t}/{b}" if a == protocol.DEFAULT_ALIAS else f"{t}/{b}@{a}": sid for (t, b, a), sid in self.aliases.items()
+        }
+
+    def stats(self) -> dict:
+        s = self.cache.stats
+        return {
+            "resident_models": len(self.cache), "resident_bytes": self.cache.bytes, "cache_hits": s.hits,
+            "cache_misses": s.misses, "evictions": s.evictions,
+            "refused": {f"{t}/{b}@{a}": sid for (t, b, a), sid in self.refused.items()},
+        }
+
+    def take_turn_counts(self) -> dict[str, int]:
+        counts, self.turns = self.turns, {}
+        return counts
+
+    def take_load_seconds(self) -> list[float]:
+        out = list(self.load_seconds)
+        self.load_seconds.clear()
+        return out
+
+
+def _key(work: TurnWork) -> Key:
+    r = work.request
+    return (r.tenant, r.bot, r.alias)

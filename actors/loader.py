@@ -1,25 +1,25 @@
-"""The snapshot-loader actor: follows alias moves and hands loaded models to intent workers.
+"""The snapshot-loader actor: follows alias moves, and loads snapshots for the workers.
 
 It learns of a move two ways: a NATS notification (``botyard.alias.<tenant>.<bot>``,
 sent by whoever moved the alias, for speed) and the event log itself (read every
 second, for truth: a node that missed a notification, or was down, catches up; a
-restarted node rebuilds every alias from the Bot aggregates' events). It loads and
-verifies the new snapshot in its own thread, then tells every worker to ``Install``
-it: workers never wait on a load, and turns already queued at a worker are answered
-by the old model, every later one by the new. A snapshot that fails to load (corrupt,
-missing) is refused and the old model keeps serving.
+restarted node rebuilds every alias from the Bot aggregates' events). Each move goes to
+every intent worker as ``Install``; a worker asks for the snapshot's content with
+``Load`` when it needs it (a cold bot's first turn, or a switch of a bot it holds), and
+this actor reads and verifies it in its own thread, so no worker blocks on a disk or
+network read. A snapshot that fails to load is reported back and the worker keeps
+serving what it had.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from typing import Callable
 
 import pykka
 
-from botyard.actors.messages import AliasChanged, Install, Reconcile
+from botyard.actors.messages import AliasChanged, Install, Load, Loaded, Reconcile
 from botyard.errors import BotyardError
 from botyard.events.store import EventStore
 from botyard.models.runtime import Predictor
@@ -28,8 +28,6 @@ from botyard.snapshots.store import SnapshotStore
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]
-RECENT = 8
-"""Predictors kept after no alias names them, so switching back (a rollback) loads nothing."""
 
 
 class SnapshotLoader(pykka.ThreadingActor):
@@ -41,18 +39,20 @@ class SnapshotLoader(pykka.ThreadingActor):
         self.position = 0
         self.targets: dict[Key, tuple[int, str]] = {}
         """What each alias names, by the newest move seen: (bot version, snapshot)."""
-        self.installed: dict[Key, tuple[str, Predictor]] = {}
-        self.refused: dict[Key, str] = {}
-        """Snapshots that failed to load, with why (logged once, retried on reconcile)."""
-        self.switches = 0
-        self.recent: OrderedDict[str, Predictor] = OrderedDict()
+        self.previous: dict[Key, str] = {}
+        """What each alias named before (served instead if the new target cannot be loaded)."""
+        self.loads = 0
+        self.failed_loads = 0
 
     def on_start(self) -> None:
         started = time.perf_counter()
         self.reconcile()
-        log.info("aliases rebuilt from events in %.0f ms: %d served", (time.perf_counter() - started) * 1e3, len(self.installed))
+        log.info("aliases rebuilt from events in %.0f ms: %d", (time.perf_counter() - started) * 1e3, len(self.targets))
 
     def on_receive(self, message: object) -> object:
+        if isinstance(message, Load):
+            message.worker.tell(self.load(message.snapshot))
+            return None
         if isinstance(message, AliasChanged):
             self.apply((message.tenant, message.bot, message.alias), message.version, message.target)
             return None
@@ -60,6 +60,16 @@ class SnapshotLoader(pykka.ThreadingActor):
             self.reconcile()
             return None
         raise TypeError(f"SnapshotLoader got {type(message).__name__}")
+
+    def load(self, snapshot_id: str) -> Loaded:
+        started = time.perf_counter()
+        try:
+            predictor = Predictor.from_snapshot(self.store.load(snapshot_id))
+        except BotyardError as exc:
+            self.failed_loads += 1
+            return Loaded(snapshot_id, None, f"{exc.code}: {exc}", time.perf_counter() - started)
+        self.loads += 1
+        return Loaded(snapshot_id, predictor, "", time.perf_counter() - started)
 
     # -- following the moves --------------------------------------------------------------------
 
@@ -69,50 +79,23 @@ class SnapshotLoader(pykka.ThreadingActor):
             for e in moves:
                 self.apply((e.tenant, e.bot, e.alias), e.originator_version, e.target)
             if not moves:
-                break
-        for key, (_, target) in self.targets.items():  # retry refused loads
-            if self.installed.get(key, ("",))[0] != target:
-                self._install(key, target)
+                return
 
     def apply(self, key: Key, version: int, target: str) -> None:
         known = self.targets.get(key)
         if known is not None and known[0] >= version:
             return
+        if known is not None:
+            self.previous[key] = known[1]
         self.targets[key] = (version, target)
-        self._install(key, target)
-
-    def _install(self, key: Key, snapshot_id: str) -> None:
-        current = self.installed.get(key)
-        if current is not None and current[0] == snapshot_id:
-            return
-        predictor = next((p for sid, p in self.installed.values() if sid == snapshot_id), None)
-        predictor = predictor or self.recent.pop(snapshot_id, None)
-        if predictor is None:
-            try:
-                predictor = Predictor.from_snapshot(self.store.load(snapshot_id))
-            except BotyardError as exc:
-                if self.refused.get(key) != snapshot_id:
-                    log.error(
-                        "refusing snapshot %s for %s/%s@%s: %s; still serving %s",
-                        snapshot_id, *key, exc, current[0] if current else "nothing",
-                    )
-                self.refused[key] = snapshot_id
-                return
-        self.refused.pop(key, None)
-        if current is not None:
-            self.recent[current[0]] = current[1]
-            while len(self.recent) > RECENT:
-                self.recent.popitem(last=False)
-        self.installed[key] = (snapshot_id, predictor)
-        self.switches += 1
         for ref in self.workers():
-            ref.tell(Install(key, snapshot_id, predictor))
-        log.info("%s/%s@%s -> snapshot %s", *key, snapshot_id)
+            ref.tell(Install(key, target))
 
     # -- inspection -----------------------------------------------------------------------------
 
-    def table(self) -> dict[Key, tuple[str, Predictor]]:
-        return dict(self.installed)
+    def table(self) -> dict[Key, tuple[str, str | None]]:
+        """For a (re)started worker: each alias's target and the one it named before."""
+        return {key: (target, self.previous.get(key)) for key, (_, target) in self.targets.items()}
 
     def stats(self) -> dict:
-        return {"switches": self.switches, "refused": {f"{t}/{b}@{a}": s for (t, b, a), s in self.refused.items()}}
+        return {"aliases": len(self.targets), "loads": self.loads, "failed_loads": self.failed_loads}

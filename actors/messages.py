@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from botyard.protocol import TurnRequest
 
 if TYPE_CHECKING:
+    import pykka
+
     from botyard.models.definition import BotDefinition
     from botyard.models.runtime import Predictor
 
@@ -78,11 +80,28 @@ class Reconcile:
 
 @dataclass(frozen=True, slots=True)
 class Install:
-    """Serve ``key`` (tenant, bot, alias) from this loaded snapshot from now on."""
+    """From the loader to workers: ``key`` (tenant, bot, alias) now names ``snapshot``."""
 
     key: tuple[str, str, str]
     snapshot: str
-    predictor: "Predictor"
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """From a worker to the loader: load and verify this snapshot, then answer ``Loaded``."""
+
+    snapshot: str
+    worker: "pykka.ActorRef"
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """From the loader to a worker: the snapshot is loaded (``predictor``) or refused (``error``)."""
+
+    snapshot: str
+    predictor: "Predictor | None"
+    error: str = ""
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

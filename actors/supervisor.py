@@ -78,6 +78,7 @@ class Supervisor(pykka.ThreadingActor):
         shards: int,
         idle_seconds: float,
         max_conversations: int,
+        cache_bytes: int = 1 << 30,
     ) -> None:
         super().__init__()
         self.routing = Routing()
@@ -89,7 +90,7 @@ class Supervisor(pykka.ThreadingActor):
         )
         self._make_admin: Callable[[], pykka.ActorRef] = lambda: Administrator.start(admin, outbox)
         self._make_worker: Callable[[], pykka.ActorRef] = lambda: IntentWorker.start(
-            self.routing.loader, outbox, self.routing.conversation_for
+            lambda: self.routing.loader, outbox, self.routing.conversation_for, cache_bytes=cache_bytes // workers
         )
         self._make_conversation: Callable[[], pykka.ActorRef] = lambda: ConversationActor.start(
             events, outbox, node_id=node_id, idle_seconds=idle_seconds,

@@ -45,6 +45,20 @@ class Config:
     (``bench/turns.py --shards``)."""
     intent_workers: int = 1
     """Intent-worker actors (threads) classifying utterances."""
+    model_cache_bytes: int = 1 << 30
+    """Memory for loaded models, all intent workers together; the least recently used go first."""
+    capacity: float = 1.0
+    """This node's weight in placement: a node of capacity 2 gets about twice the bots."""
+    copies: int = 2
+    """Nodes that serve each bot (either answers); a hot bot gets more."""
+    hot_rate: float = 50.0
+    """Turns per second over the cluster above which a bot gets one more copy (per multiple)."""
+    heartbeat_seconds: float = 1.0
+    """How often this node publishes its heartbeat."""
+    node_timeout: float = 3.0
+    """A node not heard from for this long is out: others take over its bots and conversations."""
+    heartbeat_file: str = ""
+    """If set, a file rewritten with this node's status on every heartbeat (for liveness probes)."""
     log_level: str = "INFO"
 
     @property
@@ -75,6 +89,10 @@ class Config:
             raise ConfigError("BOTYARD_CONVERSATION_SHARDS", "actor counts must be at least 1")
         if self.snapshot_store not in ("local", "nats"):
             raise ConfigError("BOTYARD_SNAPSHOT_STORE", f"must be 'local' or 'nats', not {self.snapshot_store!r}")
+        if self.copies < 1 or self.capacity <= 0 or self.model_cache_bytes < 1:
+            raise ConfigError("BOTYARD_COPIES", "copies, capacity and model_cache_bytes must be positive")
+        if self.heartbeat_seconds <= 0 or self.node_timeout <= self.heartbeat_seconds:
+            raise ConfigError("BOTYARD_NODE_TIMEOUT", "must be longer than BOTYARD_HEARTBEAT_SECONDS (> 0)")
         if self.idle_seconds <= 0:
             raise ConfigError("BOTYARD_IDLE_SECONDS", "must be positive")
 

@@ -18,12 +18,14 @@ from nats.aio.msg import Msg
 
 from botyard import protocol
 from botyard.actors.bridge import NatsBridge
+from botyard.actors.membership import Membership
 from botyard.actors.messages import AdminWork, AliasChanged, Inspect, Passivate, TurnWork
 from botyard.actors.outbox import error_reply
 from botyard.actors.supervisor import Routing, Supervisor, Tick
 from botyard.ops import stores
 from botyard.ops.admin import Admin, alias_notification
 from botyard.ops.config import Config
+from botyard.ops.heartbeat import Heartbeats
 from botyard.ops.nats_server import EmbeddedNats
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 TURN_SUBSCRIPTION = f"{protocol.TURN_PREFIX}.*.*"
 ADMIN_SUBSCRIPTION = f"{protocol.ADMIN_PREFIX}.>"
 ALIAS_SUBSCRIPTION = f"{protocol.ALIAS_PREFIX}.*.*"
+HEARTBEAT_SUBJECT = "botyard.cluster.heartbeat"
+DIRECT_PREFIX = "botyard.node"
 QUEUE_GROUP = "botyard-nodes"
 
 
@@ -47,6 +51,13 @@ class Node:
         self.nats_url = config.nats_url
         self._stopped = threading.Event()
         self._ticker: threading.Thread | None = None
+        self.membership = Membership(
+            config.node_id, capacity=config.capacity, timeout=config.node_timeout, copies=config.copies,
+            hot_rate=config.hot_rate,
+        )
+        self.turns_received = 0
+        self.turns_forwarded = 0
+        self.started_at = time.time()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -76,8 +87,11 @@ class Node:
                 shards=cfg.conversation_shards,
                 idle_seconds=cfg.idle_seconds,
                 max_conversations=cfg.max_conversations,
+                cache_bytes=cfg.model_cache_bytes,
             )
             self.routing = self.supervisor.proxy().get_routing().get()
+            self.bridge.subscribe(HEARTBEAT_SUBJECT, self._on_heartbeat, requests=False)
+            self.bridge.subscribe(f"{DIRECT_PREFIX}.{cfg.node_id}.turn.*.*", self._on_direct_turn)
             self.bridge.subscribe(TURN_SUBSCRIPTION, self._on_turn, queue=QUEUE_GROUP)
             self.bridge.subscribe(ADMIN_SUBSCRIPTION, self._on_admin, queue=QUEUE_GROUP)
             self._ticker = threading.Thread(target=self._tick, name="supervisor-tick", daemon=True)
@@ -92,9 +106,18 @@ class Node:
         return self
 
     def _tick(self) -> None:
-        while not self._stopped.wait(1.0):
+        beats = Heartbeats(self)
+        beats.beat()
+        last_tick = time.monotonic()
+        while not self._stopped.wait(self.config.heartbeat_seconds):
+            try:
+                beats.beat()
+                self.bridge.loop.call_soon_threadsafe(self._expire)
+            except Exception as exc:  # a failed heartbeat must not stop the ticking
+                log.warning("heartbeat failed: %s", exc)
             sup = self.supervisor
-            if sup is not None and sup.is_alive():
+            if sup is not None and sup.is_alive() and time.monotonic() - last_tick >= 1.0:
+                last_tick = time.monotonic()
                 sup.tell(Tick())
 
     def stop(self) -> None:
@@ -102,6 +125,7 @@ class Node:
         self._stopped.set()
         if self.bridge is not None:
             try:
+                self.bridge.publish(HEARTBEAT_SUBJECT, protocol.encode_body({"node": self.config.node_id, "draining": True}, False))
                 self.bridge.stop_accepting()
             except Exception as exc:
                 log.warning("draining turns failed: %s", exc)
@@ -134,15 +158,69 @@ class Node:
     # -- the turn's entry point (on the bridge's loop thread) -----------------------------
 
     def _on_turn(self, msg: Msg) -> None:
-        received_at = time.time()
+        """Any node may receive a turn: it answers it if it owns the conversation, else forwards it."""
+        self.turns_received += 1
+        req = self._parse(msg, msg.subject)
+        if req is None:
+            return
+        bot_key = f"{req.tenant}/{req.bot}"
+        owner = self.membership.owner_of(bot_key, f"{bot_key}/{req.conversation_id}")
+        if owner == self.config.node_id:
+            self._take(req, msg)
+            return
+        self.turns_forwarded += 1
+        self.bridge.relay(
+            msg, f"{DIRECT_PREFIX}.{owner}.turn.{req.tenant}.{req.bot}", timeout=10.0,
+            on_no_responders=lambda: self._take(req, msg),  # the owner is gone: answer here
+            on_timeout=lambda: self.bridge.respond_now([error_reply(
+                msg.reply, req.as_json, protocol.UNAVAILABLE, f"node {owner} did not answer; retry with the same turn_id",
+                node=owner,
+            )]),
+        )
+
+    def _on_direct_turn(self, msg: Msg) -> None:
+        """A turn forwarded by another node: answered here, never forwarded again."""
+        parts = msg.subject.split(".")
+        req = self._parse(msg, protocol.turn_subject(parts[-2], parts[-1]))
+        if req is not None:
+            self._take(req, msg)
+
+    def _parse(self, msg: Msg, subject: str) -> protocol.TurnRequest | None:
         try:
-            req = protocol.parse_turn(msg.subject, msg.data, msg.headers, max_text_bytes=self.config.max_text_bytes)
+            return protocol.parse_turn(subject, msg.data, msg.headers, max_text_bytes=self.config.max_text_bytes)
         except protocol.ProtocolError as exc:
             as_json = protocol.wants_json(msg.headers)
             self.bridge.respond_now([error_reply(msg.reply, as_json, exc.code, exc.message, **exc.fields)])
-            return
-        work = TurnWork(req, msg.reply, received_at)
+            return None
+
+    def _take(self, req: protocol.TurnRequest, msg: Msg) -> None:
+        work = TurnWork(req, msg.reply, time.time())
         self.routing.worker_for(work).tell(work)
+
+    # -- membership (on the bridge's loop thread) ----------------------------------------------
+
+    def _on_heartbeat(self, msg: Msg) -> None:
+        try:
+            beat = protocol.decode_body(msg.data, False)
+            changed = self.membership.heard(beat)
+        except (protocol.ProtocolError, KeyError, TypeError, ValueError) as exc:
+            log.warning("ignoring a malformed heartbeat: %s", exc)
+            return
+        if changed:
+            self._placement_changed()
+
+    def _expire(self) -> None:
+        if self.membership.expire():
+            self._placement_changed()
+
+    def _placement_changed(self) -> None:
+        nodes = sorted(self.membership.members)
+        log.info("placement %d: nodes %s", self.membership.version, ", ".join(nodes))
+        if self.routing is not None:
+            # Conversations may have moved to other owners: forget them, so a later turn
+            # here rebuilds from the event log rather than writing on a stale copy.
+            for ref in self.routing.conversations:
+                ref.tell(Passivate())
 
     def _on_admin(self, msg: Msg) -> None:
         verb = msg.subject[len(protocol.ADMIN_PREFIX) + 1 :]
@@ -179,6 +257,16 @@ class Node:
     def passivate_all(self) -> int:
         return sum(ref.ask(Passivate(), timeout=10) for ref in self.routing.conversations)
 
+    def worker_stats(self) -> dict[str, Any]:
+        total: dict[str, Any] = {"refused": {}}
+        for ref in list(self.routing.workers):
+            try:
+                for k, v in ref.proxy().stats().get(timeout=10).items():
+                    total[k] = {**total[k], **v} if isinstance(v, dict) else total.get(k, 0) + v
+            except pykka.ActorDeadError:
+                continue
+        return total
+
     def stats(self) -> dict[str, Any]:
         shards = []
         for ref in list(self.routing.conversations):
@@ -191,4 +279,7 @@ class Node:
             "activations": sum(s["activations"] for s in shards),
             **self.supervisor.proxy().stats().get(timeout=10),
             **self.routing.loader.proxy().stats().get(timeout=10),
+            **self.worker_stats(),
+            "turns_received": self.turns_received,
+            "turns_forwarded": self.turns_forwarded,
         }

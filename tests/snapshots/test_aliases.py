@@ -180,19 +180,31 @@ def test_corrupt_snapshot_is_refused_on_promote_and_on_load(make_node, nats_url,
     assert err.code == "corrupt_snapshot" and bad in err.message
     assert aliases == {"production": good}
 
-    # The bytes went bad after a verified promote: the node refuses to load them and keeps serving.
-    events = EventStore(node.config.events_url, node.config.data_dir)
-    try:
-        events.change_bot(TENANT, BOT, lambda b: b.promote("production", bad, actor="tests"))
-    finally:
-        events.close()
-    wait_for(lambda: node.stats()["refused"].get(KEY + "@production") == bad)
-
-    async def still_serving():
+    async def probe():
         async with await Client.connect(nats_url) as client:
             return await answers(client)
 
-    assert {a[-1] for a in asyncio.run(still_serving())} == {good}
+    assert {a[-1] for a in asyncio.run(probe())} == {good}  # the good model is in memory now
+
+    # The bytes went bad after a verified promote: the node refuses to load them and keeps serving.
+    def record_bad_move(data_dir):
+        events = EventStore("", data_dir)
+        try:
+            events.change_bot(TENANT, BOT, lambda b: b.promote("production", bad, actor="tests"))
+        finally:
+            events.close()
+
+    record_bad_move(node.config.data_dir)
+    wait_for(lambda: node.stats()["refused"].get(KEY + "@production") == bad)
+    assert {a[-1] for a in asyncio.run(probe())} == {good}
+
+    # A restarted node rebuilds the aliases, finds production's target corrupt on the first
+    # turn, and answers with the snapshot production named before.
+    node.stop()
+    again = make_node(data_dir=str(node.config.data_dir), snapshot_dir=str(own))
+    assert again.served()[KEY] == bad
+    assert {a[-1] for a in asyncio.run(probe())} == {good}
+    assert again.stats()["refused"] == {KEY + "@production": bad}
 
 
 def test_bad_admin_requests_change_nothing(make_node, nats_url, snapshots, tmp_path):

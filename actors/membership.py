@@ -1,0 +1,115 @@
+"""The membership view: which nodes are alive, from their heartbeats, and where things go.
+
+Each node publishes a heartbeat on ``botyard.cluster.heartbeat`` about once a second:
+``{node, capacity, load, resident, resident_bytes, hot, draining, at}``. Every node
+keeps this view of all of them; a node not heard from for ``timeout`` seconds, or one
+that said it is leaving (``draining``), is out of the placement. The view is owned by
+the NATS bridge's loop thread (heartbeats arrive there and turns are routed there), so
+it needs no lock; other threads read copies (:meth:`snapshot`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from botyard.actors import placement
+
+
+@dataclass
+class Member:
+    node: str
+    capacity: float
+    last_seen: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Membership:
+    def __init__(
+        self,
+        self_id: str,
+        *,
+        capacity: float = 1.0,
+        timeout: float = 3.0,
+        copies: int = 2,
+        hot_rate: float = 50.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.self_id = self_id
+        self.timeout = timeout
+        self.copies = copies
+        self.hot_rate = hot_rate
+        self.clock = clock
+        self.members: dict[str, Member] = {self_id: Member(self_id, capacity, clock())}
+        self.version = 0
+        """Bumped whenever the set of live nodes or a bot's copy count changes."""
+        self._live: dict[str, float] = {self_id: capacity}
+        self._copies_cache: dict[str, list[str]] = {}
+        self._hot: dict[str, int] = {}
+
+    # -- heartbeats -----------------------------------------------------------------------------
+
+    def heard(self, beat: dict[str, Any]) -> bool:
+        """Take one heartbeat; True when the placement changed."""
+        node = str(beat["node"])
+        if beat.get("draining"):
+            if node == self.self_id:
+                return False  # we keep routing to ourselves until we are gone
+            gone = self.members.pop(node, None) is not None
+            return self._recompute() if gone else False
+        member = self.members.get(node)
+        capacity = float(beat.get("capacity", 1.0))
+        if member is None:
+            self.members[node] = Member(node, capacity, self.clock(), beat)
+        else:
+            member.last_seen, member.info, member.capacity = self.clock(), beat, capacity
+        return self._recompute()
+
+    def expire(self) -> bool:
+        """Drop nodes not heard from within the timeout; True when the placement changed."""
+        cutoff = self.clock() - self.timeout
+        dead = [n for n, m in self.members.items() if m.last_seen < cutoff and n != self.self_id]
+        for n in dead:
+            del self.members[n]
+        return self._recompute() if dead else False
+
+    def _recompute(self) -> bool:
+        live = {n: m.capacity for n, m in self.members.items() if m.capacity > 0}
+        hot: dict[str, float] = {}
+        for m in self.members.values():
+            for bot, rate in (m.info.get("hot") or {}).items():
+                hot[bot] = hot.get(bot, 0.0) + float(rate)
+        extra = {bot: int(min(len(live), self.copies + math.floor(rate / self.hot_rate))) for bot, rate in hot.items()
+                 if rate >= self.hot_rate}
+        if live == self._live and extra == self._hot:
+            return False
+        self._live, self._hot = live, extra
+        self._copies_cache.clear()
+        self.version += 1
+        return True
+
+    # -- placement ------------------------------------------------------------------------------
+
+    def copies_of(self, bot_key: str) -> list[str]:
+        found = self._copies_cache.get(bot_key)
+        if found is None:
+            found = placement.copies_for(bot_key, self._live, self._hot.get(bot_key, self.copies))
+            self._copies_cache[bot_key] = found
+        return found
+
+    def owner_of(self, bot_key: str, conversation_key: str) -> str:
+        return placement.owner(conversation_key, self.copies_of(bot_key), self._live)
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "self": self.self_id,
+            "version": self.version,
+            "nodes": {
+                n: {"capacity": m.capacity, "seen_ago": round(now - m.last_seen, 3), **m.info}
+                for n, m in sorted(self.members.items())
+            },
+            "hot": dict(self._hot),
+        }

@@ -1,0 +1,64 @@
+"""A node's heartbeat: published for the other nodes' membership views, and written to a
+file (``BOTYARD_HEARTBEAT_FILE``) for liveness probes."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from botyard import protocol
+
+if TYPE_CHECKING:
+    from botyard.ops.node import Node
+
+HOT_REPORTED = 20
+"""At most this many hot bots in one heartbeat (the list stays small however many bots)."""
+
+
+class Heartbeats:
+    def __init__(self, node: "Node") -> None:
+        self.node = node
+        self.last = time.monotonic()
+        self.last_received = node.turns_received
+
+    def beat(self) -> dict[str, Any]:
+        node, cfg = self.node, self.node.config
+        now = time.monotonic()
+        interval = max(1e-3, now - self.last)
+        received = node.turns_received
+        load = (received - self.last_received) / interval
+        self.last, self.last_received = now, received
+        resident, resident_bytes, counts = 0, 0, {}
+        for ref in list(node.routing.workers) if node.routing else []:
+            try:
+                stats = ref.proxy().stats().get(timeout=2)
+                for bot, n in ref.proxy().take_turn_counts().get(timeout=2).items():
+                    counts[bot] = counts.get(bot, 0) + n
+            except (pykka.ActorDeadError, pykka.Timeout):
+                continue
+            resident += stats["resident_models"]
+            resident_bytes += stats["resident_bytes"]
+        floor = cfg.hot_rate / 2  # reported from half the threshold: copies add up over nodes
+        hot = sorted(((b, n / interval) for b, n in counts.items() if n / interval >= floor), key=lambda x: -x[1])
+        beat = {
+            "node": cfg.node_id, "capacity": cfg.capacity, "load": round(load, 1), "resident": resident,
+            "resident_bytes": resident_bytes, "hot": {b: round(r, 1) for b, r in hot[:HOT_REPORTED]},
+            "in_flight": node.bridge.in_flight if node.bridge else 0, "started_at": node.started_at,
+            "at": time.time(), "draining": False,
+        }
+        node.bridge.publish("botyard.cluster.heartbeat", protocol.encode_body(beat, False))
+        if cfg.heartbeat_file:
+            write_atomic(Path(cfg.heartbeat_file), json.dumps({**beat, "nats": node.nats_url}))
+        return beat
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
