@@ -6,6 +6,7 @@ import logging
 
 import pykka
 
+from botyard.actors.failures import Supervised
 from botyard import protocol
 from botyard.actors.messages import AdminWork
 from botyard.actors.outbox import Outbox, error_reply, ok_reply
@@ -15,7 +16,7 @@ from botyard.ops.admin import Admin, handle
 log = logging.getLogger(__name__)
 
 
-class Administrator(pykka.ThreadingActor):
+class Administrator(Supervised, pykka.ThreadingActor):
     def __init__(self, admin: Admin, outbox: Outbox) -> None:
         super().__init__()
         self.admin = admin

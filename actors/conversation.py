@@ -17,6 +17,7 @@ from typing import Any
 
 import pykka
 
+from botyard.actors.failures import Supervised
 from botyard import protocol
 from botyard.actors.messages import ClassifiedTurn, Inspect, Passivate, Sweep
 from botyard.actors.outbox import Outbox, Outgoing, error_reply, ok_reply
@@ -36,7 +37,7 @@ class _Pending:
     body: dict[str, Any]
 
 
-class ConversationActor(pykka.ThreadingActor):
+class ConversationActor(Supervised, pykka.ThreadingActor):
     def __init__(
         self, store: EventStore, outbox: Outbox, *, node_id: str, idle_seconds: float, max_resident: int
     ) -> None:

@@ -16,6 +16,7 @@ from typing import Callable
 
 import pykka
 
+from botyard.actors.failures import Supervised
 from botyard import protocol
 from botyard.actors.messages import ClassifiedTurn, Install, Load, Loaded, TurnWork
 from botyard.actors.model_cache import ModelCache
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, str]
 
 
-class IntentWorker(pykka.ThreadingActor):
+class IntentWorker(Supervised, pykka.ThreadingActor):
     def __init__(
         self,
         loader: Callable[[], pykka.ActorRef],

@@ -19,6 +19,7 @@ from typing import Callable
 
 import pykka
 
+from botyard.actors.failures import Supervised
 from botyard.actors.messages import AliasChanged, Install, Load, Loaded, Reconcile
 from botyard.errors import BotyardError
 from botyard.events.store import EventStore
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, str]
 
 
-class SnapshotLoader(pykka.ThreadingActor):
+class SnapshotLoader(Supervised, pykka.ThreadingActor):
     def __init__(self, events: EventStore, store: SnapshotStore, workers: Callable[[], list[pykka.ActorRef]]) -> None:
         super().__init__()
         self.events = events

@@ -2,8 +2,9 @@
 
 pykka has no supervision of its own: an actor whose message handler raises on a
 ``tell`` logs the error and stops. On every ``Tick`` the supervisor replaces any dead
-child (conversation state is rebuilt from events, models reload from the store) and
-counts the restart.
+child (conversation state is rebuilt from events, models reload from the store), logs
+what it died of, and counts the restart; one that keeps crashing is restarted with
+exponential backoff.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pykka
 
 from botyard.actors.administrator import Administrator
 from botyard.actors.conversation import ConversationActor
+from botyard.actors.failures import why
 from botyard.actors.intent_worker import IntentWorker
 from botyard.actors.loader import SnapshotLoader
 from botyard.actors.messages import Reconcile, Sweep, TurnWork
@@ -27,6 +29,12 @@ from botyard.ops.admin import Admin
 from botyard.snapshots.store import SnapshotStore
 
 log = logging.getLogger(__name__)
+
+BACKOFF = 0.5
+"""Seconds before restarting an actor that crashes again right after a restart; doubles each time."""
+MAX_BACKOFF = 30.0
+RESET_AFTER = 60.0
+"""An actor that lived this long after its restart starts its backoff afresh."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +105,8 @@ class Supervisor(pykka.ThreadingActor):
             max_resident=max_conversations // shards,
         )
         self._counts = (workers, shards)
+        self._crashes: dict[tuple[str, int], tuple[int, float]] = {}
+        """(kind, slot) -> (restarts in a row, not before this monotonic time)."""
 
     def on_start(self) -> None:
         workers, shards = self._counts
@@ -129,6 +139,7 @@ class Supervisor(pykka.ThreadingActor):
         raise TypeError(f"Supervisor got {type(message).__name__}")
 
     def _restart_dead(self) -> None:
+        now = time.monotonic()
         for refs, make, kind in (
             (self.routing.conversations, self._make_conversation, "conversation"),
             (self.routing.loaders, self._make_loader, "snapshot-loader"),
@@ -136,7 +147,18 @@ class Supervisor(pykka.ThreadingActor):
             (self.routing.admins, self._make_admin, "administrator"),
         ):
             for i, ref in enumerate(refs):
-                if not ref.is_alive():
-                    refs[i] = make()
-                    self.restarts += 1
-                    log.warning("restarted dead %s actor #%d (restarts so far: %d)", kind, i, self.restarts)
+                if ref.is_alive():
+                    continue
+                streak, not_before = self._crashes.get((kind, i), (0, 0.0))
+                if now < not_before:
+                    continue  # backing off: it crashed again soon after its last restart
+                if now - not_before > RESET_AFTER:
+                    streak = 0
+                refs[i] = make()
+                self.restarts += 1
+                wait = min(MAX_BACKOFF, BACKOFF * 2**streak)
+                self._crashes[(kind, i)] = (streak + 1, now + wait)
+                log.warning(
+                    "restarted %s actor #%d, which died of %s (restart %d in a row; the next waits %.1f s)",
+                    kind, i, why(ref.actor_urn), streak + 1, wait,
+                )

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from botyard.errors import BotyardError
-from botyard.ops import cli_snapshots
+from botyard.ops import cli_cluster, cli_snapshots
 from botyard.ops.cli_snapshots import admin_for, bot_ref, known_nats_url, print_move, promote_after_training
 from botyard.ops.config import Config
 
@@ -298,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per turn")
     p.set_defaults(func=cmd_history)
 
+    cli_cluster.add_parser(sub)
     leaves = list(sub.choices.values())
     leaves += cli_snapshots.add_parser(sub)
     for p in leaves:

@@ -53,7 +53,8 @@ class Heartbeats:
         }
         node.bridge.publish("botyard.cluster.heartbeat", protocol.encode_body(beat, False))
         if cfg.heartbeat_file:
-            write_atomic(Path(cfg.heartbeat_file), json.dumps({**beat, "nats": node.nats_url}))
+            members = sorted(node.membership.members)  # read across threads: a copy of the keys is enough
+            write_atomic(Path(cfg.heartbeat_file), json.dumps({**beat, "nats": node.nats_url, "members": members}))
         return beat
 
 

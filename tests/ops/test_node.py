@@ -220,7 +220,7 @@ def test_a_bot_promoted_while_the_node_runs_is_served(make_node, nats_url, tmp_p
     shutil.rmtree(own)
 
 
-def test_supervisor_restarts_a_crashed_actor(make_node, nats_url):
+def test_supervisor_restarts_a_crashed_actor(make_node, nats_url, caplog):
     import time
 
     node = make_node()
@@ -238,6 +238,7 @@ def test_supervisor_restarts_a_crashed_actor(make_node, nats_url):
         time.sleep(0.1)
     assert node.stats()["restarts"] == 1
     assert not crashed.is_alive() and node.routing.conversations[0].is_alive()
+    assert "restarted conversation actor #0, which died of TypeError: ConversationActor got str" in caplog.text
     assert asyncio.run(say("thanks")).turn == 2  # state rebuilt from events by the new actor
 
 
