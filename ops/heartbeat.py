@@ -16,6 +16,8 @@ from botyard import protocol
 if TYPE_CHECKING:
     from botyard.ops.node import Node
 
+LOADS_REPORTED = 500
+"""Cold-load times (ms) since the last heartbeat, at most this many."""
 HOT_REPORTED = 20
 """At most this many hot bots in one heartbeat (the list stays small however many bots)."""
 
@@ -33,23 +35,28 @@ class Heartbeats:
         received = node.turns_received
         load = (received - self.last_received) / interval
         self.last, self.last_received = now, received
-        resident, resident_bytes, counts = 0, 0, {}
+        resident, resident_bytes, counts, cache = 0, 0, {}, {"hits": 0, "misses": 0, "evictions": 0}
+        loads: list[float] = []
         for ref in list(node.routing.workers) if node.routing else []:
             try:
                 stats = ref.proxy().stats().get(timeout=2)
                 for bot, n in ref.proxy().take_turn_counts().get(timeout=2).items():
                     counts[bot] = counts.get(bot, 0) + n
+                loads += ref.proxy().take_load_seconds().get(timeout=2)
             except (pykka.ActorDeadError, pykka.Timeout):
                 continue
             resident += stats["resident_models"]
             resident_bytes += stats["resident_bytes"]
+            for k in cache:
+                cache[k] += stats[f"cache_{k}" if k != "evictions" else k]
         floor = cfg.hot_rate / 2  # reported from half the threshold: copies add up over nodes
         hot = sorted(((b, n / interval) for b, n in counts.items() if n / interval >= floor), key=lambda x: -x[1])
         beat = {
             "node": cfg.node_id, "capacity": cfg.capacity, "load": round(load, 1), "resident": resident,
             "resident_bytes": resident_bytes, "hot": {b: round(r, 1) for b, r in hot[:HOT_REPORTED]},
             "in_flight": node.bridge.in_flight if node.bridge else 0, "started_at": node.started_at,
-            "at": time.time(), "draining": False,
+            "at": time.time(), "draining": False, "cache": cache, "rss_bytes": rss_bytes(),
+            "load_ms": [round(x * 1e3, 3) for x in loads[-LOADS_REPORTED:]],
         }
         node.bridge.publish("botyard.cluster.heartbeat", protocol.encode_body(beat, False))
         if cfg.heartbeat_file:
@@ -63,3 +70,12 @@ def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux), 0 where unknown."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
