@@ -81,8 +81,11 @@ class Membership:
         for m in self.members.values():
             for bot, rate in (m.info.get("hot") or {}).items():
                 hot[bot] = hot.get(bot, 0.0) + float(rate)
-        extra = {bot: int(min(len(live), self.copies + math.floor(rate / self.hot_rate))) for bot, rate in hot.items()
-                 if rate >= self.hot_rate}
+        extra = {}
+        for bot, rate in hot.items():
+            wanted = int(min(len(live), self.copies + math.floor(rate / self.hot_rate)))
+            if wanted > min(len(live), self.copies):  # only a real change of copies moves anything
+                extra[bot] = wanted
         if live == self._live and extra == self._hot:
             return False
         self._live, self._hot = live, extra

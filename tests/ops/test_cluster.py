@@ -3,7 +3,10 @@ server of a 3-server cluster stops. Real nats-servers, real PostgreSQL, real pro
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 
@@ -124,6 +127,12 @@ def test_sigkill_one_of_three_then_a_node_joins(cluster_env, nats_url, tmp_path)
         asyncio.run(load.run([(1.5, None), (3.0, kill), (4.0, join)]))
         survivors = [files[n] for n in ("n1", "n3", "n4")]
         wait_for_members(survivors, 3)
+        shown = subprocess.run([sys.executable, "-m", "botyard", "cluster", "--json"], env={**os.environ, **cluster_env},
+                               capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        view = json.loads(shown.stdout)
+        assert [n["node"] for n in view["nodes"]] == ["n1", "n3", "n4"]
+        assert len(view["placement"][f"{TENANT}/{BOT}"]) == 2 and sum(n["bots"] for n in view["nodes"]) == 2
     finally:
         for proc in procs.values():
             stop(proc)
