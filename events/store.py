@@ -125,12 +125,17 @@ class EventStore(Application):
         return list(self.events.get(bot_uuid(tenant, bot)))
 
     def alias_moves(self, after: int = 0, limit: int = 1000) -> tuple[list[Bot.AliasMoved], int]:
-        """Alias moves of every bot recorded after notification ``after``, and the last position read."""
-        notifications = self.recorder.select_notifications(
-            after + 1, limit, topics=[ALIAS_MOVED_TOPIC]
-        )
+        """Alias moves of every bot recorded after notification ``after``, and the position read up to.
+
+        The position is the last notification *looked at*, not the last move found, so the
+        next call scans only what was recorded since (turns outnumber moves by far).
+        """
+        stop = self.recorder.max_notification_id() or 0
+        if stop <= after:
+            return [], after
+        notifications = self.recorder.select_notifications(after + 1, limit, stop=stop, topics=[ALIAS_MOVED_TOPIC])
         moves = [self.mapper.to_domain_event(n) for n in notifications]
-        return moves, (notifications[-1].id if notifications else after)
+        return moves, (notifications[-1].id if len(notifications) == limit else stop)
 
     def bots(self) -> list[Bot]:
         """Every bot that has an aggregate (it has had an alias)."""
