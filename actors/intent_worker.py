@@ -181,14 +181,12 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
             "refused": {f"{t}/{b}@{a}": sid for (t, b, a), sid in self.refused.items()},
         }
 
-    def take_turn_counts(self) -> dict[str, int]:
+    def take_heartbeat(self) -> tuple[dict, dict[str, int], list[float]]:
+        """Stats, turns per bot and cold-load times since the last call (which resets the last two)."""
         counts, self.turns = self.turns, {}
-        return counts
-
-    def take_load_seconds(self) -> list[float]:
-        out = list(self.load_seconds)
+        loads = list(self.load_seconds)
         self.load_seconds.clear()
-        return out
+        return self.stats(), counts, loads
 
 
 def _key(work: TurnWork) -> Key:

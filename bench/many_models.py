@@ -208,8 +208,7 @@ async def run(url, bots, args):
     sweep, sweep_s = await drive(nc, (turn(i, k, "sweep") for k, i in enumerate(sweep_order)), args.concurrency)
     answered = {tag[1] for tag, _, ok in sweep if ok}
     print(f"[bench] sweep: {len(answered):,}/{n:,} bots answered in {sweep_s:.1f} s", flush=True)
-    cold_loads = list(beats.load_ms)
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(1.2)  # the heartbeats carrying the sweep's last loads
     cold_loads = list(beats.load_ms)
 
     ranks = np.arange(1, n + 1)

@@ -137,17 +137,19 @@ class EventStore(Application):
         moves = [self.mapper.to_domain_event(n) for n in notifications]
         return moves, (notifications[-1].id if len(notifications) == limit else stop)
 
-    def bots(self) -> list[Bot]:
-        """Every bot that has an aggregate (it has had an alias)."""
-        found: list[Bot] = []
+    def bot_refs(self) -> list[tuple[str, str]]:
+        """(tenant, bot) of every bot that has an aggregate (it has had an alias), read off
+        the ``Registered`` events alone: no aggregate is replayed."""
+        found: list[tuple[str, str]] = []
         position = 0
         while True:
             notifications = self.recorder.select_notifications(position + 1, 1000, topics=[BOT_REGISTERED_TOPIC])
             if not notifications:
                 return found
-            found.extend(self.repository.get(n.originator_id) for n in notifications)
+            for n in notifications:
+                e = self.mapper.to_domain_event(n)
+                found.append((e.tenant, e.bot))
             position = notifications[-1].id
-
 
 ALIAS_MOVED_TOPIC = get_topic(Bot.AliasMoved)
 BOT_REGISTERED_TOPIC = get_topic(Bot.Registered)

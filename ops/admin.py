@@ -25,8 +25,8 @@ from botyard.snapshots.store import SnapshotInfo, SnapshotStore
 log = logging.getLogger(__name__)
 
 MIN_PREFIX = 6
-Notify = Callable[[str, str, Bot.AliasMoved], None]
-"""Called after an alias move is committed: (tenant, bot, event)."""
+Notify = Callable[[Bot.AliasMoved], None]
+"""Called with the event after an alias move is committed."""
 
 
 def default_actor() -> str:
@@ -36,18 +36,18 @@ def default_actor() -> str:
         return "unknown"
 
 
-def move_to_dict(tenant: str, bot: str, e: Bot.AliasMoved) -> dict[str, Any]:
+def move_to_dict(e: Bot.AliasMoved) -> dict[str, Any]:
     return {
-        "tenant": tenant, "bot": bot, "alias": e.alias, "previous": e.previous, "target": e.target,
+        "tenant": e.tenant, "bot": e.bot, "alias": e.alias, "previous": e.previous, "target": e.target,
         "kind": e.kind, "actor": e.actor, "reason": e.reason, "version": e.originator_version,
         "at": e.timestamp.timestamp(),
     }
 
 
-def alias_notification(tenant: str, bot: str, e: Bot.AliasMoved) -> tuple[str, bytes]:
+def alias_notification(e: Bot.AliasMoved) -> tuple[str, bytes]:
     """The NATS message that tells every node of a committed move (subject, msgpack body)."""
-    body = {"tenant": tenant, "bot": bot, "alias": e.alias, "target": e.target, "version": e.originator_version}
-    return alias_subject(tenant, bot), encode_body(body, False)
+    body = {"tenant": e.tenant, "bot": e.bot, "alias": e.alias, "target": e.target, "version": e.originator_version}
+    return alias_subject(e.tenant, e.bot), encode_body(body, False)
 
 
 class Admin:
@@ -114,11 +114,11 @@ class Admin:
     def log(self, tenant: str, bot: str) -> dict[str, Any]:
         aggregate = self._bot(tenant, bot)
         moves = [e for e in self.events.bot_events(tenant, bot) if isinstance(e, Bot.AliasMoved)]
-        return {**aggregate.state(), "moves": [move_to_dict(tenant, bot, e) for e in moves]}
+        return {**aggregate.state(), "moves": [move_to_dict(e) for e in moves]}
 
     def diff(self, tenant: str, bot: str, ref_a: str, ref_b: str) -> dict[str, Any]:
-        a, b = (self.snapshots.load(self.resolve(tenant, bot, r).id).manifest for r in (ref_a, ref_b))
-        return {"a": self.resolve(tenant, bot, ref_a).id, "b": self.resolve(tenant, bot, ref_b).id, **manifest_diff(a, b)}
+        a, b = (self.resolve(tenant, bot, r).id for r in (ref_a, ref_b))
+        return {"a": a, "b": b, **manifest_diff(self.snapshots.load(a).manifest, self.snapshots.load(b).manifest)}
 
     # -- changing aliases ---------------------------------------------------------------------
 
@@ -152,10 +152,10 @@ class Admin:
         event = self.events.bot_events(aggregate.tenant, aggregate.bot)[-1]
         if self.notify is not None:
             try:
-                self.notify(aggregate.tenant, aggregate.bot, event)
+                self.notify(event)
             except Exception as exc:  # nodes also follow the event log: they catch up within a second
                 log.warning("alias notification failed: %s", exc)
-        return move_to_dict(aggregate.tenant, aggregate.bot, event)
+        return move_to_dict(event)
 
     # -- garbage collection ---------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ def cmd_cluster(args: argparse.Namespace, config: Config) -> int:
     beats = asyncio.run(listen(url, config.heartbeat_seconds * 1.5 + 0.2))
     events = stores.open_events(config)
     try:
-        bots = sorted({b.ref for b in events.bots()})
+        bots = sorted({f"{t}/{b}" for t, b in events.bot_refs()})
     finally:
         events.close()
     view = cluster_view(beats, bots, config.copies, config.hot_rate)

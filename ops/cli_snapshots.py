@@ -36,13 +36,13 @@ def _notifier(config: Config):
     if not url:
         return None
 
-    def notify(tenant: str, bot: str, event) -> None:
+    def notify(event) -> None:
         import nats
 
         async def go() -> None:
             nc = await nats.connect(url.split(","), connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
             try:
-                await nc.publish(*alias_notification(tenant, bot, event))
+                await nc.publish(*alias_notification(event))
                 await nc.flush(2)
             finally:
                 await nc.close()

@@ -39,12 +39,12 @@ class Heartbeats:
         loads: list[float] = []
         for ref in list(node.routing.workers) if node.routing else []:
             try:
-                stats = ref.proxy().stats().get(timeout=2)
-                for bot, n in ref.proxy().take_turn_counts().get(timeout=2).items():
-                    counts[bot] = counts.get(bot, 0) + n
-                loads += ref.proxy().take_load_seconds().get(timeout=2)
+                stats, turns, took = ref.proxy().take_heartbeat().get(timeout=2)
             except (pykka.ActorDeadError, pykka.Timeout):
                 continue
+            for bot, n in turns.items():
+                counts[bot] = counts.get(bot, 0) + n
+            loads += took
             resident += stats["resident_models"]
             resident_bytes += stats["resident_bytes"]
             for k in cache:

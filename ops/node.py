@@ -237,8 +237,8 @@ class Node:
             return
         self.routing.loader.tell(change)
 
-    def _notify(self, tenant: str, bot: str, event) -> None:
-        self.bridge.publish(*alias_notification(tenant, bot, event))
+    def _notify(self, event) -> None:
+        self.bridge.publish(*alias_notification(event))
 
     # -- inspection (tests, CLI) --------------------------------------------------------
 
