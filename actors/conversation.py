@@ -9,20 +9,20 @@ inbox, then commits all their events in one transaction, and only then replies.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import pykka
 
 from botyard.actors.failures import Supervised
 from botyard import protocol
-from botyard.actors.messages import ClassifiedTurn, Inspect, Passivate, Sweep
+from botyard.actors.messages import ClassifiedTurn, Inspect, Passivate, Sweep, TakeSnapshot
 from botyard.actors.outbox import Outbox, Outgoing, error_reply, ok_reply
 from botyard.events.conversation import Conversation
 from botyard.events.store import EventStore, IntegrityError
+from botyard.models.responses import respond
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,20 @@ class _Pending:
 
 class ConversationActor(Supervised, pykka.ThreadingActor):
     def __init__(
-        self, store: EventStore, outbox: Outbox, *, node_id: str, idle_seconds: float, max_resident: int
+        self,
+        store: EventStore,
+        outbox: Outbox,
+        *,
+        node_id: str,
+        idle_seconds: float,
+        max_resident: int,
+        snapshotter: Callable[[], pykka.ActorRef] | None = None,
+        snapshot_every: int = 0,
     ) -> None:
         super().__init__()
         self.store = store
+        self.snapshotter = snapshotter
+        self.snapshot_every = snapshot_every
         self.outbox = outbox
         self.node_id = node_id
         self.idle_seconds = idle_seconds
@@ -115,10 +125,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         definition = turn.definition
         fallback = turn.fallback
         number = conversation.turns + 1
-        if fallback:
-            reply = definition.fallback.response
-        else:
-            reply = _respond(definition.intent(turn.intent).responses, number, turn.entities)
+        reply = respond(definition, turn.intent, fallback, number, turn.entities)
         conversation.record_turn(
             turn=number,
             turn_id=req.turn_id,
@@ -155,13 +162,22 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             return
         conversations = {id(p.conversation): p.conversation for p in pending}
         try:
-            self.store.save_all(conversations.values())
+            committed = self.store.save_all(conversations.values())
         except Exception as exc:
             log.warning("group commit of %d turns failed (%s); retrying one by one", len(pending), exc)
             self._commit_one_by_one(pending)
             return
         self.outbox.send([self._ok(p) for p in pending])
+        self._snapshot_due(committed)
         self._evict_over_budget()
+
+    def _snapshot_due(self, committed: list) -> None:
+        """Ask for a snapshot of each conversation whose version reached a multiple of the interval."""
+        if not self.snapshot_every or self.snapshotter is None:
+            return
+        for e in committed:
+            if e.originator_version % self.snapshot_every == 0:
+                self.snapshotter().tell(TakeSnapshot(e.originator_id, e.originator_version))
 
     def _commit_one_by_one(self, pending: list[_Pending]) -> None:
         # Nothing was committed: forget the in-memory state (it holds the uncommitted
@@ -179,8 +195,9 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
                 if not retry:
                     break  # _take already replied with an error
                 try:
-                    self.store.save_all([retry[0].conversation])
+                    committed = self.store.save_all([retry[0].conversation])
                     self.outbox.send([self._ok(retry[0])])
+                    self._snapshot_due(committed)
                     break
                 except Exception as exc:
                     self.resident.pop((req.tenant, req.bot, req.conversation_id), None)
@@ -210,18 +227,3 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             del self.resident[key]
             dropped += 1
         return dropped
-
-
-PLACEHOLDER_RE = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)\}")
-
-
-def _respond(responses: tuple[str, ...], number: int, entities: tuple[dict, ...]) -> str:
-    """Pick the most specific responses this turn can fill (the most ``{entity}`` placeholders,
-    all of them found), rotate through those by turn number, and fill them in."""
-    values = {e["entity"]: str(e["value"]) for e in entities}
-    named = [(r, PLACEHOLDER_RE.findall(r)) for r in responses]
-    usable = [(r, names) for r, names in named if all(n in values for n in names)] or named
-    most = max(len(names) for _, names in usable)
-    usable = [r for r, names in usable if len(names) == most]
-    chosen = usable[(number - 1) % len(usable)]
-    return PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), chosen)

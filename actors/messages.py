@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from botyard.protocol import TurnRequest
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     import pykka
 
     from botyard.models.definition import BotDefinition
@@ -60,6 +62,14 @@ class Inspect:
     bot: str
     conversation_id: str
     activate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TakeSnapshot:
+    """To the snapshotter: record this conversation's state at ``version``."""
+
+    aggregate_id: "UUID"
+    version: int
 
 
 @dataclass(frozen=True, slots=True)

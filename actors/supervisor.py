@@ -23,6 +23,7 @@ from botyard.actors.failures import why
 from botyard.actors.intent_worker import IntentWorker
 from botyard.actors.loader import SnapshotLoader
 from botyard.actors.messages import Reconcile, Sweep, TurnWork
+from botyard.actors.snapshotter import Snapshotter
 from botyard.actors.outbox import Outbox
 from botyard.events.store import EventStore
 from botyard.ops.admin import Admin
@@ -56,6 +57,8 @@ class Routing:
     """One snapshot loader (a list, so it is restarted like the others)."""
     admins: list[pykka.ActorRef] = field(default_factory=list)
     """One administrator."""
+    snapshotters: list[pykka.ActorRef] = field(default_factory=list)
+    """One taker of conversations' aggregate snapshots."""
 
     @property
     def loader(self) -> pykka.ActorRef:
@@ -87,6 +90,7 @@ class Supervisor(pykka.ThreadingActor):
         idle_seconds: float,
         max_conversations: int,
         cache_bytes: int = 1 << 30,
+        snapshot_every: int = 100,
     ) -> None:
         super().__init__()
         self.routing = Routing()
@@ -100,9 +104,11 @@ class Supervisor(pykka.ThreadingActor):
         self._make_worker: Callable[[], pykka.ActorRef] = lambda: IntentWorker.start(
             lambda: self.routing.loader, outbox, self.routing.conversation_for, cache_bytes=cache_bytes // workers
         )
+        self._make_snapshotter: Callable[[], pykka.ActorRef] = lambda: Snapshotter.start(events)
         self._make_conversation: Callable[[], pykka.ActorRef] = lambda: ConversationActor.start(
             events, outbox, node_id=node_id, idle_seconds=idle_seconds,
             max_resident=max_conversations // shards,
+            snapshotter=lambda: self.routing.snapshotters[0], snapshot_every=snapshot_every,
         )
         self._counts = (workers, shards)
         self._crashes: dict[tuple[str, int], tuple[int, float]] = {}
@@ -110,6 +116,7 @@ class Supervisor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         workers, shards = self._counts
+        self.routing.snapshotters.append(self._make_snapshotter())
         self.routing.conversations.extend(self._make_conversation() for _ in range(shards))
         self.routing.loaders.append(self._make_loader())
         self.routing.admins.append(self._make_admin())
@@ -117,7 +124,7 @@ class Supervisor(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         r = self.routing
-        for ref in [*r.admins, *r.workers, *r.loaders, *r.conversations]:
+        for ref in [*r.admins, *r.workers, *r.loaders, *r.conversations, *r.snapshotters]:
             if ref.is_alive():
                 ref.stop(block=True, timeout=10)
 
@@ -145,6 +152,7 @@ class Supervisor(pykka.ThreadingActor):
             (self.routing.loaders, self._make_loader, "snapshot-loader"),
             (self.routing.workers, self._make_worker, "intent-worker"),
             (self.routing.admins, self._make_admin, "administrator"),
+            (self.routing.snapshotters, self._make_snapshotter, "snapshotter"),
         ):
             for i, ref in enumerate(refs):
                 if ref.is_alive():

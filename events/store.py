@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import unquote, urlparse
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Transcoder
@@ -17,6 +18,7 @@ from eventsourcing.utils import get_topic
 from botyard.events.bot import Bot, bot_uuid
 from botyard.events.codec import MsgpackTranscoder
 from botyard.events.conversation import Conversation, conversation_uuid
+from botyard.events.labels import Labels, labels_uuid
 from botyard.events.errors import EventStoreError, UnknownConversation
 
 __all__ = ["EventStore", "IntegrityError", "store_env"]
@@ -49,9 +51,15 @@ def store_env(events_url: str | None, data_dir: str | Path) -> dict[str, str]:
 
 
 class EventStore(Application):
-    """Conversations and bots as event-sourced aggregates."""
+    """Conversations, bots and labels as event-sourced aggregates.
+
+    Aggregate snapshots are on (a ``snapshots`` table beside the events), but none is
+    taken on save: the node's snapshotter actor takes conversations' snapshots off the
+    turn path (:meth:`snapshot_conversation`), and every load starts from the newest one.
+    """
 
     name = "botyard"
+    is_snapshotting_enabled = True
 
     def __init__(self, events_url: str | None = None, data_dir: str | Path = ".botyard") -> None:
         self.events_url = events_url or ""
@@ -73,6 +81,17 @@ class EventStore(Application):
         except AggregateNotFoundError:
             return None
 
+    def conversation_at(self, tenant: str, bot: str, conversation_id: str, turn: int) -> Conversation:
+        """The conversation as it was right after turn ``turn`` (time travel)."""
+        try:
+            return self.repository.get(conversation_uuid(tenant, bot, conversation_id), version=turn + 1)
+        except AggregateNotFoundError:
+            raise UnknownConversation(f"{tenant}/{bot}/{conversation_id}") from None
+
+    def snapshot_conversation(self, aggregate_id: UUID, version: int) -> None:
+        """Record the conversation's state at ``version`` so loads replay only what follows."""
+        self.take_snapshot(aggregate_id, version=version)
+
     def conversation_events(self, tenant: str, bot: str, conversation_id: str) -> list:
         events = list(self.events.get(conversation_uuid(tenant, bot, conversation_id)))
         if not events:
@@ -84,17 +103,19 @@ class EventStore(Application):
             e for e in self.conversation_events(tenant, bot, conversation_id) if isinstance(e, Conversation.TurnRecorded)
         ]
 
-    def save_all(self, conversations: Iterable[Conversation]) -> None:
+    def save_all(self, conversations: Iterable[Conversation]) -> list:
         """Commit the pending events of many conversations in one transaction.
 
         This goes straight to the library's event store (mapper + recorder): the
         Application's ``save`` adds generic protocol checks and notification hooks
         that cost a measurable share of the turn path and that botyard does not use.
-        On failure nothing is committed and the aggregates must be discarded.
+        On failure nothing is committed and the aggregates must be discarded. Returns the
+        events committed.
         """
         events = [e for conversation in conversations for e in conversation.collect_events()]
         if events:
             self.events.put(events)
+        return events
 
     # -- bots and their aliases ---------------------------------------------------------
 
@@ -105,21 +126,33 @@ class EventStore(Application):
             return None
 
     def change_bot(self, tenant: str, bot: str, change: Callable[[Bot], None]) -> Bot:
-        """Apply ``change`` (a Bot command) to the bot's latest state and save it.
+        """Apply ``change`` (a Bot command) to the bot's latest state and save it."""
+        return self._change(lambda: self.bot(tenant, bot) or Bot(tenant, bot), change, f"{tenant}/{bot}")
 
-        A concurrent writer makes the save fail on the version check; the change is
-        then re-applied to the new state, once.
-        """
+    def _change(self, current: Callable[[], Any], change: Callable[[Any], None], what: str) -> Any:
+        """Apply ``change`` to an aggregate's latest state and save it. A concurrent writer
+        makes the save fail on the version check; the change is re-applied to the new state, once."""
         for attempt in (1, 2):
-            aggregate = self.bot(tenant, bot) or Bot(tenant, bot)
+            aggregate = current()
             change(aggregate)
             try:
                 self.save(aggregate)
                 return aggregate
             except IntegrityError:
                 if attempt == 2:
-                    raise EventStoreError(f"{tenant}/{bot} changed concurrently twice; try again") from None
+                    raise EventStoreError(f"{what} changed concurrently twice; try again") from None
         raise AssertionError("unreachable")
+
+    # -- labels -------------------------------------------------------------------------------
+
+    def labels(self, tenant: str, bot: str) -> Labels | None:
+        try:
+            return self.repository.get(labels_uuid(tenant, bot))
+        except AggregateNotFoundError:
+            return None
+
+    def label_turn(self, tenant: str, bot: str, change: Callable[[Labels], None]) -> Labels:
+        return self._change(lambda: self.labels(tenant, bot) or Labels(tenant, bot), change, f"labels of {tenant}/{bot}")
 
     def bot_events(self, tenant: str, bot: str) -> list:
         return list(self.events.get(bot_uuid(tenant, bot)))

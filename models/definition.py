@@ -24,9 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -99,6 +99,29 @@ class BotDefinition:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def with_examples(self, labelled: Iterable[tuple[str, str]]) -> "BotDefinition":
+        """This definition plus ``(text, intent)`` examples (``out_of_scope`` allowed); a text
+        already an example of another intent moves to the new one. Texts that look like entity
+        annotations are skipped (they would be read as markup)."""
+        moved: dict[str, tuple[str, str]] = {}
+        for text, intent in labelled:
+            if intent != OUT_OF_SCOPE:
+                self.intent(intent)  # KeyError for an intent the bot does not have
+            if text.strip() and not ANNOTATION_RE.search(text):
+                moved[_normal(text)] = (text, intent)
+        if not moved:
+            return self
+
+        def keep(examples: tuple[str, ...]) -> list[str]:
+            return [e for e in examples if _normal(e) not in moved]
+
+        added: dict[str, list[str]] = {}
+        for text, intent in moved.values():
+            added.setdefault(intent, []).append(text)
+        intents = tuple(replace(i, examples=(*keep(i.examples), *added.get(i.name, ()))) for i in self.intents)
+        out_of_scope = (*keep(self.out_of_scope), *added.get(OUT_OF_SCOPE, ()))
+        return replace(self, intents=intents, out_of_scope=out_of_scope)
 
     def content_hash(self) -> str:
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)

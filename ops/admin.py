@@ -18,6 +18,7 @@ from botyard.events.bot import PRODUCTION, Bot
 from botyard.events.errors import UnknownBot
 from botyard.events.store import EventStore
 from botyard.ops.errors import AdminError
+from botyard.ops.replay import GateLimits, Replay, gate_summary, known_intents
 from botyard.protocol import alias_subject, check_name, encode_body
 from botyard.snapshots.errors import SnapshotNotFound
 from botyard.snapshots.store import SnapshotInfo, SnapshotStore
@@ -51,10 +52,14 @@ def alias_notification(e: Bot.AliasMoved) -> tuple[str, bytes]:
 
 
 class Admin:
-    def __init__(self, events: EventStore, snapshots: SnapshotStore, *, notify: Notify | None = None) -> None:
+    def __init__(
+        self, events: EventStore, snapshots: SnapshotStore, *, notify: Notify | None = None, gate: GateLimits = GateLimits()
+    ) -> None:
         self.events = events
         self.snapshots = snapshots
         self.notify = notify
+        self.gate_limits = gate
+        self.replay = Replay(events, snapshots)
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -123,16 +128,54 @@ class Admin:
     # -- changing aliases ---------------------------------------------------------------------
 
     def promote(
-        self, tenant: str, bot: str, ref: str, *, alias: str = PRODUCTION, actor: str = "", reason: str = ""
+        self,
+        tenant: str,
+        bot: str,
+        ref: str,
+        *,
+        alias: str = PRODUCTION,
+        actor: str = "",
+        reason: str = "",
+        gate: bool = False,
+        force: bool = False,
     ) -> dict[str, Any]:
-        """Point ``alias`` at a snapshot, after verifying the snapshot's content against its id."""
+        """Point ``alias`` at a snapshot, after verifying the snapshot's content against its id.
+
+        With ``gate`` the bot's recent turns are first replayed through the snapshot; a
+        verdict against it refuses the move (``gate_refused``) unless ``force``. The verdict's
+        one-line summary is added to the move's reason either way.
+        """
         check_name("alias", alias)
         info = self.resolve(tenant, bot, ref)
         self.snapshots.load(info.id)  # raises SnapshotCorrupt: a bad snapshot never gets an alias
+        verdict = None
+        if gate:
+            verdict = self.replay.gate(tenant, bot, info.id, self.gate_limits)
+            summary = gate_summary(verdict) + (" (forced)" if force and not verdict["passed"] else "")
+            if not verdict["passed"] and not force:
+                raise AdminError("gate_refused", f"{summary}: " + "; ".join(verdict["reasons"]), gate=verdict)
+            reason = f"{reason}; {summary}" if reason else summary
         aggregate = self.events.change_bot(
             tenant, bot, lambda b: b.promote(alias, info.id, actor=actor or default_actor(), reason=reason)
         )
-        return self._moved(aggregate)
+        moved = self._moved(aggregate)
+        return {**moved, "gate": verdict} if verdict is not None else moved
+
+    # -- replay ----------------------------------------------------------------------------------
+
+    def whatif(self, tenant: str, bot: str, ref: str, **window: Any) -> dict[str, Any]:
+        return self.replay.whatif(tenant, bot, self.resolve(tenant, bot, ref).id, **window)
+
+    def label(self, tenant: str, bot: str, conversation_id: str, turn: int, intent: str, *, actor: str = "") -> dict[str, Any]:
+        """Record the right intent of one recorded turn (checked against the bot's production intents)."""
+        aggregate = self.events.bot(tenant, bot)
+        target = aggregate.aliases.get(PRODUCTION) if aggregate else None
+        if target is None:
+            raise UnknownBot(tenant, bot)
+        intents = known_intents(self.replay.predictor(target))
+        return self.replay.label(
+            tenant, bot, conversation_id, turn, intent, actor=actor or default_actor(), known_intents=intents
+        )
 
     def rollback(
         self, tenant: str, bot: str, *, alias: str = PRODUCTION, to: str | None = None, actor: str = "", reason: str = ""
@@ -213,7 +256,49 @@ def _numbers(*values: Any) -> bool:
 
 # -- the NATS admin subjects ---------------------------------------------------------------------
 
-VERBS = ("list", "show", "log", "promote", "rollback", "diff", "gc")
+VERBS = ("list", "show", "log", "promote", "rollback", "diff", "gc", "replay", "whatif", "label", "labels", "export")
+EXPORT_PAGE = 1000
+MAX_EXPORT_PAGE = 10_000
+
+
+class _Fields:
+    """Typed fields of an admin request body; a wrong one is ``invalid_request`` naming it."""
+
+    def __init__(self, body: dict) -> None:
+        self.body = body
+
+    def _bad(self, name: str, what: str) -> AdminError:
+        return AdminError("invalid_request", f"field '{name}' must be {what}", field=name)
+
+    def text(self, name: str, required: bool = True) -> str | None:
+        value = self.body.get(name)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value:
+            raise self._bad(name, "a non-empty string")
+        return value
+
+    def whole(self, name: str, default: int | None = None, *, least: int = 0) -> int | None:
+        value = self.body.get(name, default)
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise self._bad(name, f"a whole number ≥ {least}")
+        return value
+
+    def seconds(self, name: str) -> float | None:
+        value = self.body.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise self._bad(name, "a time in seconds since the epoch")
+        return float(value)
+
+    def flag(self, name: str) -> bool:
+        value = self.body.get(name, False)
+        if not isinstance(value, bool):
+            raise self._bad(name, "a boolean")
+        return value
 
 
 def handle(admin: Admin, verb: str, body: Any) -> dict[str, Any]:
@@ -222,33 +307,43 @@ def handle(admin: Admin, verb: str, body: Any) -> dict[str, Any]:
         raise AdminError("unknown_verb", f"no admin verb {verb!r}; known: {', '.join(VERBS)}", verb=verb)
     if not isinstance(body, dict):
         raise AdminError("invalid_request", f"request body must be a map, not {type(body).__name__}")
-
-    def text(name: str, required: bool = True) -> str | None:
-        value = body.get(name)
-        if value is None and not required:
-            return None
-        if not isinstance(value, str) or not value:
-            raise AdminError("invalid_request", f"field '{name}' must be a non-empty string", field=name)
-        return value
-
+    f = _Fields(body)
     if verb == "gc":
         tenant = check_name("tenant", body["tenant"]) if body.get("tenant") is not None else None
         bot = check_name("bot", body["bot"]) if body.get("bot") is not None else None
-        keep, dry_run = body.get("keep", 5), body.get("dry_run", False)
-        if not isinstance(dry_run, bool):
-            raise AdminError("invalid_request", "field 'dry_run' must be a boolean", field="dry_run")
-        return admin.gc(tenant, bot, keep=keep, dry_run=dry_run)
+        return admin.gc(tenant, bot, keep=body.get("keep", 5), dry_run=f.flag("dry_run"))
     tenant, bot = check_name("tenant", body.get("tenant")), check_name("bot", body.get("bot"))
     if verb == "list":
         return admin.list(tenant, bot)
     if verb == "log":
         return admin.log(tenant, bot)
     if verb == "show":
-        return admin.show(tenant, bot, text("snapshot"))
+        return admin.show(tenant, bot, f.text("snapshot"))
     if verb == "diff":
-        return admin.diff(tenant, bot, text("a"), text("b"))
-    who = {"actor": text("actor", False) or "nats", "reason": text("reason", False) or ""}
-    alias = text("alias", False) or PRODUCTION
+        return admin.diff(tenant, bot, f.text("a"), f.text("b"))
+    if verb == "replay":
+        return admin.replay.transcript(tenant, bot, f.text("conversation_id"), at=f.whole("at"))
+    if verb == "whatif":
+        return admin.whatif(
+            tenant, bot, f.text("snapshot"), conversation_id=f.text("conversation_id", False),
+            since=f.seconds("since"), until=f.seconds("until"), last=f.whole("last", least=1),
+            max_changes=f.whole("max_changes", 100),
+        )
+    if verb == "labels":
+        return {"tenant": tenant, "bot": bot, "labels": admin.replay.labels(tenant, bot)}
+    if verb == "export":
+        after = f.whole("after", 0)
+        limit = min(f.whole("limit", EXPORT_PAGE, least=1), MAX_EXPORT_PAGE)
+        rows = admin.replay.export(tenant, bot, since=f.seconds("since"), until=f.seconds("until"))
+        page = rows[after : after + limit]
+        return {"turns": page, "total": len(rows), "next": after + len(page) if after + len(page) < len(rows) else None}
+    actor = f.text("actor", False) or "nats"
+    if verb == "label":
+        return admin.label(
+            tenant, bot, f.text("conversation_id"), f.whole("turn", least=1), f.text("intent"), actor=actor
+        )
+    who = {"actor": actor, "reason": f.text("reason", False) or ""}
+    alias = f.text("alias", False) or PRODUCTION
     if verb == "promote":
-        return admin.promote(tenant, bot, text("snapshot"), alias=alias, **who)
-    return admin.rollback(tenant, bot, alias=alias, to=text("to", False), **who)
+        return admin.promote(tenant, bot, f.text("snapshot"), alias=alias, gate=f.flag("gate"), force=f.flag("force"), **who)
+    return admin.rollback(tenant, bot, alias=alias, to=f.text("to", False), **who)

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from botyard.errors import BotyardError
-from botyard.ops import cli_cluster, cli_snapshots
+from botyard.ops import cli_cluster, cli_replay, cli_snapshots
 from botyard.ops.cli_snapshots import admin_for, bot_ref, known_nats_url, print_move, promote_after_training
 from botyard.ops.config import Config
 
@@ -68,6 +68,8 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
     chosen = {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size}
     train_config = TrainConfig(**{k: v for k, v in chosen.items() if v is not None})
     with admin_for(config) as admin:
+        if args.labels:
+            definition = _with_labels(admin, definition)
         parent = _production(admin, definition)
         if args.workers > 1 or args.hosts:
             info = _train_distributed(definition, admin.snapshots, train_config, args.workers, args.hosts, parent)
@@ -78,6 +80,19 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
         print_move(moved)
     print(json.dumps({"snapshot": info.id, "tenant": info.tenant, "bot": info.bot, "size": info.size}))
     return 0
+
+
+def _with_labels(admin, definition):
+    """The bot file's examples plus the bot's labelled turns (a label moves a text between intents)."""
+    from botyard.models.definition import OUT_OF_SCOPE
+
+    labels = admin.replay.labels(definition.tenant, definition.bot)
+    known = {i.name for i in definition.intents} | {OUT_OF_SCOPE}
+    usable = [(item["user_text"], item["intent"]) for item in labels if item["intent"] in known]
+    if len(usable) < len(labels):
+        print(f"skipping {len(labels) - len(usable)} labels naming intents this bot file lacks", file=sys.stderr)
+    print(f"adding {len(usable)} labelled turns to the training data", file=sys.stderr)
+    return definition.with_examples(usable)
 
 
 def _production(admin, definition) -> str | None:
@@ -280,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="examples per update, over all workers together")
     p.add_argument("--workers", type=int, default=1, help="Horovod worker processes (gloo); 1 = train in this process")
     p.add_argument("--hosts", help="Horovod hosts with slots, e.g. node1:2,node2:2 (default: localhost:WORKERS)")
+    p.add_argument("--labels", action="store_true", help="add the bot's labelled turns (botyard label) to its examples")
     p.add_argument(
         "--promote", metavar="ALIAS",
         help="point this alias (e.g. staging) at the new snapshot; without it a bot's first snapshot becomes production",
@@ -299,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_history)
 
     cli_cluster.add_parser(sub)
+    cli_replay.add_parsers(sub)
     leaves = list(sub.choices.values())
     leaves += cli_snapshots.add_parser(sub)
     for p in leaves:

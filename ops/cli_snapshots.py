@@ -58,7 +58,7 @@ def admin_for(config: Config) -> Iterator[Admin]:
     try:
         snapshots = stores.open_snapshots(config, known_nats_url(config))
         try:
-            yield Admin(events, snapshots, notify=_notifier(config))
+            yield Admin(events, snapshots, notify=_notifier(config), gate=config.gate)
         finally:
             stores.close(snapshots)
     finally:
@@ -97,6 +97,22 @@ def print_move(move: dict[str, Any]) -> None:
         f"{move['tenant']}/{move['bot']}@{move['alias']}: {(move['previous'] or '-')[:12]} -> {move['target'][:12]} "
         f"({move['kind']} by {move['actor']}{', ' + move['reason'] if move['reason'] else ''}; version {move['version']})"
     )
+
+
+def print_gate(verdict: dict[str, Any]) -> None:
+    r = verdict["report"]
+    fr = r["fallback_rate"]
+    lab = r["labelled"]
+    print(f"replay gate: {'passed' if verdict['passed'] else 'REFUSED'} on the last {r['turns']} turns")
+    print(f"  intent changed on {r['changed_intent']} turns ({r['changed_intent_share']:.1%})")
+    if lab["turns"]:
+        print(f"  labelled turns: {lab['turns']}, right before {lab['right_before']}, right after {lab['right_after']}")
+    print(f"  fallback rate: {fr['before']:.1%} -> {fr['after']:.1%}")
+    for reason in verdict["reasons"]:
+        print(f"  refused: {reason}")
+    for c in verdict["examples"][:5]:
+        b, a = c["before"], c["after"]
+        print(f"  e.g. {c['ref']}: {c['user_text']!r}: {b['intent']} -> {a['intent']}" + (f" (label {c['label']})" if c["label"] else ""))
 
 
 def _print_list(result: dict[str, Any]) -> None:
@@ -156,8 +172,17 @@ def _run(admin: Admin, args: argparse.Namespace, tenant: str, bot: str) -> dict[
         if not args.json:
             print(json.dumps(result, indent=2, default=str))
     elif a == "promote":
-        result = admin.promote(tenant, bot, args.snapshot, alias=args.alias, reason=args.reason or "")
+        try:
+            result = admin.promote(
+                tenant, bot, args.snapshot, alias=args.alias, reason=args.reason or "", gate=args.gate, force=args.force
+            )
+        except BotyardError as exc:
+            if exc.code == "gate_refused" and not args.json:
+                print_gate(exc.fields["gate"])
+            raise
         if not args.json:
+            if result.get("gate"):
+                print_gate(result["gate"])
             print_move(result)
     else:
         result = admin.rollback(tenant, bot, alias=args.alias, to=args.to, reason=args.reason or "")
@@ -190,6 +215,11 @@ def add_parser(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]
     q.add_argument("snapshot", help="id, unique id prefix, or an alias (e.g. staging) to copy")
     q.add_argument("--alias", default=PRODUCTION)
     q.add_argument("--reason")
+    q.add_argument(
+        "--gate", action="store_true",
+        help="replay the bot's last BOTYARD_GATE_TURNS turns through the snapshot first; refuse if it does worse",
+    )
+    q.add_argument("--force", action="store_true", help="with --gate: promote even if the gate refuses (recorded)")
     q = action("rollback", "return an alias to its previous target, or --to an earlier one")
     q.add_argument("--alias", default=PRODUCTION)
     q.add_argument("--to", help="an earlier target of the alias (id or prefix)")

@@ -59,6 +59,16 @@ class Config:
     """A node not heard from for this long is out: others take over its bots and conversations."""
     heartbeat_file: str = ""
     """If set, a file rewritten with this node's status on every heartbeat (for liveness probes)."""
+    conversation_snapshot_every: int = 100
+    """Take a conversation's aggregate snapshot every this many events (off the turn path),
+    so activating a long conversation replays at most this many; 0: never."""
+    gate_turns: int = 1000
+    """The replay gate (``promote --gate``) replays the bot's last this many turns."""
+    gate_max_changed: float = 0.10
+    """The gate refuses a candidate whose intent differs from the label on more than this
+    share of the labelled turns replayed (from what was served, if none is labelled)."""
+    gate_max_fallback_rise: float = 0.05
+    """The gate refuses a candidate whose fallback rate is higher by more than this."""
     log_level: str = "INFO"
 
     @property
@@ -95,6 +105,17 @@ class Config:
             raise ConfigError("BOTYARD_NODE_TIMEOUT", "must be longer than BOTYARD_HEARTBEAT_SECONDS (> 0)")
         if self.idle_seconds <= 0:
             raise ConfigError("BOTYARD_IDLE_SECONDS", "must be positive")
+        if self.conversation_snapshot_every < 0 or self.gate_turns < 1:
+            raise ConfigError("BOTYARD_GATE_TURNS", "gate_turns must be ≥ 1 and conversation_snapshot_every ≥ 0")
+        if not (0 <= self.gate_max_changed <= 1 and 0 <= self.gate_max_fallback_rise <= 1):
+            raise ConfigError("BOTYARD_GATE_MAX_CHANGED", "gate shares must be between 0 and 1")
+
+    @property
+    def gate(self):
+        """The replay gate's limits."""
+        from botyard.ops.replay import GateLimits
+
+        return GateLimits(self.gate_turns, self.gate_max_changed, self.gate_max_fallback_rise)
 
     def with_(self, **changes: Any) -> "Config":
         return replace(self, **changes)

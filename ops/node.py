@@ -74,7 +74,7 @@ class Node:
             self.snapshots = stores.open_snapshots(cfg, self.nats_url)
             self.bridge = NatsBridge(self.nats_url.split(","), name=f"botyard-node-{cfg.node_id}")
             self.bridge.start()
-            self.admin = Admin(self.events, self.snapshots, notify=self._notify)
+            self.admin = Admin(self.events, self.snapshots, notify=self._notify, gate=cfg.gate)
             # Alias notifications first, so none is missed between rebuilding and listening.
             self.bridge.subscribe(ALIAS_SUBSCRIPTION, self._on_alias, requests=False)
             self.supervisor = Supervisor.start(
@@ -88,6 +88,7 @@ class Node:
                 idle_seconds=cfg.idle_seconds,
                 max_conversations=cfg.max_conversations,
                 cache_bytes=cfg.model_cache_bytes,
+                snapshot_every=cfg.conversation_snapshot_every,
             )
             self.routing = self.supervisor.proxy().get_routing().get()
             self.bridge.subscribe(HEARTBEAT_SUBJECT, self._on_heartbeat, requests=False)

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from botyard.events.store import EventStore
 from botyard.models.definition import load_bot
@@ -62,6 +63,28 @@ def snapshot_dir(tmp_path_factory, example_bot):
     root = tmp_path_factory.mktemp("snapshots")
     info, _ = train_to_store(example_bot, LocalSnapshotStore(root), TrainConfig())
     return root
+
+
+@pytest.fixture(scope="session")
+def snapshots(tmp_path_factory, snapshot_dir):
+    """A store with two trained snapshots of the example bot: {'good': id, 'bad': id, 'dir': path}."""
+    from botyard.training.pipeline import TrainConfig, train_to_store
+
+    root = tmp_path_factory.mktemp("two-snapshots")
+    source = LocalSnapshotStore(snapshot_dir)
+    good = source.load(source.latest("acme-shop", "support").id)
+    store = LocalSnapshotStore(root)
+    assert store.save(good.manifest, good.arrays).id == good.id  # same content, same id
+
+    raw = yaml.safe_load(EXAMPLE_BOT.read_text())
+    names = list(raw["intents"])
+    examples = [raw["intents"][n]["examples"] for n in names]
+    for i, name in enumerate(names):  # rotate: every intent learns the next one's examples
+        raw["intents"][name]["examples"] = examples[(i + 1) % len(names)]
+    bad_file = root / "rotated.yml"
+    bad_file.write_text(yaml.safe_dump(raw))
+    bad, _ = train_to_store(load_bot(bad_file), store, TrainConfig(epochs=10), parent=good.id)
+    return {"good": good.id, "bad": bad.id, "dir": root}
 
 
 @pytest.fixture(scope="session")

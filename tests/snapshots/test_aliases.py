@@ -28,28 +28,6 @@ PROBES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def snapshots(tmp_path_factory, snapshot_dir):
-    """A store with two trained snapshots of the example bot: {'good': id, 'bad': id, 'dir': path}."""
-    from botyard.training.pipeline import TrainConfig, train_to_store
-
-    root = tmp_path_factory.mktemp("two-snapshots")
-    source = LocalSnapshotStore(snapshot_dir)
-    good = source.load(source.latest(TENANT, BOT).id)
-    store = LocalSnapshotStore(root)
-    assert store.save(good.manifest, good.arrays).id == good.id  # same content, same id
-
-    raw = yaml.safe_load(EXAMPLE_BOT.read_text())
-    names = list(raw["intents"])
-    examples = [raw["intents"][n]["examples"] for n in names]
-    for i, name in enumerate(names):  # rotate: every intent learns the next one's examples
-        raw["intents"][name]["examples"] = examples[(i + 1) % len(names)]
-    bad_file = root / "rotated.yml"
-    bad_file.write_text(yaml.safe_dump(raw))
-    bad, _ = train_to_store(load_bot(bad_file), store, TrainConfig(epochs=10), parent=good.id)
-    return {"good": good.id, "bad": bad.id, "dir": root}
-
-
 @pytest.fixture(params=["local", "nats"])
 def store_settings(request, snapshots, nats_url, tmp_path):
     """Node settings for one snapshot backend, holding both snapshots."""

@@ -1,0 +1,155 @@
+"""Many utterances through one snapshot at once: what replay and what-if use.
+
+:meth:`Predictor.predict` pays Python and numpy call overhead per utterance (about 25
+small numpy calls); here every step runs once for the whole batch: one vocabulary
+lookup, segment sums with ``reduceat``, one convolution matmul over all tokens (window
+slots that would cross into a neighbouring utterance are zeroed, which is exactly the
+per-utterance "same" padding), one softmax. The results equal :meth:`Predictor.predict`'s
+up to float rounding (summation order); callers that must match the serving path
+exactly re-check the few utterances they care about with it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from botyard.models.definition import OUT_OF_SCOPE
+from botyard.models.entities import Entity
+from botyard.models.featurizer import CHAR, SHAPE, _hashes
+from botyard.models.runtime import Prediction, Predictor, _relu, _softmax, viterbi
+from botyard.models.text import tag_spans, tokenize
+
+
+def _weighted_rows(table: np.ndarray, rows: np.ndarray, weights: np.ndarray, segments: np.ndarray, n: int) -> np.ndarray:
+    """``out[s] = sum(weights[i] * table[rows[i]] for i in segment s)``, ``segments`` sorted ascending.
+
+    Each segment's items are laid out in a padded (n, width) grid (padding weighs 0), and
+    one batched matrix product does the sums.
+    """
+    out = np.zeros((n, table.shape[1]), np.float32)
+    if not len(segments):
+        return out
+    sizes = np.bincount(segments, minlength=n)
+    width = int(sizes.max())
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    slot = np.arange(len(segments)) - starts[segments]
+    grid_rows = np.zeros((n, width), np.int64)
+    grid_w = np.zeros((n, 1, width), np.float32)
+    grid_rows[segments, slot] = rows
+    grid_w[segments, 0, slot] = weights
+    return (grid_w @ table[grid_rows])[:, 0, :]
+
+
+def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
+    n = len(texts)
+    if n == 0:
+        return []
+    f = p.featurizer
+    cfg = f.config
+    tokens = [tokenize(t) for t in texts]
+    lengths = np.array([len(t) for t in tokens], np.int64)
+    tok_base = np.concatenate([[0], np.cumsum(lengths)])
+    hashes: list[int] = []
+    parts: list[int] = []
+    owner: list[int] = []
+    per_utt = np.zeros(n, np.int64)
+    for i, toks in enumerate(tokens):
+        h, pa, ow = _hashes([t.text for t in toks], cfg)
+        hashes.extend(h)
+        parts.extend(pa)
+        owner.extend(ow)
+        per_utt[i] = len(h)
+    utt_all = np.repeat(np.arange(n), per_utt)
+    owner_all = np.asarray(owner, np.int64)
+    owner_all = np.where(owner_all >= 0, owner_all + tok_base[:-1][utt_all], -1)
+    rows, known = f.lookup(hashes)
+    part = np.asarray(parts, np.int64)[known]
+    who = owner_all[known]
+    seg = utt_all[known]
+
+    # Sentence bags: sublinear TF x IDF per (utterance, feature), L2-normalised per family.
+    in_sentence = part != SHAPE
+    size = np.int64(f.size)
+    keys, counts = np.unique(seg[in_sentence] * size + rows[in_sentence], return_counts=True)
+    s_seg, s_rows = keys // size, keys % size
+    s_w = (1.0 + np.log(counts.astype(np.float32))) * f.idf[s_rows - 1]
+    family = (f.families[s_rows - 1] == CHAR).astype(np.int64)
+    group = s_seg * 2 + family
+    norms = np.sqrt(np.bincount(group, weights=s_w.astype(np.float64) ** 2, minlength=2 * n)).astype(np.float32)
+    s_w = (s_w / np.where(norms[group] > 0, norms[group], 1.0)).astype(np.float32)
+    bag = _weighted_rows(p.embed, s_rows, s_w, s_seg, n)
+    sentence = _relu(bag @ p.w_sent + p.b_sent)
+
+    x = None
+    total = int(tok_base[-1])
+    if (p.has_tags or p.pool) and total:
+        in_tokens = who >= 0
+        t_rows, t_part, t_who = rows[in_tokens], part[in_tokens], who[in_tokens]
+        is_char = t_part == CHAR
+        n_chars = np.bincount(t_who[is_char], minlength=total).astype(np.float32)
+        share = np.array([cfg.word_share, 1.0 - cfg.word_share - cfg.shape_share, cfg.shape_share], np.float32)
+        t_w = share[t_part]
+        t_w[is_char] /= np.maximum(n_chars[t_who[is_char]], 1.0)
+        order = np.argsort(t_who, kind="stable")
+        x = _weighted_rows(p.embed, t_rows[order], t_w[order], t_who[order], total)
+        token_utt = np.repeat(np.arange(n), lengths)
+        for kernel, bias in p.conv:
+            x = _relu(_conv_segments(x, token_utt, kernel, bias))
+
+    if p.pool:
+        pooled = np.zeros((n, p.conv[-1][1].shape[0]), np.float32)
+        if x is not None:
+            nonempty = lengths > 0
+            pooled[nonempty] = np.maximum.reduceat(x, tok_base[:-1][nonempty], axis=0)
+        width = sentence.shape[1]
+        logits = sentence @ p.w_int[:width] + pooled @ p.w_int[width:] + p.b_int
+    else:
+        logits = sentence @ p.w_int + p.b_int
+    intent = _softmax(logits)
+    best = intent.argmax(axis=1)
+    confidence = intent[np.arange(n), best]
+
+    tag_probs = None
+    if p.has_tags and x is not None:
+        split = x.shape[1]
+        token_utt = np.repeat(np.arange(n), lengths)
+        tag_logits = x @ p.w_tag[:split] + (sentence @ p.w_tag[split:] + p.b_tag)[token_utt]
+        tag_probs = _softmax(tag_logits)
+        tag_best = tag_probs.argmax(axis=1)
+        o_tag = p.tags.index("O") if "O" in p.tags else -1
+
+    out: list[Prediction] = []
+    for i, text in enumerate(texts):
+        label, conf = p.labels[int(best[i])], float(confidence[i])
+        entities: list[Entity] = []
+        lo, hi = int(tok_base[i]), int(tok_base[i + 1])
+        if tag_probs is not None and hi > lo and (tag_best[lo:hi] != o_tag).any():
+            probs = tag_probs[lo:hi]
+            path = viterbi(probs, p.tag_start, p.tag_move)
+            toks = tokens[i]
+            for entity, first, last in tag_spans([p.tags[j] for j in path]):
+                start, end = toks[first].start, toks[last - 1].end
+                ec = float(probs[np.arange(first, last), path[first:last]].mean())
+                entities.append(Entity(entity, text[start:end], start, end, "model", round(ec, 4)))
+        if p.matchers:
+            entities.extend(p.matchers.find(text))
+        entities.sort(key=lambda e: (e.start, -e.end, e.entity))
+        out.append(Prediction(label, conf, tuple(entities), label == OUT_OF_SCOPE or conf < p.threshold))
+    return out
+
+
+def _conv_segments(x: np.ndarray, token_utt: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``Conv1D(padding="same")`` of every utterance at once over their concatenated tokens."""
+    width, total, d = kernel.shape[0], x.shape[0], x.shape[1]
+    pad = width // 2
+    windows = np.zeros((total, width * d), np.float32)
+    for k in range(width):
+        off = k - pad
+        lo, hi = max(0, -off), min(total, total - off)
+        if hi <= lo:
+            continue
+        same = token_utt[lo:hi] == token_utt[lo + off : hi + off]
+        windows[lo:hi, k * d : (k + 1) * d] = x[lo + off : hi + off] * same[:, None]
+    return windows @ kernel.reshape(-1, kernel.shape[2]) + bias

@@ -1,0 +1,304 @@
+"""Replay: transcripts, time travel, what-if against another snapshot, the promotion gate,
+labels and export. Everything here reads events; only ``label`` writes (a label event).
+
+What-if runs each distinct user text once through the candidate with the batched
+runtime (:mod:`botyard.models.batch`), then builds each turn's reply with the same
+dialogue step the conversation actor uses. A turn it finds changed is confirmed with the
+serving path (:meth:`Predictor.predict`), so float rounding in the batch can never report
+a change the serving path would not make.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from botyard.events.errors import UnknownConversation
+from botyard.events.labels import Labels
+from botyard.events.store import EventStore
+from botyard.events.turns import TurnRow, bot_turns, conversation_turns
+from botyard.models.batch import predict_batch
+from botyard.models.definition import OUT_OF_SCOPE
+from botyard.models.responses import respond
+from botyard.models.runtime import Prediction, Predictor
+from botyard.ops.errors import AdminError
+from botyard.snapshots.store import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+BATCH = 128
+PREDICTORS = 4
+"""Loaded candidates kept between requests (an administrator replays the same one often)."""
+
+@dataclass(frozen=True, slots=True)
+class GateLimits:
+    """The replay gate's settings (``BOTYARD_GATE_*``)."""
+
+    turns: int = 1000
+    max_changed: float = 0.10
+    max_fallback_rise: float = 0.05
+
+
+Progress = Callable[[int, int], None]
+"""Called with (turns done, turns in all) while a replay runs."""
+
+
+class Replay:
+    def __init__(self, events: EventStore, snapshots: SnapshotStore) -> None:
+        self.events = events
+        self.snapshots = snapshots
+        self._predictors: OrderedDict[str, Predictor] = OrderedDict()
+
+    def predictor(self, snapshot_id: str) -> Predictor:
+        found = self._predictors.pop(snapshot_id, None)
+        if found is None:
+            found = Predictor.from_snapshot(self.snapshots.load(snapshot_id))  # verified against its id
+        self._predictors[snapshot_id] = found
+        while len(self._predictors) > PREDICTORS:
+            self._predictors.popitem(last=False)
+        return found
+
+    # -- transcripts and time travel ---------------------------------------------------------
+
+    def transcript(self, tenant: str, bot: str, conversation_id: str, *, at: int | None = None) -> dict[str, Any]:
+        """Every turn of a conversation; with ``at``, the turns up to N and the state right after turn N."""
+        rows = conversation_turns(self.events, tenant, bot, conversation_id)
+        labels = self.events.labels(tenant, bot)
+        if at is not None:
+            if not isinstance(at, int) or isinstance(at, bool) or not 0 <= at <= len(rows):
+                raise AdminError(
+                    "invalid_request", f"--at must be a turn number from 0 to {len(rows)}", field="at", turns=len(rows)
+                )
+            rows = rows[:at]
+            state = self.events.conversation_at(tenant, bot, conversation_id, at).state()
+        else:
+            aggregate = self.events.load_conversation(tenant, bot, conversation_id)
+            if aggregate is None:
+                raise UnknownConversation(f"{tenant}/{bot}/{conversation_id}")
+            state = aggregate.state()
+        state["id"] = str(state["id"])
+        return {
+            "tenant": tenant, "bot": bot, "conversation_id": conversation_id, "at": at,
+            "turns": [_with_label(r.to_dict(), labels, r) for r in rows], "state": state,
+        }
+
+    # -- what-if -----------------------------------------------------------------------------
+
+    def turns(
+        self,
+        tenant: str,
+        bot: str,
+        *,
+        conversation_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        last: int | None = None,
+    ) -> list[TurnRow]:
+        if conversation_id is not None:
+            rows = conversation_turns(self.events, tenant, bot, conversation_id)
+            rows = [r for r in rows if (since is None or r.received_at >= since) and (until is None or r.received_at < until)]
+            return rows[-last:] if last else rows
+        return bot_turns(self.events, tenant, bot, since=since, until=until, last=last)
+
+    def whatif(
+        self,
+        tenant: str,
+        bot: str,
+        snapshot_id: str,
+        *,
+        conversation_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        last: int | None = None,
+        max_changes: int = 1000,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """What ``snapshot_id`` would have answered to recorded user turns, compared with what
+        was answered. Writes nothing."""
+        rows = self.turns(tenant, bot, conversation_id=conversation_id, since=since, until=until, last=last)
+        predictor = self.predictor(snapshot_id)
+        return compare(rows, predictor, snapshot_id, self.events.labels(tenant, bot), max_changes=max_changes, progress=progress)
+
+    def gate(self, tenant: str, bot: str, snapshot_id: str, limits: GateLimits) -> dict[str, Any]:
+        """Would promoting ``snapshot_id`` be safe on the bot's last ``limits.turns`` turns?
+        ``passed`` and, if not, ``reasons``."""
+        report = self.whatif(tenant, bot, snapshot_id, last=limits.turns, max_changes=50)
+        return judge(report, max_changed=limits.max_changed, max_fallback_rise=limits.max_fallback_rise)
+
+    # -- labels and export ---------------------------------------------------------------------
+
+    def label(
+        self, tenant: str, bot: str, conversation_id: str, turn: int, intent: str, *, actor: str, known_intents: Sequence[str]
+    ) -> dict[str, Any]:
+        """Record that turn ``turn`` of a conversation should have been ``intent``."""
+        if not isinstance(turn, int) or isinstance(turn, bool):
+            raise AdminError("invalid_request", "turn must be a whole number", field="turn")
+        if not isinstance(intent, str) or not intent:
+            raise AdminError("invalid_request", "intent must be a non-empty string", field="intent")
+        rows = conversation_turns(self.events, tenant, bot, conversation_id)
+        if not 1 <= turn <= len(rows):
+            raise AdminError(
+                "unknown_turn", f"{tenant}/{bot}/{conversation_id} has turns 1 to {len(rows)}, not {turn}",
+                conversation_id=conversation_id, turn=turn,
+            )
+        if intent not in known_intents:
+            raise AdminError(
+                "unknown_intent", f"{tenant}/{bot} has no intent {intent!r}; known: {', '.join(sorted(known_intents))}",
+                intent=intent,
+            )
+        row = rows[turn - 1]
+        self.events.label_turn(
+            tenant, bot,
+            lambda labels: labels.label(conversation_id, turn, row.user_text, intent, row.intent, row.snapshot, actor),
+        )
+        return {"ref": row.ref, "user_text": row.user_text, "intent": intent, "served_intent": row.intent, "actor": actor}
+
+    def labels(self, tenant: str, bot: str) -> list[dict[str, Any]]:
+        labels = self.events.labels(tenant, bot)
+        return list(labels.labels.values()) if labels else []
+
+    def export(
+        self, tenant: str, bot: str, *, since: float | None = None, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        labels = self.events.labels(tenant, bot)
+        return [_with_label(r.to_dict(), labels, r) for r in self.turns(tenant, bot, since=since, until=until)]
+
+
+def _with_label(row: dict[str, Any], labels: Labels | None, r: TurnRow) -> dict[str, Any]:
+    row["label"] = labels.of(r.conversation_id, r.turn) if labels else None
+    return row
+
+
+def compare(
+    rows: Sequence[TurnRow],
+    predictor: Predictor,
+    snapshot_id: str,
+    labels: Labels | None,
+    *,
+    max_changes: int = 1000,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Replay ``rows`` through ``predictor`` and count what changes (the what-if report)."""
+    texts = list(dict.fromkeys(r.user_text for r in rows))
+    predicted: dict[str, Prediction] = {}
+    for start in range(0, len(texts), BATCH):
+        chunk = texts[start : start + BATCH]
+        predicted.update(zip(chunk, predict_batch(predictor, chunk)))
+        if progress is not None:
+            progress(min(start + BATCH, len(texts)), len(texts))
+    confirmed: set[str] = set()
+    definition = predictor.definition
+    changes: list[dict[str, Any]] = []
+    n_intent = n_reply = n_changed = fb_before = fb_after = 0
+    lab_n = lab_before = lab_after = 0
+    for r in rows:
+        p = predicted[r.user_text]
+        entities = [e.to_dict() for e in p.entities]
+        reply = respond(definition, p.intent, p.fallback, r.turn, entities)
+        if (p.intent != r.intent or reply != r.reply) and r.user_text not in confirmed:
+            p = predicted[r.user_text] = predictor.predict(r.user_text)  # the serving path decides
+            confirmed.add(r.user_text)
+            entities = [e.to_dict() for e in p.entities]
+            reply = respond(definition, p.intent, p.fallback, r.turn, entities)
+        fb_before += r.fallback
+        fb_after += p.fallback
+        intent_changed, reply_changed = p.intent != r.intent, reply != r.reply
+        n_intent += intent_changed
+        n_reply += reply_changed
+        n_changed += intent_changed or reply_changed
+        label = labels.of(r.conversation_id, r.turn) if labels else None
+        if label is not None:
+            lab_n += 1
+            lab_before += _agrees(r.intent, r.fallback, label)
+            lab_after += _agrees(p.intent, p.fallback, label)
+        if (intent_changed or reply_changed) and len(changes) < max_changes:
+            changes.append({
+                "ref": r.ref, "user_text": r.user_text, "label": label,
+                "before": {"intent": r.intent, "confidence": r.confidence, "fallback": r.fallback, "reply": r.reply,
+                           "snapshot": r.snapshot},
+                "after": {"intent": p.intent, "confidence": round(p.confidence, 6), "fallback": p.fallback,
+                          "reply": reply, "entities": entities},
+            })
+    n = len(rows)
+    return {
+        "against": snapshot_id,
+        "turns": n,
+        "conversations": len({r.conversation_id for r in rows}),
+        "distinct_texts": len(texts),
+        "served_by": _counts(r.snapshot for r in rows),
+        "changed_intent": n_intent,
+        "changed_reply": n_reply,
+        "changed_intent_share": _share(n_intent, n),
+        "fallback_rate": {"before": _share(fb_before, n), "after": _share(fb_after, n)},
+        "labelled": {"turns": lab_n, "right_before": lab_before, "right_after": lab_after},
+        "changes": changes,
+        "changed_turns": n_changed,
+        "changes_omitted": n_changed - len(changes),
+    }
+
+
+def judge(report: dict[str, Any], *, max_changed: float, max_fallback_rise: float) -> dict[str, Any]:
+    """The gate's verdict on a what-if report over the bot's recent turns.
+
+    With labelled turns among them, the share of those the candidate gets wrong (its intent
+    is not the label) must stay within ``max_changed``; with none, the share of turns whose
+    intent changes from what was served. The fallback rate may rise by ``max_fallback_rise``.
+    """
+    n = report["turns"]
+    lab = report["labelled"]
+    if lab["turns"]:
+        basis, changed = "labels", 1.0 - lab["right_after"] / lab["turns"]
+    else:
+        basis, changed = "served", report["changed_intent_share"]
+    rise = report["fallback_rate"]["after"] - report["fallback_rate"]["before"]
+    reasons = []
+    if n and changed > max_changed:
+        what = (f"{changed:.1%} of {lab['turns']} labelled turns would get an intent other than their label"
+                if basis == "labels" else f"{changed:.1%} of {n} recent turns would change intent (no labelled turns)")
+        reasons.append(f"{what}; the limit is {max_changed:.1%}")
+    if n and rise > max_fallback_rise:
+        fr = report["fallback_rate"]
+        reasons.append(
+            f"the fallback rate would rise from {fr['before']:.1%} to {fr['after']:.1%} "
+            f"(+{rise:.1%}; the limit is +{max_fallback_rise:.1%})"
+        )
+    summary = {k: report[k] for k in ("against", "turns", "changed_intent", "changed_intent_share", "fallback_rate", "labelled")}
+    return {
+        "passed": not reasons, "reasons": reasons, "basis": basis, "changed_share": round(changed, 6),
+        "fallback_rise": round(rise, 6), "limits": {"max_changed": max_changed, "max_fallback_rise": max_fallback_rise},
+        "report": summary, "examples": report["changes"][:10],
+    }
+
+
+def gate_summary(verdict: dict[str, Any]) -> str:
+    """One line for the alias move's reason and the CLI."""
+    r = verdict["report"]
+    if not r["turns"]:
+        return "gate: passed (no recorded turns to replay)"
+    head = "passed" if verdict["passed"] else "refused"
+    what = (f"{verdict['changed_share']:.1%} of {r['labelled']['turns']} labelled turns wrong"
+            if verdict["basis"] == "labels" else f"{verdict['changed_share']:.1%} of {r['turns']} turns changed")
+    return f"gate: {head} on {r['turns']} turns ({what}, fallback {verdict['fallback_rise']:+.1%})"
+
+
+def known_intents(predictor: Predictor) -> list[str]:
+    return [i.name for i in predictor.definition.intents] + [OUT_OF_SCOPE]
+
+
+def _agrees(intent: str, fallback: bool, label: str) -> bool:
+    if label == OUT_OF_SCOPE:
+        return fallback
+    return intent == label and not fallback
+
+
+def _counts(values) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def _share(k: int, n: int) -> float:
+    return round(k / n, 6) if n else 0.0
