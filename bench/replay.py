@@ -27,6 +27,7 @@ import argparse
 import csv
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -61,7 +62,8 @@ def read_csv(name: str) -> list[tuple[str, str]]:
 def definition():
     intents: dict[str, dict] = {}
     seen: set[str] = set()
-    for text, label in read_csv("train.csv"):
+    for text, category in read_csv("train.csv"):
+        label = re.sub(r"\W", "", category)  # intent names are identifiers ("reverted_card_payment?")
         key = " ".join(text.lower().split())
         if key in seen or ANNOTATION_RE.search(text):
             continue
@@ -120,7 +122,9 @@ def record(events: EventStore, predictor: Predictor, snapshot_id: str, turns: in
             print(f"\r[bench] recorded {written:,} turns ({written / (time.perf_counter() - started):,.0f}/s)", end="", flush=True)
     print(flush=True)
     long_id = conversation_uuid(TENANT, BOT, "long")
-    for version in range(SNAPSHOT_EVERY, long + 2, SNAPSHOT_EVERY):  # what the node's snapshotter leaves behind
+    # What a node's snapshotter leaves behind, in its worst case: the newest snapshot is
+    # about one interval old (here 101 events), so activation replays the most it ever does.
+    for version in range(SNAPSHOT_EVERY, long + 2 - SNAPSHOT_EVERY, SNAPSHOT_EVERY):
         events.snapshot_conversation(long_id, version)
 
 

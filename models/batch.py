@@ -4,7 +4,8 @@
 small numpy calls); here every step runs once for the whole batch: one vocabulary
 lookup, segment sums with ``reduceat``, one convolution matmul over all tokens (window
 slots that would cross into a neighbouring utterance are zeroed, which is exactly the
-per-utterance "same" padding), one softmax. The results equal :meth:`Predictor.predict`'s
+per-utterance "same" padding), one softmax. Segment sums are sparse-by-dense products
+(``scipy.sparse``), so no utterance's feature rows are copied. The results equal :meth:`Predictor.predict`'s
 up to float rounding (summation order); callers that must match the serving path
 exactly re-check the few utterances they care about with it.
 """
@@ -14,32 +15,22 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from botyard.models.definition import OUT_OF_SCOPE
 from botyard.models.entities import Entity
 from botyard.models.featurizer import CHAR, SHAPE, _hashes
 from botyard.models.runtime import Prediction, Predictor, _relu, _softmax, viterbi
-from botyard.models.text import tag_spans, tokenize
+from botyard.models.text import TOKEN_RE, tag_spans, tokenize
 
 
 def _weighted_rows(table: np.ndarray, rows: np.ndarray, weights: np.ndarray, segments: np.ndarray, n: int) -> np.ndarray:
-    """``out[s] = sum(weights[i] * table[rows[i]] for i in segment s)``, ``segments`` sorted ascending.
-
-    Each segment's items are laid out in a padded (n, width) grid (padding weighs 0), and
-    one batched matrix product does the sums.
-    """
-    out = np.zeros((n, table.shape[1]), np.float32)
-    if not len(segments):
-        return out
+    """``out[s] = sum(weights[i] * table[rows[i]] for i in segment s)``, ``segments`` sorted ascending:
+    one sparse (n x rows) by dense product, with no gathered copy of the rows."""
     sizes = np.bincount(segments, minlength=n)
-    width = int(sizes.max())
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    slot = np.arange(len(segments)) - starts[segments]
-    grid_rows = np.zeros((n, width), np.int64)
-    grid_w = np.zeros((n, 1, width), np.float32)
-    grid_rows[segments, slot] = rows
-    grid_w[segments, 0, slot] = weights
-    return (grid_w @ table[grid_rows])[:, 0, :]
+    indptr = np.concatenate([[0], np.cumsum(sizes)])
+    mix = csr_matrix((weights.astype(np.float32, copy=False), rows, indptr), shape=(n, table.shape[0]))
+    return np.asarray(mix @ table, dtype=np.float32)
 
 
 def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
@@ -48,15 +39,17 @@ def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
         return []
     f = p.featurizer
     cfg = f.config
-    tokens = [tokenize(t) for t in texts]
-    lengths = np.array([len(t) for t in tokens], np.int64)
+    # Character spans are only needed to cut learned entities out of the text.
+    tokens = [tokenize(t) for t in texts] if p.has_tags else None
+    words = [[t.text for t in toks] for toks in tokens] if tokens is not None else [TOKEN_RE.findall(t) for t in texts]
+    lengths = np.array([len(w) for w in words], np.int64)
     tok_base = np.concatenate([[0], np.cumsum(lengths)])
     hashes: list[int] = []
     parts: list[int] = []
     owner: list[int] = []
     per_utt = np.zeros(n, np.int64)
-    for i, toks in enumerate(tokens):
-        h, pa, ow = _hashes([t.text for t in toks], cfg)
+    for i, utterance in enumerate(words):
+        h, pa, ow = _hashes(utterance, cfg)
         hashes.extend(h)
         parts.extend(pa)
         owner.extend(ow)

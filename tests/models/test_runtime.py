@@ -66,6 +66,25 @@ def test_runtime_equals_keras(trained, example_bot):
     assert worst <= 1e-5
 
 
+def test_batched_runtime_equals_the_serving_path(trained, example_bot):
+    """What-if replays with the batched runtime: same intents, entities and fallbacks."""
+    from botyard.models.batch import predict_batch
+
+    predictor = Predictor(trained.manifest, trained.arrays)
+    texts = UTTERANCES + [i.examples[0].replace("[", "").replace("]", " ") for i in example_bot.intents]
+    texts += ["where is order A-1234", "ship it to Germany please", "   "]
+    one_by_one = [predictor.predict(t) for t in texts]
+    for size in (1, 4, len(texts)):
+        batched = [p for i in range(0, len(texts), size) for p in predict_batch(predictor, texts[i : i + size])]
+        for text, a, b in zip(texts, one_by_one, batched):
+            assert (a.intent, a.fallback) == (b.intent, b.fallback), text
+            assert abs(a.confidence - b.confidence) <= 1e-5, text
+            assert [(e.entity, e.value, e.start, e.end) for e in a.entities] == [
+                (e.entity, e.value, e.start, e.end) for e in b.entities
+            ], text
+    assert predict_batch(predictor, []) == []
+
+
 def test_same_data_and_seed_same_snapshot(trained, example_bot):
     from botyard.snapshots.format import pack
 

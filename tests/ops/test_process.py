@@ -222,3 +222,47 @@ def test_cli_snapshots_promote_rollback_diff_gc(tmp_path):
     assert [s["id"] for s in json.loads(cli("snapshots", "list", "tiny/faq", "--json").stdout)["snapshots"]] == [first, second]
     unknown = cli("snapshots", "promote", "tiny/faq", "0" * 32, ok=False)
     assert "no snapshot" in unknown.stderr
+
+
+def test_cli_replay_label_export_and_gated_promote(tmp_path):
+    bot_file, env = cli_setup(tmp_path)
+
+    def cli(*args, ok=True, **kw):
+        out = subprocess.run(
+            [sys.executable, "-m", "botyard", *args], env=env, capture_output=True, text=True, timeout=180, **kw
+        )
+        assert (out.returncode == 0) == ok, out.stderr
+        return out
+
+    said = "hello\nwhen are you open\nis the shop open on holidays\n"
+    cli("demo", "--bot-file", str(bot_file), "--conversation", "c1", "--epochs", "5", input=said)
+    served = json.loads(cli("snapshots", "list", "tiny/faq", "--json").stdout)["aliases"]["production"]
+
+    shown = cli("replay", "tiny/faq/c1").stdout
+    assert "3 turns" in shown and "Hello from tiny!" in shown and f"snapshot {served[:12]}" in shown and " ms" in shown
+    at = json.loads(cli("replay", "tiny/faq/c1", "--at", "1", "--json").stdout)
+    assert at["state"]["turns"] == 1 and len(at["turns"]) == 1 and at["state"]["last_intent"] == "greet"
+    same = json.loads(cli("replay", "tiny/faq/c1", "--against", "production", "--json").stdout)
+    assert (same["turns"], same["changed_intent"], same["changed_reply"]) == (3, 0, 0)
+    assert "no conversation" in cli("replay", "tiny/faq/nope", ok=False).stderr
+
+    labelled = cli("label", "tiny/faq/c1#3", "hours").stdout
+    assert "labelled tiny/faq/c1#3" in labelled and "as hours" in labelled
+    assert "no intent 'weather'" in cli("label", "tiny/faq/c1#1", "weather", ok=False).stderr
+    assert "has turns 1 to 3" in cli("label", "tiny/faq/c1#9", "greet", ok=False).stderr
+    assert "tiny/faq/c1#3" in cli("labels", "tiny/faq").stdout
+
+    out_file = tmp_path / "turns.jsonl"
+    cli("export", "tiny/faq", "-o", str(out_file))
+    rows = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert [r["turn"] for r in rows] == [1, 2, 3] and rows[2]["label"] == "hours" and rows[0]["label"] is None
+    assert rows[2]["user_text"] == "is the shop open on holidays"
+
+    trained = cli("train", str(bot_file), "--epochs", "5", "--labels")
+    assert "adding 1 labelled turns" in trained.stderr
+    retrained = json.loads(trained.stdout.strip().splitlines()[-1])["snapshot"]
+    assert retrained != served  # the labelled turn is new training data
+    gated = cli("snapshots", "promote", "tiny/faq", retrained, "--gate")
+    assert "replay gate: passed on the last 3 turns" in gated.stdout and "gate: passed" in gated.stdout
+    log = cli("snapshots", "log", "tiny/faq", "--json").stdout
+    assert "gate: passed on 3 turns" in log

@@ -11,14 +11,12 @@ import time
 import uuid
 
 import pytest
-import yaml
 
 from botyard import Client, TurnError
 from botyard.events.store import EventStore
-from botyard.models.definition import load_bot
 from botyard.snapshots.nats_store import NatsSnapshotStore
 from botyard.snapshots.store import LocalSnapshotStore
-from tests.conftest import EXAMPLE_BOT, promote
+from tests.conftest import promote
 
 TENANT, BOT = "acme-shop", "support"
 KEY = f"{TENANT}/{BOT}"
