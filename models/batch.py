@@ -17,11 +17,9 @@ from typing import Sequence
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from botyard.models.definition import OUT_OF_SCOPE
-from botyard.models.entities import Entity
 from botyard.models.featurizer import CHAR, SHAPE, _hashes
-from botyard.models.runtime import Prediction, Predictor, _relu, _softmax, viterbi
-from botyard.models.text import TOKEN_RE, tag_spans, tokenize
+from botyard.models.runtime import Prediction, Predictor, _relu, _softmax
+from botyard.models.text import TOKEN_RE, tokenize
 
 
 def _weighted_rows(table: np.ndarray, rows: np.ndarray, weights: np.ndarray, segments: np.ndarray, n: int) -> np.ndarray:
@@ -115,21 +113,10 @@ def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
 
     out: list[Prediction] = []
     for i, text in enumerate(texts):
-        label, conf = p.labels[int(best[i])], float(confidence[i])
-        entities: list[Entity] = []
         lo, hi = int(tok_base[i]), int(tok_base[i + 1])
-        if tag_probs is not None and hi > lo and (tag_best[lo:hi] != o_tag).any():
-            probs = tag_probs[lo:hi]
-            path = viterbi(probs, p.tag_start, p.tag_move)
-            toks = tokens[i]
-            for entity, first, last in tag_spans([p.tags[j] for j in path]):
-                start, end = toks[first].start, toks[last - 1].end
-                ec = float(probs[np.arange(first, last), path[first:last]].mean())
-                entities.append(Entity(entity, text[start:end], start, end, "model", round(ec, 4)))
-        if p.matchers:
-            entities.extend(p.matchers.find(text))
-        entities.sort(key=lambda e: (e.start, -e.end, e.entity))
-        out.append(Prediction(label, conf, tuple(entities), label == OUT_OF_SCOPE or conf < p.threshold))
+        # A span needs a tag other than O somewhere; without one the tag path is all O.
+        tags = tag_probs[lo:hi] if tag_probs is not None and hi > lo and (tag_best[lo:hi] != o_tag).any() else None
+        out.append(p.prediction(text, tokens[i] if tags is not None else (), p.labels[int(best[i])], float(confidence[i]), tags))
     return out
 
 

@@ -181,7 +181,11 @@ class Predictor:
         tokens = tokenize(text)
         intent, tags = self.forward([t.text for t in tokens])
         best = int(intent.argmax())
-        label, confidence = self.labels[best], float(intent[best])
+        return self.prediction(text, tokens, self.labels[best], float(intent[best]), tags)
+
+    def prediction(self, text: str, tokens: Sequence, label: str, confidence: float, tags: np.ndarray | None) -> Prediction:
+        """The answer from the network's outputs: entities cut from the best tag path (if
+        ``tags``), the matchers' entities, and whether to fall back."""
         entities: list[Entity] = []
         if tags is not None:
             path = self.decode(tags)
