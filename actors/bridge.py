@@ -27,8 +27,12 @@ Handler = Callable[[Msg], None]
 class NatsBridge:
     """Runs an asyncio loop in a daemon thread with one nats-py connection."""
 
-    def __init__(self, servers: Sequence[str], *, name: str = "botyard") -> None:
+    def __init__(
+        self, servers: Sequence[str], *, name: str = "botyard", observe: Callable[[Outgoing], None] | None = None
+    ) -> None:
         self.servers = list(servers)
+        self.observe = observe
+        """Called with every reply published (metrics)."""
         self.name = name
         self.loop = asyncio.new_event_loop()
         self.nc: nats.NATS | None = None
@@ -187,8 +191,12 @@ class NatsBridge:
 
     async def _publish(self, items: Sequence[Outgoing]) -> None:
         nc = self.nc
-        for subject, body, as_json in items:
+        observe = self.observe
+        for item in items:
+            subject, body, as_json = item[0], item[1], item[2]
             self.in_flight -= 1
+            if observe is not None:
+                observe(item)
             if not subject:
                 continue  # a request with no reply subject (plain publish): nothing to answer
             try:

@@ -115,7 +115,9 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             conversation = self._activate(key)
         except Exception as exc:
             log.exception("cannot activate conversation %s", key)
-            self.outbox.send([error_reply(turn.work.reply_to, req.as_json, protocol.INTERNAL, f"event store: {exc}")])
+            self.outbox.send([error_reply(
+                turn.work.reply_to, req.as_json, protocol.INTERNAL, f"event store: {exc}", received_at=turn.work.received_at
+            )])
             return
         previous = conversation.find_turn(req.turn_id)
         if previous is not None:  # a retry of a turn already recorded: answer it again
@@ -204,12 +206,15 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
                     if isinstance(exc, IntegrityError) and attempt < CONFLICT_RETRIES:
                         continue
                     log.error("turn of %s/%s/%s not recorded: %s", req.tenant, req.bot, req.conversation_id, exc)
-                    self.outbox.send([error_reply(p.turn.work.reply_to, req.as_json, protocol.INTERNAL, "turn not recorded: event store failed")])
+                    self.outbox.send([error_reply(
+                        p.turn.work.reply_to, req.as_json, protocol.INTERNAL, "turn not recorded: event store failed",
+                        received_at=p.turn.work.received_at,
+                    )])
                     break
 
     @staticmethod
     def _ok(p: _Pending) -> Outgoing:
-        return ok_reply(p.turn.work.reply_to, p.turn.work.request.as_json, p.body)
+        return ok_reply(p.turn.work.reply_to, p.turn.work.request.as_json, p.body, received_at=p.turn.work.received_at)
 
     # -- memory -------------------------------------------------------------------------
 

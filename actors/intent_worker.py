@@ -11,6 +11,7 @@ goes on answering with the model it named before.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from typing import Callable
 
@@ -36,8 +37,10 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
         route: Callable[[TurnWork], pykka.ActorRef],
         *,
         cache_bytes: int = 1 << 30,
+        observe_classify: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__()
+        self.observe_classify = observe_classify
         self.loader = loader
         self.outbox = outbox
         self.route = route
@@ -115,7 +118,7 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
                     self.outbox.send([error_reply(
                         work.reply_to, req.as_json, protocol.UNAVAILABLE,
                         f"snapshot {msg.snapshot} of {req.tenant}/{req.bot} cannot be loaded: {msg.error}",
-                        snapshot=msg.snapshot,
+                        snapshot=msg.snapshot, received_at=work.received_at,
                     )])
             return
         self.load_seconds.append(msg.seconds)
@@ -145,10 +148,15 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
         bot = f"{req.tenant}/{req.bot}"
         self.turns[bot] = self.turns.get(bot, 0) + 1
         try:
+            started = time.perf_counter()
             prediction = predictor.predict(req.text)
+            if self.observe_classify is not None:
+                self.observe_classify(time.perf_counter() - started)
         except Exception as exc:  # a model bug must not kill the worker
             log.exception("classify failed for %s/%s", req.tenant, req.bot)
-            self.outbox.send([error_reply(work.reply_to, req.as_json, protocol.INTERNAL, f"classification failed: {exc}")])
+            self.outbox.send([error_reply(
+                work.reply_to, req.as_json, protocol.INTERNAL, f"classification failed: {exc}", received_at=work.received_at
+            )])
             return
         classified = ClassifiedTurn(
             work, prediction.intent, prediction.confidence, snapshot_id, predictor.definition,
@@ -164,7 +172,10 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
             code, what = protocol.UNKNOWN_BOT, f"tenant {req.tenant!r} has no bot {req.bot!r}"
         else:
             code, what = protocol.UNKNOWN_TENANT, f"no tenant {req.tenant!r} is served here"
-        return error_reply(work.reply_to, req.as_json, code, what, tenant=req.tenant, bot=req.bot, alias=req.alias)
+        return error_reply(
+            work.reply_to, req.as_json, code, what, tenant=req.tenant, bot=req.bot, alias=req.alias,
+            received_at=work.received_at,
+        )
 
     # -- inspection -----------------------------------------------------------------------------
 

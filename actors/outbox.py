@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping, NamedTuple, Protocol, Sequence
 
 from botyard.protocol import encode_body, error_body
 
-Outgoing = tuple[str, bytes, bool]
-"""(reply subject, body, body is JSON)"""
+OK = "ok"
+
+
+class Outgoing(NamedTuple):
+    """One reply: where, what, and (for metrics) its outcome and when its request arrived."""
+
+    subject: str
+    body: bytes
+    as_json: bool
+    code: str = OK
+    """``ok`` or the error code."""
+    received_at: float = 0.0
+    """``time.time()`` when the turn's request arrived; 0 for replies that are not turns."""
 
 
 class Outbox(Protocol):
@@ -15,9 +26,11 @@ class Outbox(Protocol):
         """Publish replies; thread-safe, never blocks on the network."""
 
 
-def error_reply(reply_to: str, as_json: bool, code: str, message: str, **fields: Any) -> Outgoing:
-    return reply_to, encode_body(error_body(code, message, **fields), as_json), as_json
+def error_reply(
+    reply_to: str, as_json: bool, code: str, message: str, *, received_at: float = 0.0, **fields: Any
+) -> Outgoing:
+    return Outgoing(reply_to, encode_body(error_body(code, message, **fields), as_json), as_json, code, received_at)
 
 
-def ok_reply(reply_to: str, as_json: bool, body: Mapping[str, Any]) -> Outgoing:
-    return reply_to, encode_body(body, as_json), as_json
+def ok_reply(reply_to: str, as_json: bool, body: Mapping[str, Any], *, received_at: float = 0.0) -> Outgoing:
+    return Outgoing(reply_to, encode_body(body, as_json), as_json, OK, received_at)

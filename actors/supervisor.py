@@ -91,6 +91,7 @@ class Supervisor(pykka.ThreadingActor):
         max_conversations: int,
         cache_bytes: int = 1 << 30,
         snapshot_every: int = 100,
+        observe_classify: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__()
         self.routing = Routing()
@@ -102,7 +103,8 @@ class Supervisor(pykka.ThreadingActor):
         )
         self._make_admin: Callable[[], pykka.ActorRef] = lambda: Administrator.start(admin, outbox)
         self._make_worker: Callable[[], pykka.ActorRef] = lambda: IntentWorker.start(
-            lambda: self.routing.loader, outbox, self.routing.conversation_for, cache_bytes=cache_bytes // workers
+            lambda: self.routing.loader, outbox, self.routing.conversation_for, cache_bytes=cache_bytes // workers,
+            observe_classify=observe_classify,
         )
         self._make_snapshotter: Callable[[], pykka.ActorRef] = lambda: Snapshotter.start(events)
         self._make_conversation: Callable[[], pykka.ActorRef] = lambda: ConversationActor.start(

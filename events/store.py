@@ -19,6 +19,7 @@ from botyard.events.bot import Bot, bot_uuid
 from botyard.events.codec import MsgpackTranscoder
 from botyard.events.conversation import Conversation, conversation_uuid
 from botyard.events.labels import Labels, labels_uuid
+from botyard.events.tenant import Tenant, tenant_uuid
 from botyard.events.errors import EventStoreError, UnknownConversation
 
 __all__ = ["EventStore", "IntegrityError", "store_env"]
@@ -142,6 +143,17 @@ class EventStore(Application):
                 if attempt == 2:
                     raise EventStoreError(f"{what} changed concurrently twice; try again") from None
         raise AssertionError("unreachable")
+
+    # -- tenants ------------------------------------------------------------------------------
+
+    def tenant(self, tenant: str) -> Tenant | None:
+        try:
+            return self.repository.get(tenant_uuid(tenant))
+        except AggregateNotFoundError:
+            return None
+
+    def change_tenant(self, tenant: str, change: Callable[[Tenant], None]) -> Tenant:
+        return self._change(lambda: self.tenant(tenant) or Tenant(tenant), change, f"tenant {tenant}")
 
     # -- labels -------------------------------------------------------------------------------
 

@@ -316,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_cluster.add_parser(sub)
     cli_replay.add_parsers(sub)
+    cli_replay.add_token_parser(sub)
     leaves = list(sub.choices.values())
     leaves += cli_snapshots.add_parser(sub)
     for p in leaves:

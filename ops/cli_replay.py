@@ -220,3 +220,39 @@ def add_parsers(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser
     p.set_defaults(func=cmd_export)
     parsers.append(p)
     return parsers
+
+
+# -- API tokens -------------------------------------------------------------------------------------
+
+
+def cmd_tokens(args: argparse.Namespace, config: Config) -> int:
+    from botyard.events.tenant import digest, new_token, token_tenant
+    from botyard.ops.admin import default_actor
+    from botyard.protocol import check_name
+
+    with admin_for(config) as admin:
+        if args.action == "issue":
+            tenant = check_name("tenant", args.tenant)
+            token = new_token(tenant)
+            admin.events.change_tenant(tenant, lambda t: t.issue(digest(token), args.name or "", default_actor()))
+            print(token)
+            print(f"a token for tenant {tenant}'s resources in the admin HTTP API; it is not stored, keep it", file=sys.stderr)
+        else:
+            tenant = token_tenant(args.tenant)
+            if tenant is None:
+                raise BotyardError("give the token to revoke (byt_<tenant>_...)")
+            record = admin.events.tenant(tenant)
+            if record is None or not record.accepts(args.tenant):
+                raise BotyardError("no such token")
+            admin.events.change_tenant(tenant, lambda t: t.revoke(digest(args.tenant), default_actor()))
+            print(f"revoked a token of {tenant}", file=sys.stderr)
+    return 0
+
+
+def add_token_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("tokens", help="issue or revoke a tenant's admin HTTP API token")
+    p.add_argument("action", choices=["issue", "revoke"])
+    p.add_argument("tenant", metavar="TENANT|TOKEN", help="issue: the tenant; revoke: the token")
+    p.add_argument("--name", help="what the token is for")
+    p.set_defaults(func=cmd_tokens)
+    return p

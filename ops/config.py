@@ -69,6 +69,14 @@ class Config:
     share of the labelled turns replayed (from what was served, if none is labelled)."""
     gate_max_fallback_rise: float = 0.05
     """The gate refuses a candidate whose fallback rate is higher by more than this."""
+    http_host: str = "127.0.0.1"
+    """Where the node serves the admin HTTP API and ``/metrics``."""
+    http_port: int = 0
+    """Port of the admin HTTP API and ``/metrics``; 0: any free port (written to ``<data_dir>/http.url``
+    and into heartbeats); -1: none."""
+    operator_token: str = ""
+    """The token that reaches every tenant in the HTTP API. Empty: the node makes one and
+    writes it to ``<data_dir>/operator.token`` (mode 600)."""
     log_level: str = "INFO"
 
     @property

@@ -57,12 +57,24 @@ class Heartbeats:
             "in_flight": node.bridge.in_flight if node.bridge else 0, "started_at": node.started_at,
             "at": time.time(), "draining": False, "cache": cache, "rss_bytes": rss_bytes(),
             "load_ms": [round(x * 1e3, 3) for x in loads[-LOADS_REPORTED:]],
+            "restarts": _restarts(node), "http": node.http.url if node.http else None,
         }
+        for seconds in loads:
+            node.metrics.model_load_seconds.observe(seconds)
+        node.last_beat = beat
         node.bridge.publish("botyard.cluster.heartbeat", protocol.encode_body(beat, False))
         if cfg.heartbeat_file:
             members = sorted(node.membership.members)  # read across threads: a copy of the keys is enough
             write_atomic(Path(cfg.heartbeat_file), json.dumps({**beat, "nats": node.nats_url, "members": members}))
         return beat
+
+
+def _restarts(node: "Node") -> int:
+    sup = node.supervisor
+    try:
+        return sup.proxy().stats().get(timeout=2)["restarts"] if sup is not None and sup.is_alive() else 0
+    except (pykka.ActorDeadError, pykka.Timeout):
+        return 0
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -9,6 +9,7 @@ with Node(Config.from_mapping()) as node:   # embedded nats-server unless nats_u
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from typing import Any
@@ -26,6 +27,8 @@ from botyard.ops import stores
 from botyard.ops.admin import Admin, alias_notification
 from botyard.ops.config import Config
 from botyard.ops.heartbeat import Heartbeats
+from botyard.ops.http import HttpServer, make_app
+from botyard.ops.metrics import NodeMetrics
 from botyard.ops.nats_server import EmbeddedNats
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,10 @@ class Node:
         self.turns_received = 0
         self.turns_forwarded = 0
         self.started_at = time.time()
+        self.metrics = NodeMetrics()
+        self.last_beat: dict[str, Any] | None = None
+        """The newest heartbeat this node published (read by the metrics collector)."""
+        self.http: HttpServer | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -72,7 +79,9 @@ class Node:
                 (cfg.data_dir / "nats.url").write_text(self.nats_url + "\n")
             self.events = stores.open_events(cfg)
             self.snapshots = stores.open_snapshots(cfg, self.nats_url)
-            self.bridge = NatsBridge(self.nats_url.split(","), name=f"botyard-node-{cfg.node_id}")
+            self.bridge = NatsBridge(
+                self.nats_url.split(","), name=f"botyard-node-{cfg.node_id}", observe=self.metrics.replied
+            )
             self.bridge.start()
             self.admin = Admin(self.events, self.snapshots, notify=self._notify, gate=cfg.gate)
             # Alias notifications first, so none is missed between rebuilding and listening.
@@ -89,12 +98,16 @@ class Node:
                 max_conversations=cfg.max_conversations,
                 cache_bytes=cfg.model_cache_bytes,
                 snapshot_every=cfg.conversation_snapshot_every,
+                observe_classify=self.metrics.classify_seconds.observe,
             )
             self.routing = self.supervisor.proxy().get_routing().get()
             self.bridge.subscribe(HEARTBEAT_SUBJECT, self._on_heartbeat, requests=False)
             self.bridge.subscribe(f"{DIRECT_PREFIX}.{cfg.node_id}.turn.*.*", self._on_direct_turn)
             self.bridge.subscribe(TURN_SUBSCRIPTION, self._on_turn, queue=QUEUE_GROUP)
             self.bridge.subscribe(ADMIN_SUBSCRIPTION, self._on_admin, queue=QUEUE_GROUP)
+            self.metrics.watch(self)
+            if cfg.http_port >= 0:
+                self.http = self._serve_http()
             self._ticker = threading.Thread(target=self._tick, name="supervisor-tick", daemon=True)
             self._ticker.start()
         except BaseException:
@@ -121,6 +134,21 @@ class Node:
                 last_tick = time.monotonic()
                 sup.tell(Tick())
 
+    def _serve_http(self) -> HttpServer:
+        cfg = self.config
+        token = cfg.operator_token
+        if not token:
+            token_file = cfg.data_dir / "operator.token"
+            if not token_file.exists():
+                token_file.touch(mode=0o600)
+                token_file.write_text(secrets.token_urlsafe(32) + "\n")
+            token = token_file.read_text().strip()
+        app = make_app(lambda: self.admin, self.metrics.exposition, token)
+        server = HttpServer(app, cfg.http_host, cfg.http_port).start()
+        (cfg.data_dir / "http.url").write_text(server.url + "\n")
+        log.info("admin HTTP API and /metrics on %s", server.url)
+        return server
+
     def stop(self) -> None:
         """Graceful: stop taking turns, finish the in-flight ones, then stop everything."""
         self._stopped.set()
@@ -130,6 +158,9 @@ class Node:
                 self.bridge.stop_accepting()
             except Exception as exc:
                 log.warning("draining turns failed: %s", exc)
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
         if self.supervisor is not None and self.supervisor.is_alive():
             self.supervisor.stop(block=True, timeout=15)
         self.supervisor = None
@@ -161,6 +192,7 @@ class Node:
     def _on_turn(self, msg: Msg) -> None:
         """Any node may receive a turn: it answers it if it owns the conversation, else forwards it."""
         self.turns_received += 1
+        received_at = time.time()
         req = self._parse(msg, msg.subject)
         if req is None:
             return
@@ -175,7 +207,7 @@ class Node:
             on_no_responders=lambda: self._take(req, msg),  # the owner is gone: answer here
             on_timeout=lambda: self.bridge.respond_now([error_reply(
                 msg.reply, req.as_json, protocol.UNAVAILABLE, f"node {owner} did not answer; retry with the same turn_id",
-                node=owner,
+                node=owner, received_at=received_at,
             )]),
         )
 
@@ -191,7 +223,7 @@ class Node:
             return protocol.parse_turn(subject, msg.data, msg.headers, max_text_bytes=self.config.max_text_bytes)
         except protocol.ProtocolError as exc:
             as_json = protocol.wants_json(msg.headers)
-            self.bridge.respond_now([error_reply(msg.reply, as_json, exc.code, exc.message, **exc.fields)])
+            self.bridge.respond_now([error_reply(msg.reply, as_json, exc.code, exc.message, received_at=time.time(), **exc.fields)])
             return None
 
     def _take(self, req: protocol.TurnRequest, msg: Msg) -> None:

@@ -1,0 +1,80 @@
+"""The Tenant aggregate: the API tokens of one tenant.
+
+Only a token's SHA-256 digest is recorded (``TokenIssued``), never the token; a revoked
+token (``TokenRevoked``) stops working on every node at its next look. A token reads
+``byt_<tenant>_<secret>``, so the tenant to check it against is in the token itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+TOKEN_PREFIX = "byt_"
+
+
+def tenant_uuid(tenant: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"botyard:tenant:{tenant}")
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(tenant: str) -> str:
+    return f"{TOKEN_PREFIX}{tenant}_{secrets.token_hex(24)}"  # hex: no "_" in the secret
+
+
+def token_tenant(token: str) -> str | None:
+    """The tenant a token names (not yet checked), or None for a string that is no token."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    tenant, sep, secret = token[len(TOKEN_PREFIX) :].rpartition("_")
+    return tenant if sep and tenant and len(secret) >= 16 else None
+
+
+class Tenant(Aggregate):
+    class Registered(Aggregate.Created):
+        """The tenant's first event (stable name: ``Tenant.Registered`` v1)."""
+
+        class_version = 1
+        tenant: str
+
+    class TokenIssued(Aggregate.Event):
+        """A token was issued (stable name: ``Tenant.TokenIssued`` v1); ``digest`` is its SHA-256."""
+
+        class_version = 1
+        digest: str
+        name: str
+        actor: str
+
+    class TokenRevoked(Aggregate.Event):
+        """A token stops working (stable name: ``Tenant.TokenRevoked`` v1)."""
+
+        class_version = 1
+        digest: str
+        actor: str
+
+    @staticmethod
+    def create_id(tenant: str) -> UUID:
+        return tenant_uuid(tenant)
+
+    @event(Registered)
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+        self.tokens: dict[str, dict[str, Any]] = {}
+
+    @event(TokenIssued)
+    def issue(self, digest: str, name: str, actor: str) -> None:
+        self.tokens[digest] = {"name": name, "actor": actor}
+
+    @event(TokenRevoked)
+    def revoke(self, digest: str, actor: str) -> None:
+        self.tokens.pop(digest, None)
+
+    def accepts(self, token: str) -> bool:
+        return digest(token) in self.tokens

@@ -1,0 +1,245 @@
+"""The admin HTTP API (FastAPI, OpenAPI at ``/openapi.json``) and ``/metrics``, served by
+each node on ``BOTYARD_HTTP_PORT``.
+
+The same operations as the CLI and ``botyard.admin.*``, through the same :class:`Admin`.
+Every ``/api`` call needs ``Authorization: Bearer <token>``: a tenant's token
+(``botyard tokens issue TENANT``) reaches only that tenant's resources (403 elsewhere);
+the operator token reaches all. Errors are JSON ``{"error": {"code", "message", ...}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from botyard.errors import BotyardError
+from botyard.events.tenant import token_tenant
+from botyard.ops.admin import Admin
+from botyard.ops.errors import AdminError
+from botyard.protocol import NAME_RE
+
+log = logging.getLogger(__name__)
+
+STATUS = {
+    "unauthorized": 401, "forbidden": 403, "invalid_request": 400, "malformed": 400,
+    "gate_refused": 409, "alias_unchanged": 409, "no_history": 409, "not_in_history": 409,
+    "ambiguous_snapshot": 409, "wrong_bot": 409, "corrupt_snapshot": 422, "internal": 500,
+}
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+def status_of(code: str) -> int:
+    return 404 if code.startswith("unknown_") else STATUS.get(code, 400)
+
+
+def error(code: str, message: str, **fields: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **fields}}, status_code=status_of(code))
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    tenant: str | None
+    """The token's tenant; None for the operator."""
+
+    def check(self, tenant: str) -> None:
+        if self.tenant is not None and self.tenant != tenant:
+            raise AdminError("forbidden", "this token belongs to another tenant")
+
+
+# -- request bodies (they make the OpenAPI document) ------------------------------------------
+
+
+class PromoteBody(BaseModel):
+    snapshot: str = Field(min_length=1, description="id, unique id prefix (6+ hex digits) or alias")
+    alias: str = Field("production", pattern=NAME)
+    reason: str = ""
+    gate: bool = Field(False, description="replay the bot's recent turns first; refuse a worse model")
+    force: bool = Field(False, description="with gate: promote even if refused (recorded)")
+
+
+class RollbackBody(BaseModel):
+    alias: str = Field("production", pattern=NAME)
+    to: str | None = Field(None, min_length=1, description="an earlier target of the alias")
+    reason: str = ""
+
+
+class WhatIfBody(BaseModel):
+    snapshot: str = Field(min_length=1)
+    conversation_id: str | None = Field(None, min_length=1, max_length=128)
+    since: float | None = Field(None, description="epoch seconds")
+    until: float | None = None
+    last: int | None = Field(None, ge=1)
+    max_changes: int = Field(100, ge=0, le=10_000)
+
+
+class LabelBody(BaseModel):
+    conversation_id: str = Field(min_length=1, max_length=128)
+    turn: int = Field(ge=1)
+    intent: str = Field(min_length=1, max_length=128)
+
+
+def make_app(admin_for: Callable[[], Admin], metrics: Callable[[], bytes], operator_token: str) -> FastAPI:
+    """``admin_for`` gives the Admin to use (the node's); ``metrics`` renders ``/metrics``."""
+    app = FastAPI(title="botyard admin API", version="1", description=__doc__)
+    lock = threading.Lock()  # one Admin (one set of store connections) used by one request at a time
+
+    @app.exception_handler(BotyardError)
+    async def _botyard_error(_: Request, exc: BotyardError) -> JSONResponse:
+        return error(exc.code, exc.message, **_plain(exc.fields))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(x) for x in first.get("loc", ())[1:])
+        return error("invalid_request", f"{field or 'request'}: {first.get('msg', 'invalid')}", field=field)
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("admin API request failed")
+        return error("internal", f"{type(exc).__name__}: {exc}")
+
+    def caller(authorization: str | None = Header(None, description="Bearer <token>")) -> Caller:
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        if not token:
+            raise AdminError("unauthorized", "send Authorization: Bearer <token>")
+        if operator_token and token == operator_token:
+            return Caller(None)
+        tenant = token_tenant(token)
+        if tenant is not None and NAME_RE.match(tenant):
+            with lock:
+                record = admin_for().events.tenant(tenant)
+            if record is not None and record.accepts(token):
+                return Caller(tenant)
+        raise AdminError("unauthorized", "unknown or revoked token")
+
+    def scoped(tenant: str = Path(pattern=NAME), who: Caller = Depends(caller)) -> str:
+        who.check(tenant)
+        return tenant
+
+    def run(fn: Callable[[Admin], Any]) -> Any:
+        with lock:
+            return fn(admin_for())
+
+    Bot = Path(pattern=NAME)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict:
+        return {"ok": True, "at": time.time()}
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def prometheus() -> Response:
+        return Response(metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/api/v1/tenants/{tenant}/bots", tags=["bots"])
+    def bots(tenant: str = Depends(scoped)) -> dict:
+        def go(a: Admin) -> dict:
+            names = sorted({i.bot for i in a.snapshots.list(tenant)} | {b for t, b in a.events.bot_refs() if t == tenant})
+            out = []
+            for name in names:
+                aggregate = a.events.bot(tenant, name)
+                out.append({"bot": name, "aliases": dict(aggregate.aliases) if aggregate else {}})
+            return {"tenant": tenant, "bots": out}
+
+        return run(go)
+
+    base = "/api/v1/tenants/{tenant}/bots/{bot}"
+
+    @app.get(base + "/snapshots", tags=["snapshots"])
+    def snapshots(tenant: str = Depends(scoped), bot: str = Bot) -> dict:
+        return run(lambda a: a.list(tenant, bot))
+
+    @app.get(base + "/snapshots/{ref}", tags=["snapshots"])
+    def snapshot(ref: str, tenant: str = Depends(scoped), bot: str = Bot) -> dict:
+        return run(lambda a: a.show(tenant, bot, ref))
+
+    @app.get(base + "/log", tags=["snapshots"])
+    def alias_log(tenant: str = Depends(scoped), bot: str = Bot) -> dict:
+        return run(lambda a: a.log(tenant, bot))
+
+    @app.get(base + "/diff", tags=["snapshots"])
+    def diff(a: str = Query(min_length=1), b: str = Query(min_length=1), tenant: str = Depends(scoped), bot: str = Bot) -> dict:
+        return run(lambda adm: adm.diff(tenant, bot, a, b))
+
+    @app.post(base + "/promote", tags=["snapshots"])
+    def promote(body: PromoteBody, tenant: str = Depends(scoped), bot: str = Bot) -> dict:
+        return run(lambda a: a.promote(
+            tenant, bot, body.snapshot, alias=body.alias, reason=body.reason, gate=body.gate, force=body.force,
+            actor="http",
+        ))
+
+    @app.post(base + "/rollback", tags=["snapshots"])
+    def rollback(body: RollbackBody, tenant: str = Depends(scoped), bot: str = Bot) -> dict:
+        return run(lambda a: a.rollback(tenant, bot, alias=body.alias, to=body.to, reason=body.reason, actor="http"))
+
+    @app.get(base + "/conversations/{conversation_id}", tags=["conversations"])
+    def transcript(
+        conversation_id: str = Path(min_length=1, max_length=128), at: int | None = Query(None, ge=0),
+        tenant: str = Depends(scoped), bot: str = Bot,
+    ) -> dict:
+        return run(lambda a: a.replay.transcript(tenant, bot, conversation_id, at=at))
+
+    @app.post(base + "/whatif", tags=["conversations"])
+    def whatif(body: WhatIfBody, tenant: str = Depends(scoped), bot: str = Bot) -> dict:
+        return run(lambda a: a.whatif(
+            tenant, bot, body.snapshot, conversation_id=body.conversation_id, since=body.since, until=body.until,
+            last=body.last, max_changes=body.max_changes,
+        ))
+
+    @app.get(base + "/labels", tags=["labels"])
+    def labels(tenant: str = Depends(scoped), bot: str = Bot) -> dict:
+        return {"tenant": tenant, "bot": bot, "labels": run(lambda a: a.replay.labels(tenant, bot))}
+
+    @app.post(base + "/labels", tags=["labels"])
+    def label(body: LabelBody, tenant: str = Depends(scoped), bot: str = Bot) -> dict:
+        return run(lambda a: a.label(tenant, bot, body.conversation_id, body.turn, body.intent, actor="http"))
+
+    @app.get(base + "/turns", tags=["conversations"])
+    def turns(
+        since: float | None = None, until: float | None = None, after: int = Query(0, ge=0),
+        limit: int = Query(1000, ge=1, le=10_000), tenant: str = Depends(scoped), bot: str = Bot,
+    ) -> dict:
+        rows = run(lambda a: a.replay.export(tenant, bot, since=since, until=until))
+        page = rows[after : after + limit]
+        return {"turns": page, "total": len(rows), "next": after + len(page) if after + len(page) < len(rows) else None}
+
+    return app
+
+
+def _plain(fields: dict) -> dict:
+    """Error fields as JSON-safe values."""
+    return {k: v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v) for k, v in fields.items()}
+
+
+class HttpServer:
+    """uvicorn in a daemon thread; ``url`` once it listens."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+        self.server.install_signal_handlers = lambda: None  # the node owns signals
+        self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+        self.url: str | None = None
+
+    def start(self, timeout: float = 10.0) -> "HttpServer":
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise BotyardError("the admin HTTP server did not start (is the port taken?)")
+            time.sleep(0.01)
+        sock = self.server.servers[0].sockets[0].getsockname()
+        self.url = f"http://{sock[0]}:{sock[1]}"
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)

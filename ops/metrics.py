@@ -1,0 +1,89 @@
+"""A node's Prometheus metrics, in a registry of its own (several nodes may share a process).
+
+Counted where they happen: replies (by kind and code) and turn latency where the bridge
+publishes them, classification time in the intent worker. Read when scraped: the model
+cache, cold loads, actor restarts, NATS reconnects and in-flight turns, from the node's
+last heartbeat and its bridge. No label carries a tenant or bot: their number is unbounded.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from botyard.actors.outbox import Outgoing
+
+if TYPE_CHECKING:
+    from botyard.ops.node import Node
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CLASSIFY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.replies = Counter(
+            "botyard_replies", "Replies sent, by kind (turn, admin) and code (ok or the error code)",
+            ["kind", "code"], registry=self.registry,
+        )
+        self.turn_seconds = Histogram(
+            "botyard_turn_seconds", "Turn latency in the node: request received to reply published",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.classify_seconds = Histogram(
+            "botyard_classify_seconds", "Time to classify one utterance (intent and entities)",
+            buckets=CLASSIFY_BUCKETS, registry=self.registry,
+        )
+        self.model_load_seconds = Histogram(
+            "botyard_model_load_seconds", "Cold loads: reading, verifying and preparing a snapshot",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+
+    def replied(self, item: Outgoing) -> None:
+        """Called by the bridge for every reply it publishes."""
+        if item.received_at:
+            self.replies.labels("turn", item.code).inc()
+            self.turn_seconds.observe(max(0.0, time.time() - item.received_at))
+        else:
+            self.replies.labels("admin", item.code).inc()
+
+    def watch(self, node: "Node") -> None:
+        self.registry.register(_NodeCollector(node))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _NodeCollector:
+    """Figures the node already keeps, read at scrape time (no actor is asked)."""
+
+    def __init__(self, node: "Node") -> None:
+        self.node = node
+
+    def collect(self) -> Iterable[Metric]:
+        node = self.node
+        beat = node.last_beat or {}
+        cache = beat.get("cache", {})
+        for name, help_, value in (
+            ("botyard_model_cache_hits", "Turns whose model was in memory", cache.get("hits", 0)),
+            ("botyard_model_cache_misses", "Turns that had to wait for a model to load", cache.get("misses", 0)),
+            ("botyard_model_cache_evictions", "Models dropped from memory to stay within the budget", cache.get("evictions", 0)),
+            ("botyard_actor_restarts", "Actors the supervisor restarted after they died", beat.get("restarts", 0)),
+            ("botyard_nats_reconnects", "Reconnections to NATS", node.bridge.reconnects if node.bridge else 0),
+            ("botyard_turns_received", "Turn requests received from NATS (before forwarding)", node.turns_received),
+            ("botyard_turns_forwarded", "Turns forwarded to the node owning their conversation", node.turns_forwarded),
+        ):
+            yield CounterMetricFamily(name, help_, value=value)
+        for name, help_, value in (
+            ("botyard_models_resident", "Models in memory", beat.get("resident", 0)),
+            ("botyard_model_cache_resident_bytes", "Bytes of the models in memory", beat.get("resident_bytes", 0)),
+            ("botyard_turns_in_flight", "Turns received and not yet answered", node.bridge.in_flight if node.bridge else 0),
+            ("botyard_process_resident_bytes", "Resident memory of the node's process", beat.get("rss_bytes", 0)),
+            ("botyard_cluster_members", "Nodes this node hears (itself included)", len(node.membership.members)),
+        ):
+            yield GaugeMetricFamily(name, help_, value=value)
