@@ -11,6 +11,7 @@ a change the serving path would not make.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -50,14 +51,17 @@ class Replay:
         self.events = events
         self.snapshots = snapshots
         self._predictors: OrderedDict[str, Predictor] = OrderedDict()
+        self._lock = threading.Lock()  # the administrator actor and the HTTP API share this object
 
     def predictor(self, snapshot_id: str) -> Predictor:
-        found = self._predictors.pop(snapshot_id, None)
+        with self._lock:
+            found = self._predictors.pop(snapshot_id, None)
         if found is None:
             found = Predictor.from_snapshot(self.snapshots.load(snapshot_id))  # verified against its id
-        self._predictors[snapshot_id] = found
-        while len(self._predictors) > PREDICTORS:
-            self._predictors.popitem(last=False)
+        with self._lock:
+            self._predictors[snapshot_id] = found
+            while len(self._predictors) > PREDICTORS:
+                self._predictors.popitem(last=False)
         return found
 
     # -- transcripts and time travel ---------------------------------------------------------
