@@ -6,6 +6,7 @@ next one's examples), and an honest retrain with the tenant's labels.
 """
 
 import asyncio
+import shutil
 import time
 
 import pytest
@@ -144,6 +145,8 @@ def test_whatif_against_shuffled_labels_reports_changes_and_writes_nothing(make_
 def test_labels_teach_the_next_snapshot_and_the_gate_tells_bad_from_honest(make_node, nats_url, snapshots, tmp_path):
     from botyard.training.pipeline import TrainConfig, train_to_store
 
+    # A private copy of the session's store: the retrain below is saved into it.
+    snapshots = {**snapshots, "dir": shutil.copytree(snapshots["dir"], tmp_path / "snapshots")}
     node = start_on_good(make_node, snapshots, tmp_path)
     good = Predictor.from_snapshot(LocalSnapshotStore(snapshots["dir"]).load(snapshots["good"]))
     assert good.predict(NEW_PHRASE[0]).intent != NEW_PHRASE[1]  # not known before the label
