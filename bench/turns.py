@@ -79,12 +79,55 @@ def pct(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] * 1000
 
 
+def start_node(env: dict) -> subprocess.Popen:
+    node = subprocess.Popen([sys.executable, "-m", "botyard", "node"], env=env, stdout=subprocess.PIPE)
+    assert b"ready" in node.stdout.readline()
+    return node
+
+
+def scrape_ok_turns(data_dir: Path) -> float:
+    import re
+    import urllib.request
+
+    url = (data_dir / "http.url").read_text().strip()
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    m = re.search(r'^botyard_replies_total\{code="ok",kind="turn"\} ([0-9.e+]+)$', text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def metrics_overhead(node, env, url, turn_req, args) -> dict:
+    """Alternate rounds with metrics on and off (a node restarted each time), 16 clients."""
+    import threading
+
+    rates: dict[str, list[int]] = {"on": [], "off": []}
+    scraped: list[float] = []
+    data_dir = Path(env["BOTYARD_DATA_DIR"])
+    for r in range(args.metrics_rounds):
+        for mode in ("on", "off"):
+            node.terminate()
+            node.wait(20)
+            node = start_node({**env, "BOTYARD_METRICS": "1" if mode == "on" else "0"})
+            asyncio.run(first_reply(url))
+            print(f"[bench] metrics {mode}, round {r + 1}/{args.metrics_rounds} ...", flush=True)
+            if mode == "on" and not scraped:  # curl /metrics while the turns flow
+                scraped.append(scrape_ok_turns(data_dir))
+                later = threading.Timer(args.seconds * 0.8, lambda: scraped.append(scrape_ok_turns(data_dir)))
+                later.start()
+            rate, _, _ = asyncio.run(closed_loop(url, turn_req, 16, args.seconds))
+            rates[mode].append(rate)
+    return {**rates, "scraped": scraped, "node": node}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--shards", type=int, default=1, help="conversation actors in the node")
     parser.add_argument("--events-url", default="", help="event store (default: SQLite in a temporary data dir)")
+    parser.add_argument(
+        "--metrics-rounds", type=int, default=3,
+        help="then: rounds of 16 clients with metrics on and off (BOTYARD_METRICS), alternating; 0 to skip",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="botyard-bench-"))
@@ -120,6 +163,8 @@ def main() -> None:
             print(f"[bench] concurrency {c}: turns ...", flush=True)
             t_rate, t_lat, t_err = asyncio.run(closed_loop(url, turn_req, c, args.seconds))
             rows.append((c, e_rate, pct(e_lat, .5), pct(e_lat, .99), t_rate, pct(t_lat, .5), pct(t_lat, .99), t_err))
+        overhead = metrics_overhead(node, env, url, turn_req, args) if args.metrics_rounds else None
+        node = overhead.pop("node") if overhead else node
     finally:
         for proc in (node, echo):
             proc.terminate()
@@ -132,6 +177,17 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c, er, ep50, ep99, tr, tp50, tp99, terr in rows:
         print(f"| {c} | {er:,} | {ep50:.2f} | {ep99:.2f} | {tr:,} | {tp50:.2f} | {tp99:.2f} | {terr} | {tr / er:.2f} |")
+    if overhead:
+        on, off = overhead["on"], overhead["off"]
+        print()
+        print(f"metrics on vs off, 16 clients, {args.metrics_rounds} alternating rounds of {args.seconds:g} s:")
+        print("| metrics | turns/s per round | mean | on / off |")
+        print("|---|---|---:|---:|")
+        mean_on, mean_off = sum(on) / len(on), sum(off) / len(off)
+        print(f"| on | {', '.join(f'{x:,}' for x in on)} | {mean_on:,.0f} | {mean_on / mean_off:.3f} |")
+        print(f"| off | {', '.join(f'{x:,}' for x in off)} | {mean_off:,.0f} | |")
+        print(f"`/metrics` during the first metrics-on round: botyard_replies_total{{code=\"ok\",kind=\"turn\"}} "
+              f"{overhead['scraped'][0]:,.0f} -> {overhead['scraped'][1]:,.0f}")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,9 @@ class Config:
     share of the labelled turns replayed (from what was served, if none is labelled)."""
     gate_max_fallback_rise: float = 0.05
     """The gate refuses a candidate whose fallback rate is higher by more than this."""
+    metrics: int = 1
+    """1: count every reply and time every turn and classification for ``/metrics``; 0: do
+    not (the figures read from heartbeats stay). For measuring what metrics cost."""
     http_host: str = "127.0.0.1"
     """Where the node serves the admin HTTP API and ``/metrics``."""
     http_port: int = 0

@@ -9,7 +9,7 @@ last heartbeat and its bridge. No label carries a tenant or bot: their number is
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -43,14 +43,18 @@ class NodeMetrics:
             "botyard_model_load_seconds", "Cold loads: reading, verifying and preparing a snapshot",
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+        self._children: dict[tuple[str, str], Any] = {}
+        """Labelled counters already looked up (the lookup costs more than the increment)."""
 
     def replied(self, item: Outgoing) -> None:
-        """Called by the bridge for every reply it publishes."""
+        """Called by the bridge (on its loop thread) for every reply it publishes."""
+        kind = "turn" if item.received_at else "admin"
+        child = self._children.get((kind, item.code))
+        if child is None:
+            child = self._children[(kind, item.code)] = self.replies.labels(kind, item.code)
+        child.inc()
         if item.received_at:
-            self.replies.labels("turn", item.code).inc()
-            self.turn_seconds.observe(max(0.0, time.time() - item.received_at))
-        else:
-            self.replies.labels("admin", item.code).inc()
+            self.turn_seconds.observe(time.time() - item.received_at)
 
     def watch(self, node: "Node") -> None:
         self.registry.register(_NodeCollector(node))

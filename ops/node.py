@@ -80,7 +80,7 @@ class Node:
             self.events = stores.open_events(cfg)
             self.snapshots = stores.open_snapshots(cfg, self.nats_url)
             self.bridge = NatsBridge(
-                self.nats_url.split(","), name=f"botyard-node-{cfg.node_id}", observe=self.metrics.replied
+                self.nats_url.split(","), name=f"botyard-node-{cfg.node_id}", observe=self.metrics.replied if cfg.metrics else None
             )
             self.bridge.start()
             self.admin = Admin(self.events, self.snapshots, notify=self._notify, gate=cfg.gate)
@@ -98,7 +98,7 @@ class Node:
                 max_conversations=cfg.max_conversations,
                 cache_bytes=cfg.model_cache_bytes,
                 snapshot_every=cfg.conversation_snapshot_every,
-                observe_classify=self.metrics.classify_seconds.observe,
+                observe_classify=self.metrics.classify_seconds.observe if cfg.metrics else None,
             )
             self.routing = self.supervisor.proxy().get_routing().get()
             self.bridge.subscribe(HEARTBEAT_SUBJECT, self._on_heartbeat, requests=False)
