@@ -193,13 +193,12 @@ class NatsBridge:
         nc = self.nc
         observe = self.observe
         for item in items:
-            subject, body, as_json = item[0], item[1], item[2]
             self.in_flight -= 1
             if observe is not None:
                 observe(item)
-            if not subject:
+            if not item.subject:
                 continue  # a request with no reply subject (plain publish): nothing to answer
             try:
-                await nc.publish(subject, body, headers=JSON_HEADERS if as_json else None)
+                await nc.publish(item.subject, item.body, headers=JSON_HEADERS if item.as_json else None)
             except Exception as exc:
-                log.warning("reply to %s lost: %s", subject, exc)
+                log.warning("reply to %s lost: %s", item.subject, exc)

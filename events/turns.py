@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
@@ -96,7 +96,6 @@ def bot_turns(
     since: float | None = None,
     until: float | None = None,
     last: int | None = None,
-    progress: Callable[[int], None] | None = None,
 ) -> list[TurnRow]:
     """A bot's turns in recording order: those received in ``[since, until)``, and of
     those only the ``last`` N (read backwards, so a short look at a long log is cheap)."""
@@ -116,8 +115,6 @@ def bot_turns(
         if (since is not None and at < since) or (until is not None and at >= until):
             continue
         rows.append(TurnRow.from_state(tenant, bot, conversation_id, state, n.id))
-        if progress is not None and len(rows) % 10_000 == 0:
-            progress(len(rows))
         if last is not None and len(rows) >= last:
             break
     if last is not None:

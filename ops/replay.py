@@ -10,7 +10,6 @@ a change the serving path would not make.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -26,8 +25,6 @@ from botyard.models.responses import respond
 from botyard.models.runtime import Prediction, Predictor
 from botyard.ops.errors import AdminError
 from botyard.snapshots.store import SnapshotStore
-
-log = logging.getLogger(__name__)
 
 BATCH = 128
 PREDICTORS = 4
@@ -82,7 +79,6 @@ class Replay:
             if aggregate is None:
                 raise UnknownConversation(f"{tenant}/{bot}/{conversation_id}")
             state = aggregate.state()
-        state["id"] = str(state["id"])
         return {
             "tenant": tenant, "bot": bot, "conversation_id": conversation_id, "at": at,
             "turns": [_with_label(r.to_dict(), labels, r) for r in rows], "state": state,
