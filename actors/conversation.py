@@ -25,6 +25,8 @@ from botyard.events.store import EventStore, IntegrityError
 from botyard.models.responses import respond
 
 log = logging.getLogger(__name__)
+turn_log = logging.getLogger("botyard.turns")
+"""One INFO record per committed turn, with its ids as fields (JSON logs show them as keys)."""
 
 MAX_BATCH = 512
 CONFLICT_RETRIES = 5
@@ -170,6 +172,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             self._commit_one_by_one(pending)
             return
         self.outbox.send([self._ok(p) for p in pending])
+        self._log_turns(pending)
         self._snapshot_due(committed)
         self._evict_over_budget()
 
@@ -199,6 +202,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
                 try:
                     committed = self.store.save_all([retry[0].conversation])
                     self.outbox.send([self._ok(retry[0])])
+                    self._log_turns(retry)
                     self._snapshot_due(committed)
                     break
                 except Exception as exc:
@@ -211,6 +215,23 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
                         received_at=p.turn.work.received_at,
                     )])
                     break
+
+    def _log_turns(self, pending: list[_Pending]) -> None:
+        if not turn_log.isEnabledFor(logging.INFO):
+            return
+        now = time.time()
+        for p in pending:
+            req, body = p.turn.work.request, p.body
+            turn_log.info(
+                "turn %s/%s/%s#%d: %s %.2f", req.tenant, req.bot, req.conversation_id, body["turn"], body["intent"],
+                body["confidence"],
+                extra={
+                    "tenant": req.tenant, "bot": req.bot, "conversation_id": req.conversation_id, "turn": body["turn"],
+                    "turn_id": body["turn_id"], "intent": body["intent"], "confidence": round(body["confidence"], 4),
+                    "fallback": body["fallback"], "snapshot": body["snapshot"], "node": self.node_id,
+                    "latency_ms": round((now - p.turn.work.received_at) * 1000.0, 3),
+                },
+            )
 
     @staticmethod
     def _ok(p: _Pending) -> Outgoing:

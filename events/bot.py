@@ -50,6 +50,21 @@ class Bot(Aggregate):
         actor: str
         reason: str
 
+    class DefinitionSaved(Aggregate.Event):
+        """A new version of the bot file, validated (stable name: ``Bot.DefinitionSaved`` v1).
+
+        ``definition`` is the mapping as the tenant wrote it (the bot file's format), so it
+        can be edited and trained again; ``definition_hash`` is the parsed definition's
+        content hash, the one snapshots record.
+        """
+
+        class_version = 1
+        tenant: str
+        bot: str
+        definition: dict
+        definition_hash: str
+        actor: str
+
     @staticmethod
     def create_id(tenant: str, bot: str) -> UUID:
         return bot_uuid(tenant, bot)
@@ -60,6 +75,8 @@ class Bot(Aggregate):
         self.bot = bot
         self.aliases: dict[str, str] = {}
         self.history: dict[str, list[str]] = {}
+        self.definition: dict | None = None
+        self.definition_hash: str | None = None
 
     @event(AliasMoved)
     def _move(self, tenant: str, bot: str, alias: str, previous: str | None, target: str, kind: str, actor: str, reason: str) -> None:
@@ -71,7 +88,19 @@ class Bot(Aggregate):
             stack.append(previous)
         self.aliases[alias] = target
 
+    @event(DefinitionSaved)
+    def _define(self, tenant: str, bot: str, definition: dict, definition_hash: str, actor: str) -> None:
+        self.definition = definition
+        self.definition_hash = definition_hash
+
     # -- commands (validate, then record) -----------------------------------------------------
+
+    def save_definition(self, definition: dict, definition_hash: str, *, actor: str) -> bool:
+        """Record a validated bot file; False (and nothing recorded) when it is unchanged."""
+        if definition_hash == self.definition_hash and definition == self.definition:
+            return False
+        self._define(self.tenant, self.bot, definition, definition_hash, actor)
+        return True
 
     def promote(self, alias: str, target: str, *, actor: str, reason: str = "") -> None:
         current = self.aliases.get(alias)

@@ -161,6 +161,37 @@ class Admin:
         moved = self._moved(aggregate)
         return {**moved, "gate": verdict} if verdict is not None else moved
 
+    # -- bot definitions ---------------------------------------------------------------------------
+
+    def define(self, tenant: str, bot: str, data: Any, *, actor: str = "") -> dict[str, Any]:
+        """Validate a bot file's mapping (tenant and bot default to the path's) and record it
+        as ``Bot.DefinitionSaved``; an identical one records nothing (``changed`` false)."""
+        from botyard.models.definition import parse_bot
+
+        if not isinstance(data, dict):
+            raise AdminError("invalid_definition", "a bot definition is a mapping with intents", field="definition")
+        data = {**data, "tenant": data.get("tenant", tenant), "bot": data.get("bot", bot)}
+        if (data["tenant"], data["bot"]) != (tenant, bot):
+            raise AdminError(
+                "invalid_definition", f"the definition names {data['tenant']}/{data['bot']}, not {tenant}/{bot}",
+                field="tenant",
+            )
+        parsed = parse_bot(data, source=f"{tenant}/{bot}")  # DefinitionError: invalid_definition, with the field
+        changed: list[bool] = []
+        self.events.change_bot(
+            tenant, bot, lambda b: changed.append(b.save_definition(data, parsed.content_hash(), actor=actor or default_actor()))
+        )
+        return {**self.definition(tenant, bot), "changed": changed[-1]}
+
+    def definition(self, tenant: str, bot: str) -> dict[str, Any]:
+        aggregate = self.events.bot(tenant, bot)
+        if aggregate is None or aggregate.definition is None:
+            raise AdminError("unknown_definition", f"{tenant}/{bot} has no saved definition", tenant=tenant, bot=bot)
+        return {
+            "tenant": tenant, "bot": bot, "definition": aggregate.definition,
+            "definition_hash": aggregate.definition_hash, "version": aggregate.version,
+        }
+
     # -- replay ----------------------------------------------------------------------------------
 
     def whatif(self, tenant: str, bot: str, ref: str, **window: Any) -> dict[str, Any]:

@@ -40,12 +40,10 @@ def _config(args: argparse.Namespace) -> Config:
     return Config.from_mapping(None, **overrides)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str, form: str = "text") -> None:
+    from botyard.ops.logs import setup_logging
+
+    setup_logging(level, form)
 
 
 def _nats_url(config: Config) -> str:
@@ -74,11 +72,14 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
         if args.workers > 1 or args.hosts:
             info = _train_distributed(definition, admin.snapshots, train_config, args.workers, args.hosts, parent)
         else:
-            info = _train_with_progress(definition, admin.snapshots, train_config, parent)
+            info = _train_with_progress(definition, admin.snapshots, train_config, parent, as_json=args.progress == "json")
         moved = promote_after_training(admin, info.tenant, info.bot, info.id, args.promote)
     if moved:
-        print_move(moved)
-    print(json.dumps({"snapshot": info.id, "tenant": info.tenant, "bot": info.bot, "size": info.size}))
+        if args.progress == "json":
+            print(json.dumps({"moved": moved}), flush=True)
+        else:
+            print_move(moved)
+    print(json.dumps({"snapshot": info.id, "tenant": info.tenant, "bot": info.bot, "size": info.size}), flush=True)
     return 0
 
 
@@ -111,10 +112,18 @@ def _train_distributed(definition, store, train_config, workers: int, hosts: str
     return info
 
 
-def _train_with_progress(definition, store, train_config, parent: str | None = None):
+def _train_with_progress(definition, store, train_config, parent: str | None = None, *, as_json: bool = False):
     from tqdm import tqdm
 
     from botyard.training.pipeline import train_to_store
+
+    if as_json:  # one JSON line per epoch on stdout, for whoever runs this as a job
+        def report(p: dict) -> None:
+            print(json.dumps({k: p.get(k) for k in ("epoch", "epochs", "loss", "val_accuracy")}), flush=True)
+
+        info, result = train_to_store(definition, store, train_config, report, parent=parent)
+        _summary(info, result)
+        return info
 
     print(
         f"training {definition.key}: {len(definition.intents)} intents, "
@@ -297,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hosts", help="Horovod hosts with slots, e.g. node1:2,node2:2 (default: localhost:WORKERS)")
     p.add_argument("--labels", action="store_true", help="add the bot's labelled turns (botyard label) to its examples")
     p.add_argument(
+        "--progress", choices=("bar", "json"), default="bar",
+        help="bar: a progress bar on stderr; json: one JSON line per epoch on stdout (for jobs)",
+    )
+    p.add_argument(
         "--promote", metavar="ALIAS",
         help="point this alias (e.g. staging) at the new snapshot; without it a bot's first snapshot becomes production",
     )
@@ -328,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = _config(args)
-        _setup_logging(config.log_level)
+        _setup_logging(config.log_level, config.log_format)
         return args.func(args, config)
     except BotyardError as exc:
         print(f"botyard: error: {exc}", file=sys.stderr)

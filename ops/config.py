@@ -81,6 +81,10 @@ class Config:
     """The token that reaches every tenant in the HTTP API. Empty: the node makes one and
     writes it to ``<data_dir>/operator.token`` (mode 600)."""
     log_level: str = "INFO"
+    """Python logging level. At INFO every committed turn is logged (``botyard.turns``)."""
+    log_format: str = "text"
+    """``text``: one readable line per record; ``json``: one JSON object per line with the
+    record's fields (``tenant``, ``bot``, ``conversation_id``, ``turn``, ``turn_id``, ...)."""
 
     @property
     def snapshots_path(self) -> Path:
@@ -118,6 +122,8 @@ class Config:
             raise ConfigError("BOTYARD_IDLE_SECONDS", "must be positive")
         if self.conversation_snapshot_every < 0 or self.gate_turns < 1:
             raise ConfigError("BOTYARD_GATE_TURNS", "gate_turns must be ≥ 1 and conversation_snapshot_every ≥ 0")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("BOTYARD_LOG_FORMAT", f"must be 'text' or 'json', not {self.log_format!r}")
         if not (0 <= self.gate_max_changed <= 1 and 0 <= self.gate_max_fallback_rise <= 1):
             raise ConfigError("BOTYARD_GATE_MAX_CHANGED", "gate shares must be between 0 and 1")
 

@@ -22,7 +22,10 @@ from pydantic import BaseModel, Field
 
 from botyard.errors import BotyardError
 from botyard.events.tenant import token_tenant
+from botyard.events.activity import Activity
+from botyard.ops import dashboard
 from botyard.ops.admin import Admin
+from botyard.ops.jobs import TrainingJobs
 from botyard.ops.errors import AdminError
 from botyard.protocol import NAME_RE
 
@@ -31,7 +34,7 @@ log = logging.getLogger(__name__)
 STATUS = {
     "unauthorized": 401, "forbidden": 403, "invalid_request": 400, "malformed": 400,
     "gate_refused": 409, "alias_unchanged": 409, "no_history": 409, "not_in_history": 409,
-    "ambiguous_snapshot": 409, "wrong_bot": 409, "corrupt_snapshot": 422, "internal": 500,
+    "ambiguous_snapshot": 409, "wrong_bot": 409, "corrupt_snapshot": 422, "internal": 500, "unavailable": 503,
 }
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
@@ -86,8 +89,16 @@ class LabelBody(BaseModel):
     intent: str = Field(min_length=1, max_length=128)
 
 
-def make_app(admin_for: Callable[[], Admin], metrics: Callable[[], bytes], operator_token: str) -> FastAPI:
-    """``admin_for`` gives the Admin to use (the node's); ``metrics`` renders ``/metrics``."""
+def make_app(
+    admin_for: Callable[[], Admin],
+    metrics: Callable[[], bytes],
+    operator_token: str,
+    *,
+    activity: Callable[[], Activity | None] = lambda: None,
+    jobs: Callable[[], TrainingJobs | None] = lambda: None,
+) -> FastAPI:
+    """``admin_for`` gives the Admin to use (the node's); ``metrics`` renders ``/metrics``;
+    ``activity`` and ``jobs`` give the dashboard's projection and the training jobs."""
     app = FastAPI(title="botyard admin API", version="1", description=__doc__)
     lock = threading.Lock()  # one Admin (one set of store connections) used by one request at a time
 
@@ -210,6 +221,7 @@ def make_app(admin_for: Callable[[], Admin], metrics: Callable[[], bytes], opera
         page = rows[after : after + limit]
         return {"turns": page, "total": len(rows), "next": after + len(page) if after + len(page) < len(rows) else None}
 
+    dashboard.add_routes(app, scoped=scoped, caller=caller, run=run, activity=activity, jobs=jobs)
     return app
 
 

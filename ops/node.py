@@ -26,8 +26,10 @@ from botyard.actors.supervisor import Routing, Supervisor, Tick
 from botyard.ops import stores
 from botyard.ops.admin import Admin, alias_notification
 from botyard.ops.config import Config
+from botyard.events.activity import Activity
 from botyard.ops.heartbeat import Heartbeats
 from botyard.ops.http import HttpServer, make_app
+from botyard.ops.jobs import TrainingJobs
 from botyard.ops.metrics import NodeMetrics
 from botyard.ops.nats_server import EmbeddedNats
 
@@ -65,6 +67,9 @@ class Node:
         self.last_beat: dict[str, Any] | None = None
         """The newest heartbeat this node published (read by the metrics collector)."""
         self.http: HttpServer | None = None
+        self.activity: Activity | None = None
+        """The dashboard's projection of the event store (with the HTTP API)."""
+        self.jobs: TrainingJobs | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -143,7 +148,11 @@ class Node:
                 token_file.touch(mode=0o600)
                 token_file.write_text(secrets.token_urlsafe(32) + "\n")
             token = token_file.read_text().strip()
-        app = make_app(lambda: self.admin, self.metrics.exposition, token)
+        self.activity = Activity(self.events)
+        self.jobs = TrainingJobs(cfg, self.nats_url)
+        app = make_app(
+            lambda: self.admin, self.metrics.exposition, token, activity=lambda: self.activity, jobs=lambda: self.jobs,
+        )
         server = HttpServer(app, cfg.http_host, cfg.http_port).start()
         (cfg.data_dir / "http.url").write_text(server.url + "\n")
         log.info("admin HTTP API and /metrics on %s", server.url)
@@ -161,6 +170,9 @@ class Node:
         if self.http is not None:
             self.http.stop()
             self.http = None
+        if self.jobs is not None:
+            self.jobs.stop()
+            self.jobs = None
         if self.supervisor is not None and self.supervisor.is_alive():
             self.supervisor.stop(block=True, timeout=15)
         self.supervisor = None

@@ -4,45 +4,10 @@ really trained snapshots; tenant isolation on every route; a schema-driven fuzz 
 import asyncio
 import re
 
-import httpx
 import pytest
 
 from botyard import Client
-from botyard.events.tenant import digest, new_token
-from botyard.events.store import EventStore
-from tests.conftest import promote
-
-TENANT, BOT = "acme-shop", "support"
-
-
-@pytest.fixture
-def api(make_node, nats_url, snapshots, tmp_path):
-    """A node on the good snapshot with its HTTP API, a conversation, and tokens of two tenants."""
-    data = tmp_path / "data"
-    promote("", data, snapshots["dir"], snapshot=snapshots["good"])
-    node = make_node(data_dir=str(data), snapshot_dir=str(snapshots["dir"]))
-
-    async def talk():
-        async with await Client.connect(nats_url) as client:
-            for text in ["hello", "where is my order?", "bye"]:
-                await client.say(TENANT, BOT, "web-1", text)
-
-    asyncio.run(talk())
-    events = EventStore(node.config.events_url, node.config.data_dir)
-    tokens = {}
-    try:
-        for tenant in (TENANT, "other-co"):
-            tokens[tenant] = new_token(tenant)
-            events.change_tenant(tenant, lambda t, tok=tokens[tenant]: t.issue(digest(tok), "tests", "tests"))
-    finally:
-        events.close()
-    operator = (data / "operator.token").read_text().strip()
-    with httpx.Client(base_url=node.http.url, timeout=30) as http:
-        yield {"node": node, "http": http, "tokens": tokens, "operator": operator, "snapshots": snapshots}
-
-
-def auth(token):
-    return {"Authorization": f"Bearer {token}"}
+from tests.ops.conftest import BOT, TENANT, auth
 
 
 def test_the_api_does_what_the_cli_does(api):
@@ -93,21 +58,26 @@ def test_the_api_does_what_the_cli_does(api):
 def test_a_tenant_token_reaches_nothing_of_another_tenant(api):
     http, schema = api["http"], api["http"].get("/openapi.json").json()
     other = auth(api["tokens"]["other-co"])
-    paths = [(p, m) for p, ops in schema["paths"].items() if p.startswith("/api/") for m in ops]
-    assert len(paths) >= 12
+    paths = [(p, m) for p, ops in schema["paths"].items() if p.startswith("/api/v1/tenants/") for m in ops]
+    assert len(paths) >= 20
     bodies = {
         "promote": {"snapshot": api["snapshots"]["bad"]}, "rollback": {}, "whatif": {"snapshot": "production"},
         "labels": {"conversation_id": "web-1", "turn": 1, "intent": "greeting"},
+        "definition": {"yaml": "intents: {}"}, "train": {},
     }
     for path, method in paths:
         url = (path.replace("{tenant}", TENANT).replace("{bot}", BOT).replace("{ref}", "production")
-               .replace("{conversation_id}", "web-1"))
-        body = bodies.get(path.rsplit("/", 1)[-1]) if method == "post" else None
+               .replace("{conversation_id}", "web-1").replace("{job_id}", "0123456789abcdef"))
+        body = bodies.get(path.rsplit("/", 1)[-1]) if method in ("post", "put") else None
         params = {"a": "production", "b": "production"} if path.endswith("/diff") else None
         for headers, status in ((other, 403), ({}, 401), (auth("byt_acme-shop_" + "0" * 48), 401)):
             r = http.request(method, url, json=body, params=params, headers=headers)
             assert r.status_code == status, (method, url, r.text)
             assert r.json()["error"]["code"] in ("forbidden", "unauthorized")
+    # The bot list across tenants shows each token its own tenant's bots only.
+    assert http.get("/api/v1/bots", headers=other).json()["bots"] == []
+    assert [b["bot"] for b in http.get("/api/v1/bots", headers=auth(api["tokens"][TENANT])).json()["bots"]] == [BOT]
+    assert http.get("/api/v1/bots").status_code == 401
     # Nothing moved, and the owner and the operator still get through.
     for token in (api["tokens"][TENANT], api["operator"]):
         r = http.get(f"/api/v1/tenants/{TENANT}/bots/{BOT}/log", headers=auth(token))

@@ -1,0 +1,26 @@
+"""Logging: readable lines by default, or one JSON object per record (``BOTYARD_LOG_FORMAT=json``)
+with the record's extra fields (``tenant``, ``bot``, ``conversation_id``, ``turn``,
+``turn_id``, ...) as keys, for log shippers."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: str = "INFO", form: str = "text", stream=None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if form == "json":
+        handler.setFormatter(JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        ))
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
