@@ -79,10 +79,19 @@ def pct(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] * 1000
 
 
-def start_node(env: dict) -> subprocess.Popen:
-    node = subprocess.Popen([sys.executable, "-m", "botyard", "node"], env=env, stdout=subprocess.PIPE)
+def start_node(env: dict, log_path: Path | None = None) -> subprocess.Popen:
+    """A node process; its log (stderr) goes to ``log_path`` when given."""
+    log = open(log_path, "ab") if log_path else None
+    node = subprocess.Popen([sys.executable, "-m", "botyard", "node"], env=env, stdout=subprocess.PIPE, stderr=log)
+    if log:
+        log.close()
     assert b"ready" in node.stdout.readline()
     return node
+
+
+OBSERVED = {"BOTYARD_METRICS": "1", "BOTYARD_LOG_LEVEL": "INFO", "BOTYARD_LOG_FORMAT": "json"}
+"""Metrics and logs on: counters and histograms, and one JSON log line per turn (to a file)."""
+UNOBSERVED = {"BOTYARD_METRICS": "0", "BOTYARD_LOG_LEVEL": "WARNING"}
 
 
 def scrape_ok_turns(data_dir: Path) -> float:
@@ -96,17 +105,19 @@ def scrape_ok_turns(data_dir: Path) -> float:
 
 
 def metrics_overhead(node, env, url, turn_req, args) -> dict:
-    """Alternate rounds with metrics on and off (a node restarted each time), 16 clients."""
+    """Alternate rounds with metrics and JSON turn logs on and off (a node restarted each
+    time), 16 clients. The logs of the "on" rounds go to a file, whose lines are counted."""
     import threading
 
     rates: dict[str, list[int]] = {"on": [], "off": []}
     scraped: list[float] = []
     data_dir = Path(env["BOTYARD_DATA_DIR"])
+    log_path = data_dir.parent / "node-observed.log"
     for r in range(args.metrics_rounds):
         for mode in ("on", "off"):
             node.terminate()
             node.wait(20)
-            node = start_node({**env, "BOTYARD_METRICS": "1" if mode == "on" else "0"})
+            node = start_node({**env, **(OBSERVED if mode == "on" else UNOBSERVED)}, log_path if mode == "on" else None)
             asyncio.run(first_reply(url))
             print(f"[bench] metrics {mode}, round {r + 1}/{args.metrics_rounds} ...", flush=True)
             if mode == "on" and not scraped:  # curl /metrics while the turns flow
@@ -115,7 +126,12 @@ def metrics_overhead(node, env, url, turn_req, args) -> dict:
                 later.start()
             rate, _, _ = asyncio.run(closed_loop(url, turn_req, 16, args.seconds))
             rates[mode].append(rate)
-    return {**rates, "scraped": scraped, "node": node}
+    node.terminate()
+    node.wait(20)
+    node = start_node({**env, **UNOBSERVED})
+    lines = log_path.read_text().splitlines() if log_path.exists() else []
+    turn_lines = sum(1 for line in lines if '"logger": "botyard.turns"' in line)
+    return {**rates, "scraped": scraped, "node": node, "log_lines": len(lines), "turn_log_lines": turn_lines}
 
 
 def main() -> None:
@@ -126,7 +142,7 @@ def main() -> None:
     parser.add_argument("--events-url", default="", help="event store (default: SQLite in a temporary data dir)")
     parser.add_argument(
         "--metrics-rounds", type=int, default=3,
-        help="then: rounds of 16 clients with metrics on and off (BOTYARD_METRICS), alternating; 0 to skip",
+        help="then: rounds of 16 clients with metrics and JSON turn logs on and off, alternating; 0 to skip",
     )
     args = parser.parse_args()
 
@@ -180,14 +196,16 @@ def main() -> None:
     if overhead:
         on, off = overhead["on"], overhead["off"]
         print()
-        print(f"metrics on vs off, 16 clients, {args.metrics_rounds} alternating rounds of {args.seconds:g} s:")
-        print("| metrics | turns/s per round | mean | on / off |")
+        print(f"metrics and JSON turn logs on vs off, 16 clients, {args.metrics_rounds} alternating rounds of {args.seconds:g} s:")
+        print("| metrics + logs | turns/s per round | mean | on / off |")
         print("|---|---|---:|---:|")
         mean_on, mean_off = sum(on) / len(on), sum(off) / len(off)
         print(f"| on | {', '.join(f'{x:,}' for x in on)} | {mean_on:,.0f} | {mean_on / mean_off:.3f} |")
         print(f"| off | {', '.join(f'{x:,}' for x in off)} | {mean_off:,.0f} | |")
         print(f"`/metrics` during the first metrics-on round: botyard_replies_total{{code=\"ok\",kind=\"turn\"}} "
               f"{overhead['scraped'][0]:,.0f} -> {overhead['scraped'][1]:,.0f}")
+        print(f"log lines written in the on rounds: {overhead['log_lines']:,} "
+              f"({overhead['turn_log_lines']:,} turn records, JSON)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Fixtures of the HTTP API tests: a node with its API, real turns, and two tenants' tokens."""
 
 import asyncio
+import shutil
 
 import httpx
 import pytest
@@ -20,9 +21,21 @@ def auth(token):
 @pytest.fixture
 def api(make_node, nats_url, snapshots, tmp_path):
     """A node on the good snapshot with its HTTP API, a conversation, and tokens of two tenants."""
+    yield from _api(make_node, nats_url, snapshots, tmp_path, snapshots["dir"])
+
+
+@pytest.fixture
+def api_own_store(make_node, nats_url, snapshots, tmp_path):
+    """The same, on a private copy of the session's snapshot store (for tests that train into it)."""
+    private = tmp_path / "snapshots"
+    shutil.copytree(snapshots["dir"], private)
+    yield from _api(make_node, nats_url, snapshots, tmp_path, private)
+
+
+def _api(make_node, nats_url, snapshots, tmp_path, snapshot_dir):
     data = tmp_path / "data"
-    promote("", data, snapshots["dir"], snapshot=snapshots["good"])
-    node = make_node(data_dir=str(data), snapshot_dir=str(snapshots["dir"]))
+    promote("", data, snapshot_dir, snapshot=snapshots["good"])
+    node = make_node(data_dir=str(data), snapshot_dir=str(snapshot_dir))
 
     async def talk():
         async with await Client.connect(nats_url) as client:

@@ -109,7 +109,8 @@ def test_bad_requests_get_codes_and_change_nothing(api):
     assert http.get(f"{base}/jobs", headers=own).json() == {"jobs": []}
 
 
-def test_a_definition_saved_over_http_trains_as_a_job_and_serves(api, nats_url):
+def test_a_definition_saved_over_http_trains_as_a_job_and_serves(api_own_store, nats_url):
+    api = api_own_store
     http, own, node = api["http"], auth(api["tokens"][TENANT]), api["node"]
     base = f"/api/v1/tenants/{TENANT}/bots/{BOT}"
     saved = http.put(f"{base}/definition", json={"yaml": yaml.safe_dump(TINY_BOT)}, headers=own).json()
