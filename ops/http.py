@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from botyard.errors import BotyardError
-from botyard.events.tenant import token_tenant
+from botyard.events.tenant import digest, new_token, token_tenant
 from botyard.events.activity import Activity
 from botyard.ops import dashboard
 from botyard.ops.admin import Admin
@@ -81,6 +81,14 @@ class WhatIfBody(BaseModel):
     until: float | None = None
     last: int | None = Field(None, ge=1)
     max_changes: int = Field(100, ge=0, le=10_000)
+
+
+class TokenBody(BaseModel):
+    name: str = Field("", max_length=200, description="what the token is for")
+
+
+class RevokeBody(BaseModel):
+    token: str = Field(min_length=1, max_length=200)
 
 
 class LabelBody(BaseModel):
@@ -220,6 +228,26 @@ def make_app(
         rows = run(lambda a: a.replay.export(tenant, bot, since=since, until=until))
         page = rows[after : after + limit]
         return {"turns": page, "total": len(rows), "next": after + len(page) if after + len(page) < len(rows) else None}
+
+    def operator(tenant: str = Path(pattern=NAME), who: Caller = Depends(caller)) -> str:
+        if who.tenant is not None:
+            raise AdminError("forbidden", "only the operator token issues and revokes tenants' tokens")
+        return tenant
+
+    @app.post("/api/v1/tenants/{tenant}/tokens", tags=["tenants"])
+    def issue_token(body: TokenBody, tenant: str = Depends(operator)) -> dict:
+        """A new token of the tenant (shown once; only its SHA-256 is recorded, as ``Tenant.TokenIssued``)."""
+        token = new_token(tenant)
+        run(lambda a: a.events.change_tenant(tenant, lambda t: t.issue(digest(token), body.name, "http")))
+        return {"tenant": tenant, "token": token, "name": body.name}
+
+    @app.post("/api/v1/tenants/{tenant}/tokens/revoke", tags=["tenants"])
+    def revoke_token(body: RevokeBody, tenant: str = Depends(operator)) -> dict:
+        record = run(lambda a: a.events.tenant(tenant))
+        if token_tenant(body.token) != tenant or record is None or not record.accepts(body.token):
+            raise AdminError("unknown_token", f"no live token of tenant {tenant} matches")
+        run(lambda a: a.events.change_tenant(tenant, lambda t: t.revoke(digest(body.token), "http")))
+        return {"tenant": tenant, "revoked": True}
 
     dashboard.add_routes(app, scoped=scoped, caller=caller, run=run, activity=activity, jobs=jobs)
     return app

@@ -63,7 +63,7 @@ def test_a_tenant_token_reaches_nothing_of_another_tenant(api):
     bodies = {
         "promote": {"snapshot": api["snapshots"]["bad"]}, "rollback": {}, "whatif": {"snapshot": "production"},
         "labels": {"conversation_id": "web-1", "turn": 1, "intent": "greeting"},
-        "definition": {"yaml": "intents: {}"}, "train": {},
+        "definition": {"yaml": "intents: {}"}, "train": {}, "tokens": {}, "revoke": {"token": api["tokens"][TENANT]},
     }
     for path, method in paths:
         url = (path.replace("{tenant}", TENANT).replace("{bot}", BOT).replace("{ref}", "production")
@@ -147,3 +147,21 @@ def test_fuzzing_the_api_from_its_openapi_document_finds_no_5xx(api):
     assert not failures, "\n".join(failures[:5])
     assert len(statuses) >= 100 and any(s < 300 for s in statuses) and any(400 <= s < 500 for s in statuses)
     assert max(statuses) < 500
+
+
+def test_the_operator_issues_and_revokes_tenant_tokens_over_http(api):
+    http, operator, own = api["http"], auth(api["operator"]), auth(api["tokens"][TENANT])
+    issued = http.post(f"/api/v1/tenants/{TENANT}/tokens", json={"name": "ci"}, headers=operator).json()
+    token = issued["token"]
+    assert token.startswith(f"byt_{TENANT}_")
+    assert http.get(f"/api/v1/tenants/{TENANT}/bots", headers=auth(token)).status_code == 200
+    # A tenant's own token may not mint or revoke tokens.
+    for path, body in (("tokens", {}), ("tokens/revoke", {"token": token})):
+        r = http.post(f"/api/v1/tenants/{TENANT}/{path}", json=body, headers=own)
+        assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
+    assert http.post(f"/api/v1/tenants/other-co/tokens/revoke", json={"token": token}, headers=operator).status_code == 404
+    assert http.post(f"/api/v1/tenants/{TENANT}/tokens/revoke", json={"token": token}, headers=operator).json()["revoked"]
+    r = http.get(f"/api/v1/tenants/{TENANT}/bots", headers=auth(token))
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "unauthorized")
+    r = http.post(f"/api/v1/tenants/{TENANT}/tokens/revoke", json={"token": token}, headers=operator)
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "unknown_token")
