@@ -13,7 +13,9 @@ Then: an embedded nats-server, two `botyard node` processes (shared SQLite, loca
 snapshot directory, a model cache of --cache-mb each), and from this process:
   1. a sweep: one turn to every bot (every bot must answer; most are cold loads),
   2. Zipf traffic (s = 1.1) over all bots, closed loop, --seconds,
-  3. the baseline: the same clients, all turns to one bot (always in memory).
+  3. Zipf traffic open loop (Poisson arrivals) at --rate turns/s (default: half the
+     closed-loop rate): latency at a set load rather than at saturation,
+  4. the baseline: the same clients, all turns to one bot (always in memory).
 Node-side figures (cold-load times, cache hits, resident bytes, RSS) come from the
 nodes' heartbeats.
 """
@@ -62,7 +64,7 @@ def intents_of(source: str) -> dict[str, list[str]]:
     return out
 
 
-def make_bots(work: Path, bots: int, base: int) -> list[tuple[str, list[str]]]:
+def make_bots(work: Path, bots: int, base: int, events_url: str = "") -> list[tuple[str, list[str]]]:
     """Train ``base`` models, save ``bots`` snapshots, promote each; return (id, probe texts) per bot."""
     from botyard.events.store import EventStore
     from botyard.models.definition import parse_bot
@@ -73,6 +75,7 @@ def make_bots(work: Path, bots: int, base: int) -> list[tuple[str, list[str]]]:
     if manifest_file.exists():
         made = json.loads(manifest_file.read_text())
         if len(made) == bots:
+            promote_all(work, events_url, [m[0] for m in made])
             return [tuple(x) for x in made]
     rng = random.Random(7)
     pools = {s: intents_of(s) for s in ("hwu64", "banking77")}
@@ -90,24 +93,52 @@ def make_bots(work: Path, bots: int, base: int) -> list[tuple[str, list[str]]]:
         print(f"[bench] base bot {b + 1}/{base}: {len(names)} {source} intents, trained in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
     store = LocalSnapshotStore(work / "data" / "snapshots")
-    events = EventStore("", work / "data")
     made = []
     started = time.perf_counter()
-    try:
-        for i in range(bots):
-            tenant, bot = bot_name(i)
-            result, probes = bases[i % base]
-            manifest = {**result.manifest, "tenant": tenant, "bot": bot, "created_at": time.time(), "parent": None,
-                        "definition": {**result.manifest["definition"], "tenant": tenant, "bot": bot}}
-            info = store.save(manifest, result.arrays)
-            events.change_bot(tenant, bot, lambda a, sid=info.id: a.promote("production", sid, actor="bench"))
-            made.append((info.id, probes))
-            if (i + 1) % 1000 == 0:
-                print(f"[bench] {i + 1}/{bots} snapshots saved and promoted ({time.perf_counter() - started:.0f} s)", flush=True)
-    finally:
-        events.close()
+    for i in range(bots):
+        tenant, bot = bot_name(i)
+        result, probes = bases[i % base]
+        manifest = {**result.manifest, "tenant": tenant, "bot": bot, "created_at": time.time(), "parent": None,
+                    "definition": {**result.manifest["definition"], "tenant": tenant, "bot": bot}}
+        info = store.save(manifest, result.arrays)
+        made.append((info.id, probes))
+        if (i + 1) % 1000 == 0:
+            print(f"[bench] {i + 1}/{bots} snapshots saved ({time.perf_counter() - started:.0f} s)", flush=True)
+    promote_all(work, events_url, [m[0] for m in made])
     manifest_file.write_text(json.dumps(made))
     return made
+
+
+def promote_all(work: Path, events_url: str, ids: list[str]) -> None:
+    """Every bot's ``production`` alias, recorded as an event (skipped where it is already)."""
+    from botyard.events.store import EventStore
+
+    events = EventStore(events_url, work / "data")
+    started = time.perf_counter()
+    try:
+        done = set(events.bot_refs())
+        for i, sid in enumerate(ids):
+            tenant, bot = bot_name(i)
+            if (tenant, bot) not in done:
+                events.change_bot(tenant, bot, lambda a, sid=sid: a.promote("production", sid, actor="bench"))
+            if (i + 1) % 1000 == 0 and len(done) < len(ids):
+                print(f"[bench] {i + 1}/{len(ids)} bots promoted ({time.perf_counter() - started:.0f} s)", flush=True)
+    finally:
+        events.close()
+
+
+def ensure_database(url: str) -> None:
+    """Create the PostgreSQL database of ``url`` if it does not exist."""
+    from urllib.parse import urlparse
+
+    import psycopg
+
+    parsed = urlparse(url)
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        name = parsed.path.lstrip("/")
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def pct(values, q):
@@ -118,12 +149,14 @@ class Heartbeats:
     def __init__(self):
         self.latest: dict[str, dict] = {}
         self.load_ms: list[float] = []
+        self.gc_ms: list[tuple[int, float]] = []
 
     async def listen(self, nc):
         async def take(msg):
             beat = msgpack.unpackb(msg.data)
             self.latest[beat["node"]] = beat
             self.load_ms += beat.get("load_ms", [])
+            self.gc_ms += [tuple(p) for p in beat.get("gc_ms", [])]
 
         await nc.subscribe("botyard.cluster.heartbeat", cb=take)
 
@@ -153,22 +186,63 @@ async def drive(nc, requests, concurrency, seconds=None):
     return out, time.perf_counter() - started
 
 
+async def open_loop(nc, requests, rate, seconds):
+    """Open-loop turns: Poisson arrivals at ``rate`` per second for ``seconds``, each sent
+    without waiting for the others, so latency is measured at a set load, not at saturation."""
+    out = []
+    pending = set()
+    it = iter(requests)
+    rng = random.Random(3)
+
+    async def one(subject, body, tag):
+        t0 = time.perf_counter()
+        try:
+            msg = await nc.request(subject, body, timeout=10)
+            ok = b"error" not in msg.data[:16]
+        except Exception:
+            ok = False
+        out.append((tag, time.perf_counter() - t0, ok))
+
+    started = next_at = time.perf_counter()
+    while next_at - started < seconds:
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(*next(it)))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        next_at += rng.expovariate(rate)
+    await asyncio.gather(*pending)
+    return out, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bots", type=int, default=10_000)
     parser.add_argument("--base", type=int, default=16, help="really trained models the bots are made from")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--rate", type=float, default=0.0,
+        help="then: Zipf traffic open loop at this many turns/s (default: half the closed-loop Zipf rate)",
+    )
     parser.add_argument("--cache-mb", type=int, default=1200, help="model cache per node")
     parser.add_argument("--work", default=".botyard-bench/many-models")
+    parser.add_argument(
+        "--events-url", default="",
+        help="the nodes' shared event store (default: SQLite in --work; e.g. postgresql://postgres@127.0.0.1:5432/botyard_bench)",
+    )
     args = parser.parse_args()
 
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    bots = make_bots(work, args.bots, args.base)
+    if args.events_url.startswith("postgres"):
+        ensure_database(args.events_url)
+    bots = make_bots(work, args.bots, args.base, args.events_url)
     server = EmbeddedNats(work / "nats")
     url = server.start()
     env = {**os.environ, "BOTYARD_DATA_DIR": str(work / "data"), "BOTYARD_NATS_URL": url, "BOTYARD_LOG_LEVEL": "WARNING",
+           "BOTYARD_EVENTS_URL": args.events_url,
            "BOTYARD_MODEL_CACHE_BYTES": str(args.cache_mb << 20)}
     nodes = []
     try:
@@ -230,6 +304,17 @@ async def run(url, bots, args):
     await asyncio.sleep(1.2)
     after = {node: dict(b.get("cache", {})) for node, b in beats.latest.items()}
     zipf_loads = beats.load_ms[loads_before:]
+    rate = args.rate or round(len(zipf) / zipf_s / 2)
+    cache_before = {node: dict(b.get("cache", {})) for node, b in beats.latest.items()}
+    loads_before, gc_before = len(beats.load_ms), len(beats.gc_ms)
+    print(f"[bench] Zipf open loop at {rate:g} turns/s for {args.seconds:g} s ...", flush=True)
+    steady, steady_s = await open_loop(nc, zipf_requests(), rate, args.seconds)
+    await asyncio.sleep(1.2)
+    cache_after = {node: dict(b.get("cache", {})) for node, b in beats.latest.items()}
+    steady_loads = beats.load_ms[loads_before:]
+    steady_gc = beats.gc_ms[gc_before:]
+    steady_hits = sum(cache_after[x]["hits"] - cache_before.get(x, {}).get("hits", 0) for x in cache_after)
+    steady_misses = sum(cache_after[x]["misses"] - cache_before.get(x, {}).get("misses", 0) for x in cache_after)
     print(f"[bench] baseline: the same clients, one bot, {args.seconds / 2:g} s ...", flush=True)
     hottest = int(order[0])
     one, one_s = await drive(nc, (turn(hottest, k, "one") for k in range(10**9)), args.concurrency, args.seconds / 2)
@@ -250,13 +335,18 @@ async def run(url, bots, args):
         "zipf_bots": len({tag[1] for tag, _, _ in zipf}),
         "hit_rate": hits / max(1, hits + misses), "cold_loads": cold_loads, "zipf_loads": zipf_loads,
         "one_rate": len(one) / one_s, "one_lat": lat(one), "nodes": nodes,
+        "steady_rate": rate, "steady_done": len(steady) / steady_s, "steady_hot": lat(steady, lambda tag: tag[1] in hot_set),
+        "steady_all": lat(steady), "steady_cold": lat(steady, lambda tag: tag[1] not in hot_set),
+        "steady_loads": steady_loads, "steady_errors": sum(not ok for _, _, ok in steady),
+        "steady_hit_rate": steady_hits / max(1, steady_hits + steady_misses), "steady_gc": steady_gc,
     }
 
 
 def report(r, args):
     print()
+    store = "PostgreSQL" if args.events_url.startswith("postgres") else "SQLite (one file, both nodes)"
     print(f"{r['bots']:,} bots made from {args.base} trained models (see the docstring); two node processes, "
-          f"{args.concurrency} closed-loop clients, model cache {args.cache_mb} MB per node")
+          f"{args.concurrency} closed-loop clients, model cache {args.cache_mb} MB per node, events in {store}")
     print()
     print("| figure | value | target |")
     print("|---|---:|---|")
@@ -271,10 +361,20 @@ def report(r, args):
     print(f"| Zipf: cold loads p50 / p99 ms | {pct(r['zipf_loads'], .5):.2f} / {pct(r['zipf_loads'], .99):.2f} "
           f"({len(r['zipf_loads']):,} loads) | |")
     print(f"| Zipf: model cache hit rate | {r['hit_rate'] * 100:.1f} % | |")
+    print(f"| open loop: Zipf at {r['steady_rate']:,.0f} turns/s offered (Poisson) | {r['steady_done']:,.0f} turns/s done | |")
+    print(f"| open loop: hot bots (top 100) p50 / p99 ms | {pct(r['steady_hot'], .5):.1f} / {pct(r['steady_hot'], .99):.1f} "
+          f"| p99 ≤ 25 ms |")
+    print(f"| open loop: other bots p50 / p99 ms | {pct(r['steady_cold'], .5):.1f} / {pct(r['steady_cold'], .99):.1f} | |")
+    print(f"| open loop: cold loads p50 / p99 ms | {pct(r['steady_loads'], .5):.2f} / {pct(r['steady_loads'], .99):.2f} "
+          f"({len(r['steady_loads']):,} loads) | p99 ≤ 15 ms |")
+    print(f"| open loop: model cache hit rate | {r['steady_hit_rate'] * 100:.1f} % | |")
+    full = [ms for generation, ms in r["steady_gc"] if generation == 2]
+    print(f"| open loop: collector pauses ≥ 1 ms, both nodes (full ones, longest) | {len(r['steady_gc'])} "
+          f"({len(full)}, {max(full, default=0):.1f} ms) | |")
     print(f"| baseline, one bot: turns/s, p50 / p99 ms | {r['one_rate']:,.0f}, {pct(r['one_lat'], .5):.1f} / "
           f"{pct(r['one_lat'], .99):.1f} | |")
     print(f"| Zipf turns/s / one-bot turns/s | {r['zipf_rate'] / r['one_rate']:.2f} | |")
-    print(f"| errors (sweep, Zipf) | {r['sweep_errors']}, {r['zipf_errors']} | 0 |")
+    print(f"| errors (sweep, Zipf, open loop) | {r['sweep_errors']}, {r['zipf_errors']}, {r['steady_errors']} | 0 |")
     total_rss = 0
     for node, b in sorted(r["nodes"].items()):
         total_rss += b.get("rss_bytes", 0)

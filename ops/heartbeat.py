@@ -59,8 +59,12 @@ class Heartbeats:
             "load_ms": [round(x * 1e3, 3) for x in loads[-LOADS_REPORTED:]],
             "restarts": _restarts(node), "http": node.http.url if node.http else None,
         }
+        pauses = node.gc_pauses.take()
+        beat["gc_ms"] = [[generation, round(seconds * 1e3, 3)] for generation, seconds in pauses]
         for seconds in loads:
             node.metrics.model_load_seconds.observe(seconds)
+        for generation, seconds in pauses:
+            node.metrics.gc_seconds.labels(str(generation)).observe(seconds)
         node.last_beat = beat
         node.bridge.publish("botyard.cluster.heartbeat", protocol.encode_body(beat, False))
         if cfg.heartbeat_file:

@@ -43,6 +43,10 @@ class NodeMetrics:
             "botyard_model_load_seconds", "Cold loads: reading, verifying and preparing a snapshot",
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+        self.gc_seconds = Histogram(
+            "botyard_gc_seconds", "Garbage-collector pauses of 1 ms or more, by generation (they stop every thread)",
+            ["generation"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
         self._children: dict[tuple[str, str], Any] = {}
         """Labelled counters already looked up (the lookup costs more than the increment)."""
 

@@ -8,6 +8,7 @@ with Node(Config.from_mapping()) as node:   # embedded nats-server unless nats_u
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 import threading
@@ -27,6 +28,7 @@ from botyard.ops import stores
 from botyard.ops.admin import Admin, alias_notification
 from botyard.ops.config import Config
 from botyard.events.activity import Activity
+from botyard.ops.gc_pauses import GcPauses
 from botyard.ops.heartbeat import Heartbeats
 from botyard.ops.http import HttpServer, make_app
 from botyard.ops.jobs import TrainingJobs
@@ -41,6 +43,15 @@ ALIAS_SUBSCRIPTION = f"{protocol.ALIAS_PREFIX}.*.*"
 HEARTBEAT_SUBJECT = "botyard.cluster.heartbeat"
 DIRECT_PREFIX = "botyard.node"
 QUEUE_GROUP = "botyard-nodes"
+
+
+def freeze_survivors() -> None:
+    """Collect the young generations (cheap), then move every survivor into the permanent
+    generation: full collections stop scanning the node's imports, models and
+    conversations, which are long-lived and free of cycles (a cycle that reached the old
+    generation since the last freeze is kept for good: rare, and small)."""
+    gc.collect(1)
+    gc.freeze()
 
 
 class Node:
@@ -67,6 +78,7 @@ class Node:
         self.last_beat: dict[str, Any] | None = None
         """The newest heartbeat this node published (read by the metrics collector)."""
         self.http: HttpServer | None = None
+        self.gc_pauses = GcPauses()
         self.activity: Activity | None = None
         """The dashboard's projection of the event store (with the HTTP API)."""
         self.jobs: TrainingJobs | None = None
@@ -111,10 +123,14 @@ class Node:
             self.bridge.subscribe(TURN_SUBSCRIPTION, self._on_turn, queue=QUEUE_GROUP)
             self.bridge.subscribe(ADMIN_SUBSCRIPTION, self._on_admin, queue=QUEUE_GROUP)
             self.metrics.watch(self)
+            self.gc_pauses.install()
             if cfg.http_port >= 0:
                 self.http = self._serve_http()
             self._ticker = threading.Thread(target=self._tick, name="supervisor-tick", daemon=True)
             self._ticker.start()
+            if cfg.gc_freeze_seconds > 0:
+                gc.collect()  # once, at start: a full collection before the first freeze
+                freeze_survivors()
         except BaseException:
             self.stop()
             raise
@@ -127,7 +143,7 @@ class Node:
     def _tick(self) -> None:
         beats = Heartbeats(self)
         beats.beat()
-        last_tick = time.monotonic()
+        last_tick = last_freeze = time.monotonic()
         while not self._stopped.wait(self.config.heartbeat_seconds):
             try:
                 beats.beat()
@@ -138,6 +154,10 @@ class Node:
             if sup is not None and sup.is_alive() and time.monotonic() - last_tick >= 1.0:
                 last_tick = time.monotonic()
                 sup.tell(Tick())
+            every = self.config.gc_freeze_seconds
+            if every > 0 and time.monotonic() - last_freeze >= every:
+                last_freeze = time.monotonic()
+                freeze_survivors()
 
     def _serve_http(self) -> HttpServer:
         cfg = self.config
@@ -161,6 +181,7 @@ class Node:
     def stop(self) -> None:
         """Graceful: stop taking turns, finish the in-flight ones, then stop everything."""
         self._stopped.set()
+        self.gc_pauses.remove()
         if self.bridge is not None:
             try:
                 self.bridge.publish(HEARTBEAT_SUBJECT, protocol.encode_body({"node": self.config.node_id, "draining": True}, False))

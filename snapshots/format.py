@@ -86,11 +86,12 @@ def content_hash(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) 
     return pack({k: v for k, v in manifest.items() if k not in PROVENANCE}, arrays)[0]
 
 
-def unpack(snapshot_id: str, data: bytes) -> Snapshot:
-    """Verify ``data`` against ``snapshot_id`` and decode it."""
-    actual = content_id(data)
-    if actual != snapshot_id:
-        raise SnapshotCorrupt(snapshot_id, f"content hashes to {actual}")
+def unpack(snapshot_id: str, data: bytes, *, verify: bool = True) -> Snapshot:
+    """Verify ``data`` against ``snapshot_id`` (unless the caller already has) and decode it."""
+    if verify:
+        actual = content_id(data)
+        if actual != snapshot_id:
+            raise SnapshotCorrupt(snapshot_id, f"content hashes to {actual}")
     try:
         doc = msgpack.unpackb(data, raw=False)
         if doc.get("format") != FORMAT_VERSION:

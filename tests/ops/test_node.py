@@ -264,3 +264,35 @@ def test_entities_fill_the_reply_and_are_recorded(make_node, nats_url):
     events = stored_turns(node, cid)
     assert events[0].entities == shipping.entities and events[1].entities == order.entities
     assert events[2].fallback
+
+
+def test_the_node_freezes_long_lived_objects_which_hold_no_cycles(make_node, nats_url, snapshot_dir):
+    """Full collections skip what a node keeps (imports, models, conversations): that is only
+    safe because a model or a conversation, once dropped, is freed without the collector."""
+    import gc
+    import weakref
+
+    from botyard.events.conversation import Conversation
+    from botyard.models.runtime import Predictor
+    from botyard.snapshots.store import LocalSnapshotStore
+
+    gc.unfreeze()
+    try:
+        make_node(gc_freeze_seconds=30)
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
+    gc.disable()
+    try:
+        store = LocalSnapshotStore(snapshot_dir)
+        predictor = Predictor.from_snapshot(store.load(store.latest("acme-shop", "support").id))
+        predictor.predict("where is my order 12345 to [austria]")
+        conversation = Conversation(tenant="t", bot="b", conversation_id="c")
+        conversation.record_turn(turn=1, turn_id="x", user_text="hi", intent="greeting", confidence=0.9, reply="hello",
+                                 fallback=False, snapshot="s", node="n", received_at=1.0, entities=[])
+        conversation.collect_events()
+        refs = [weakref.ref(predictor), weakref.ref(predictor.featurizer), weakref.ref(conversation)]
+        del predictor, conversation
+        assert [r() for r in refs] == [None, None, None]  # freed by reference counting alone
+    finally:
+        gc.enable()

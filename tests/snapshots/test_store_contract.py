@@ -128,3 +128,19 @@ def test_delete(backend):
     with pytest.raises(SnapshotNotFound):
         store.load(a.id)
     assert store.load(b.id).id == b.id
+
+
+def test_a_local_store_hashes_a_file_once_and_again_after_it_changes(tmp_path):
+    store = LocalSnapshotStore(tmp_path)
+    info = store.save(*content(seed=3))
+    first = store.load(info.id)
+    again = store.load(info.id)  # the unchanged file: decoded without hashing it again
+    assert np.array_equal(first.arrays["w"], again.arrays["w"]) and again.manifest == first.manifest
+    path = next((tmp_path / "objects").rglob(f"{info.id}.snap"))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size, new bytes: the file's stamp changes, so it is hashed
+    path.write_bytes(bytes(data))
+    with pytest.raises(SnapshotCorrupt):
+        store.load(info.id)
+    with pytest.raises(SnapshotCorrupt):
+        LocalSnapshotStore(tmp_path).load(info.id)  # and a new store hashes it anyway
