@@ -161,6 +161,17 @@ class Heartbeats:
         await nc.subscribe("botyard.cluster.heartbeat", cb=take)
 
 
+async def timed_turn(nc, subject, body) -> tuple[float, bool]:
+    """One turn's round trip: (seconds, answered without an error)."""
+    t0 = time.perf_counter()
+    try:
+        msg = await nc.request(subject, body, timeout=10)
+        ok = b"error" not in msg.data[:16]
+    except Exception:
+        ok = False
+    return time.perf_counter() - t0, ok
+
+
 async def drive(nc, requests, concurrency, seconds=None):
     """Closed-loop turns; ``requests`` is an iterator of (subject, body, tag). Returns [(tag, seconds, ok)]."""
     out = []
@@ -173,13 +184,7 @@ async def drive(nc, requests, concurrency, seconds=None):
                 subject, body, tag = next(it)
             except StopIteration:
                 return
-            t0 = time.perf_counter()
-            try:
-                msg = await nc.request(subject, body, timeout=10)
-                ok = b"error" not in msg.data[:16]
-            except Exception:
-                ok = False
-            out.append((tag, time.perf_counter() - t0, ok))
+            out.append((tag, *await timed_turn(nc, subject, body)))
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
@@ -195,13 +200,7 @@ async def open_loop(nc, requests, rate, seconds):
     rng = random.Random(3)
 
     async def one(subject, body, tag):
-        t0 = time.perf_counter()
-        try:
-            msg = await nc.request(subject, body, timeout=10)
-            ok = b"error" not in msg.data[:16]
-        except Exception:
-            ok = False
-        out.append((tag, time.perf_counter() - t0, ok))
+        out.append((tag, *await timed_turn(nc, subject, body)))
 
     started = next_at = time.perf_counter()
     while next_at - started < seconds:
