@@ -35,9 +35,14 @@ class Membership:
         timeout: float = 3.0,
         copies: int = 2,
         hot_rate: float = 50.0,
+        spread: str = "hot",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.self_id = self_id
+        self.spread = spread
+        """``hot``: a bot's conversations all go to its first copy (the others stand by, and
+        take over at once if it leaves) unless the bot is hot; ``all``: every bot's
+        conversations spread over its copies."""
         self.timeout = timeout
         self.copies = copies
         self.hot_rate = hot_rate
@@ -103,7 +108,10 @@ class Membership:
         return found
 
     def owner_of(self, bot_key: str, conversation_key: str) -> str:
-        return placement.owner(conversation_key, self.copies_of(bot_key), self._live)
+        copies = self.copies_of(bot_key)
+        if self.spread == "hot" and bot_key not in self._hot:
+            return copies[0]  # one node holds the model: each node's cache holds its share of the bots
+        return placement.owner(conversation_key, copies, self._live)
 
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()

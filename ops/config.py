@@ -53,6 +53,11 @@ class Config:
     """Nodes that serve each bot (either answers); a hot bot gets more."""
     hot_rate: float = 50.0
     """Turns per second over the cluster above which a bot gets one more copy (per multiple)."""
+    conversation_spread: str = "hot"
+    """``hot``: the conversations of a bot below ``hot_rate`` all go to its first copy (its
+    other copies stand by and take over when that node leaves), so each node's model cache
+    holds only its share of the bots; a hot bot's spread over all its copies. ``all``:
+    every bot's conversations spread over its copies (each copy loads the model)."""
     heartbeat_seconds: float = 1.0
     """How often this node publishes its heartbeat."""
     node_timeout: float = 3.0
@@ -130,6 +135,8 @@ class Config:
             raise ConfigError("BOTYARD_IDLE_SECONDS", "must be positive")
         if self.conversation_snapshot_every < 0 or self.gate_turns < 1:
             raise ConfigError("BOTYARD_GATE_TURNS", "gate_turns must be ≥ 1 and conversation_snapshot_every ≥ 0")
+        if self.conversation_spread not in ("hot", "all"):
+            raise ConfigError("BOTYARD_CONVERSATION_SPREAD", f"must be 'hot' or 'all', not {self.conversation_spread!r}")
         if self.log_format not in ("text", "json"):
             raise ConfigError("BOTYARD_LOG_FORMAT", f"must be 'text' or 'json', not {self.log_format!r}")
         if not (0 <= self.gate_max_changed <= 1 and 0 <= self.gate_max_fallback_rise <= 1):

@@ -69,7 +69,7 @@ class Node:
         self._ticker: threading.Thread | None = None
         self.membership = Membership(
             config.node_id, capacity=config.capacity, timeout=config.node_timeout, copies=config.copies,
-            hot_rate=config.hot_rate,
+            hot_rate=config.hot_rate, spread=config.conversation_spread,
         )
         self.turns_received = 0
         self.turns_forwarded = 0

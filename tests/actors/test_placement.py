@@ -74,6 +74,25 @@ def test_a_hot_bot_gets_more_copies_and_loses_them_when_it_cools():
     assert len(view.copies_of("t/hot")) == 2
 
 
+def test_a_bots_conversations_go_to_its_first_copy_until_it_is_hot():
+    view = Membership("a", copies=2, hot_rate=50.0)
+    for n in "bcd":
+        view.heard({"node": n})
+    bot = next(f"t/b{i}" for i in range(100) if view.copies_of(f"t/b{i}")[0] != "a")  # another node leaves below
+    first, second = view.copies_of(bot)
+    assert {view.owner_of(bot, f"{bot}/c{i}") for i in range(200)} == {first}  # one node loads the model
+    view.heard({"node": "b", "hot": {bot: 120.0}})
+    owners = Counter(view.owner_of(bot, f"{bot}/c{i}") for i in range(2000))
+    assert set(owners) == set(view.copies_of(bot)) and len(owners) == 4  # hot: spread over 2 + 2 copies
+    view.heard({"node": "b", "hot": {}})
+    view.heard({"node": first, "draining": True})  # its first copy leaves: the next one takes all
+    assert {view.owner_of(bot, f"{bot}/c{i}") for i in range(200)} == {second}
+    spread = Membership("a", copies=2, spread="all")
+    for n in "bcd":
+        spread.heard({"node": n})
+    assert len({spread.owner_of("t/b", f"t/b/c{i}") for i in range(200)}) == 2
+
+
 def test_model_cache_evicts_by_bytes_and_protects_hot_models():
     cache = ModelCache(100)
     for key in "abc":
