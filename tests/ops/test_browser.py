@@ -57,6 +57,8 @@ def test_the_dashboard_shows_turns_and_its_rollback_button_moves_the_alias(api, 
     assert intents and sum(int(b.text.rsplit("\n", 1)[-1].split()[-1]) for b in intents) == expected_turns
     assert browser.find_element(By.ID, "production-target").get_attribute("data-id") == good
     assert "token=" not in browser.current_url  # the token left the address bar
+    fetched = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert fetched and all(url.startswith(api["node"].http.url) for url in fetched)  # nothing from elsewhere (no CDN)
 
     # The conversation browser opens a transcript from the event log.
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#conversations li[data-id=browser-1]"))
