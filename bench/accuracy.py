@@ -164,17 +164,20 @@ def keras_latency(result, test: list[Example], n: int = 200) -> tuple[float, flo
     import keras
 
     from botyard.models import network
-    from botyard.models.featurizer import Featurizer
 
     m, arrays = result.manifest["model"], result.arrays
     model = network.from_arrays(m, arrays)
-    featurizer = Featurizer.from_arrays(arrays["vocabulary"], arrays["idf"], arrays["families"], m["features"])
     predictor = Predictor(result.manifest, arrays)
+    featurizer = predictor.featurizer  # with the shared word vectors, if the model reads them
+    names = {t.name for t in model.inputs}
     import tensorflow as tf
 
     # One utterance per call; a one-element dataset, because the flat feature inputs
     # have no common batch dimension for predict() to slice.
-    batches = [tf.data.Dataset.from_tensors(featurizer.batch([e.tokens])) for e in test[:n]]
+    batches = [
+        tf.data.Dataset.from_tensors({k: v for k, v in featurizer.batch([e.tokens]).items() if k in names})
+        for e in test[:n]
+    ]
     model.predict(batches[0], verbose=0)
     started = time.perf_counter()
     outs = [model.predict(b, verbose=0) for b in batches]

@@ -71,7 +71,15 @@ def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
     norms = np.sqrt(np.bincount(group, weights=s_w.astype(np.float64) ** 2, minlength=2 * n)).astype(np.float32)
     s_w = (s_w / np.where(norms[group] > 0, norms[group], 1.0)).astype(np.float32)
     bag = _weighted_rows(p.embed, s_rows, s_w, s_seg, n)
-    sentence = _relu(bag @ p.w_sent + p.b_sent)
+    if p.vdim:  # [bag, vec] @ W == bag @ W[:embed] + vec @ W[embed:]
+        encoded = [f.vectors.encode(w, f.center) for w in words]
+        width = p.embed.shape[1]
+        vec = np.stack([e[0] for e in encoded])
+        if p.w_vec is not None:
+            vec = vec @ p.w_vec
+        sentence = _relu(bag @ p.w_sent[:width] + vec @ p.w_sent[width:] + p.b_sent)
+    else:
+        sentence = _relu(bag @ p.w_sent + p.b_sent)
 
     x = None
     total = int(tok_base[-1])
@@ -85,6 +93,9 @@ def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
         t_w[is_char] /= np.maximum(n_chars[t_who[is_char]], 1.0)
         order = np.argsort(t_who, kind="stable")
         x = _weighted_rows(p.embed, t_rows[order], t_w[order], t_who[order], total)
+        if p.vdim:
+            tok_vec = np.concatenate([e[1] for e in encoded])
+            x = np.concatenate([x, tok_vec if p.w_vec is None else tok_vec @ p.w_vec], axis=1)
         token_utt = np.repeat(np.arange(n), lengths)
         for kernel, bias in p.conv:
             x = _relu(_conv_segments(x, token_utt, kernel, bias))

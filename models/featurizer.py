@@ -116,7 +116,14 @@ def _hashes(tokens: Sequence[str], cfg: FeatureConfig) -> tuple[list[int], list[
 class Featurizer:
     """Hashes tokens into vocabulary rows (row 0 is padding; feature ``i`` is row ``i+1``)."""
 
-    def __init__(self, vocabulary: np.ndarray, idf: np.ndarray, families: np.ndarray, config: FeatureConfig) -> None:
+    def __init__(
+        self, vocabulary: np.ndarray, idf: np.ndarray, families: np.ndarray, config: FeatureConfig,
+        vectors=None, center: np.ndarray | None = None,
+    ) -> None:
+        self.vectors = vectors
+        """Shared :class:`~botyard.models.vectors.WordVectors` (None: the model uses none)."""
+        self.center = None if center is None else np.asarray(center, np.float32)
+        """The table's mean row, as stored in the snapshot."""
         self.vocabulary = np.asarray(vocabulary, np.uint32)
         self.idf = np.asarray(idf, np.float32)
         self.families = np.asarray(families, np.uint8)
@@ -198,29 +205,34 @@ class Featurizer:
 
     # ---------------------------------------------------------------- batches (training)
     def encode(self, tokens: Sequence[str]) -> tuple:
-        """One utterance's sentence bag and token bags, ready for :func:`collate`."""
+        """One utterance's sentence bag and token bags (and word vectors), ready for :func:`collate`."""
         s_rows, s_w, t_rows, t_w, owner = self.analyze(tokens)
-        return (s_rows, s_w), (t_rows, t_w, owner, len(tokens))
+        if self.vectors is None:
+            return (s_rows, s_w), (t_rows, t_w, owner, len(tokens))
+        return (s_rows, s_w), (t_rows, t_w, owner, len(tokens)), self.vectors.encode(tokens, self.center)
 
     def batch(self, utterances: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
         """Padded arrays for a batch of tokenised utterances (the Keras model's inputs)."""
         return collate([self.encode(t) for t in utterances])
 
     @classmethod
-    def from_arrays(cls, vocabulary: np.ndarray, idf: np.ndarray, families: np.ndarray, config: Mapping) -> "Featurizer":
-        return cls(vocabulary, idf, families, FeatureConfig(**config))
+    def from_arrays(
+        cls, vocabulary: np.ndarray, idf: np.ndarray, families: np.ndarray, config: Mapping, vectors=None, center=None
+    ) -> "Featurizer":
+        return cls(vocabulary, idf, families, FeatureConfig(**config), vectors, center)
 
 
 def collate(encoded: Sequence[tuple]) -> dict[str, np.ndarray]:
     """Flatten a batch of :meth:`Featurizer.encode` results into the Keras model's inputs.
 
     ``sent_*``: every sentence feature with its utterance (segment); ``tok_*``: every
-    token feature with its ``utterance * max_tokens + token`` slot; ``tok_mask``: real tokens.
+    token feature with its ``utterance * max_tokens + token`` slot; ``tok_mask``: real tokens;
+    with word vectors, ``vec`` ([batch, dim]) and ``tok_vec`` ([batch, tokens, dim]).
     """
-    t_len = max([n for _, (*_, n) in encoded] + [1])
+    t_len = max([n for _, (*_, n), *_ in encoded] + [1])
     s_ids, s_w, s_seg, t_ids, t_w, t_seg = [], [], [], [], [], []
     tok_mask = np.zeros((len(encoded), t_len), np.float32)
-    for i, ((r, w), (tr, tw, owner, n)) in enumerate(encoded):
+    for i, ((r, w), (tr, tw, owner, n), *_) in enumerate(encoded):
         s_ids.append(r)
         s_w.append(w)
         s_seg.append(np.full(len(r), i, np.int32))
@@ -232,8 +244,16 @@ def collate(encoded: Sequence[tuple]) -> dict[str, np.ndarray]:
     def cat(parts, dtype):
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
-    return {
+    out = {
         "sent_ids": cat(s_ids, np.int32), "sent_w": cat(s_w, np.float32), "sent_seg": cat(s_seg, np.int32),
         "tok_ids": cat(t_ids, np.int32), "tok_w": cat(t_w, np.float32), "tok_seg": cat(t_seg, np.int32),
         "tok_mask": tok_mask,
     }
+    if encoded and len(encoded[0]) > 2:
+        dim = encoded[0][2][0].shape[0]
+        out["vec"] = np.stack([e[2][0] for e in encoded]).astype(np.float32, copy=False)
+        tok_vec = np.zeros((len(encoded), t_len, dim), np.float32)
+        for i, e in enumerate(encoded):
+            tok_vec[i, : len(e[2][1])] = e[2][1]
+        out["tok_vec"] = tok_vec
+    return out

@@ -38,6 +38,10 @@ class Shape:
     dropout: float = 0.3
     pool: bool = False
     """The intent head also sees the convolutions' max over tokens (phrases in context)."""
+    vectors: int = 0
+    """Width of the shared pretrained word vectors fed next to the bags (0: none)."""
+    vector_proj: int = 0
+    """Project the word vectors to this width first (a linear layer shared by both heads; 0: feed them as they are)."""
 
 
 class Bags(keras.layers.Layer):
@@ -75,15 +79,26 @@ def build(shape: Shape) -> keras.Model:
     names = ("sent_ids", "sent_w", "sent_seg", "tok_ids", "tok_w", "tok_seg")
     flat = {n: keras.Input((), dtype="float32" if n.endswith("_w") else "int32", name=n) for n in names}
     tok_mask = keras.Input((None,), dtype="float32", name="tok_mask")
+    inputs = {**flat, "tok_mask": tok_mask}
     embed = Bags(shape.vocabulary, shape.embed, name="embed")
+    per_token = shape.tags > 1 or shape.pool
 
     bag = embed(flat["sent_ids"], flat["sent_w"], flat["sent_seg"], tok_mask)
+    project = (lambda v: v)
+    if shape.vectors and shape.vector_proj:
+        project = keras.layers.Dense(shape.vector_proj, use_bias=False, name="vectors")
+    if shape.vectors:  # [bag, vec] @ W: the runtime splits W by rows
+        inputs["vec"] = keras.Input((shape.vectors,), dtype="float32", name="vec")
+        bag = ops.concatenate([bag, project(inputs["vec"])], axis=-1)
     bag = keras.layers.Dropout(shape.dropout)(bag)
     sentence = keras.layers.Dense(shape.hidden, activation="relu", name="sentence")(bag)
     intent_in = sentence
-    if shape.tags > 1 or shape.pool:
+    if per_token:
         mask = ops.expand_dims(tok_mask, -1)
         tokens = embed(flat["tok_ids"], flat["tok_w"], flat["tok_seg"], tok_mask, per_token=True)
+        if shape.vectors:
+            inputs["tok_vec"] = keras.Input((None, shape.vectors), dtype="float32", name="tok_vec")
+            tokens = ops.concatenate([tokens, project(inputs["tok_vec"])], axis=-1)
         x = keras.layers.Dropout(shape.dropout)(tokens)
         for name in (f"conv{i + 1}" for i in range(shape.conv_layers)):
             x = keras.layers.Conv1D(shape.conv, shape.kernel, padding="same", activation="relu", name=name)(x) * mask
@@ -99,7 +114,7 @@ def build(shape: Shape) -> keras.Model:
         outputs["tags"] = keras.layers.Dense(shape.tags, activation="softmax", name="tags")(
             keras.layers.Dropout(shape.dropout)(x)
         )
-    return keras.Model({**flat, "tok_mask": tok_mask}, outputs, name="joint_bag_cnn")
+    return keras.Model(inputs, outputs, name="joint_bag_cnn")
 
 
 LAYERS = ("sentence", "intent", "conv1", "conv2", "conv3", "conv4", "tags")
@@ -109,6 +124,8 @@ def export_arrays(model: keras.Model) -> dict[str, np.ndarray]:
     """The weights the numpy runtime needs, by the names it expects."""
     out = {"embed": np.asarray(model.get_layer("embed").get_weights()[0], np.float32)}
     names = {layer.name for layer in model.layers}
+    if "vectors" in names:
+        out["vectors/kernel"] = np.asarray(model.get_layer("vectors").get_weights()[0], np.float32)
 
     for name in LAYERS:
         if name in names:
@@ -122,6 +139,8 @@ def from_arrays(model_manifest: dict, arrays: dict[str, np.ndarray]) -> keras.Mo
     """A Keras model holding a snapshot's weights (to compare the runtime with Keras)."""
     model = build(Shape(**model_manifest["shape"]))
     model.get_layer("embed").set_weights([arrays["embed"]])
+    if "vectors/kernel" in arrays:
+        model.get_layer("vectors").set_weights([arrays["vectors/kernel"]])
     for name in LAYERS:
         if f"{name}/kernel" in arrays:
             model.get_layer(name).set_weights([arrays[f"{name}/kernel"], arrays[f"{name}/bias"]])

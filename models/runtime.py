@@ -18,6 +18,7 @@ from botyard.models.entities import Entity, Matchers
 from botyard.models.errors import ModelError
 from botyard.models.featurizer import Featurizer
 from botyard.models.text import tag_spans, tokenize
+from botyard.models.vectors import require as require_vectors
 
 MODEL_KIND = "joint-bag-cnn"
 
@@ -110,8 +111,16 @@ class Predictor:
         try:
             self.labels: list[str] = list(model["labels"])
             self.tags: list[str] = list(model.get("tags", ()))
-            self.featurizer = Featurizer.from_arrays(arrays["vocabulary"], arrays["idf"], arrays["families"], model["features"])
             f32 = {k: np.asarray(v, np.float32) for k, v in arrays.items() if k not in ("vocabulary", "idf", "families")}
+            vectors = require_vectors(model["vectors"]) if model.get("vectors") else None
+            self.featurizer = Featurizer.from_arrays(
+                arrays["vocabulary"], arrays["idf"], arrays["families"], model["features"],
+                vectors, f32["vectors/center"] if vectors is not None else None,
+            )
+            self.w_vec = f32.get("vectors/kernel")
+            """Projection of the word vectors (None: they are fed as they are)."""
+            self.vdim = 0 if vectors is None else vectors.dim if self.w_vec is None else self.w_vec.shape[1]
+            """Width of the word-vector part of the network's input (0: none)."""
             self.embed = f32["embed"]
             self.w_sent, self.b_sent = f32["sentence/kernel"], f32["sentence/bias"]
             self.w_int, self.b_int = f32["intent/kernel"], f32["intent/bias"]
@@ -125,7 +134,10 @@ class Predictor:
                 self.tag_start, self.tag_move = bio_constraints(self.tags)
         except KeyError as exc:
             raise ModelError(f"snapshot lacks {exc.args[0]!r}") from None
-        if self.embed.shape[0] != self.featurizer.size or self.w_int.shape[1] != len(self.labels):
+        if (
+            self.embed.shape[0] != self.featurizer.size or self.w_int.shape[1] != len(self.labels)
+            or self.w_sent.shape[0] != self.embed.shape[1] + self.vdim
+        ):
             raise ModelError("snapshot weights do not match its vocabulary and labels")
         self.definition = BotDefinition.from_dict(manifest["definition"]) if "definition" in manifest else None
         calibrated = model.get("threshold", 0.5)
@@ -143,13 +155,22 @@ class Predictor:
         """Intent probabilities and, if the bot has learned entities, tag probabilities per token."""
         rows, weights, t_rows, t_weights, owner = self.featurizer.analyze(tokens)
         bag = weights @ self.embed[rows] if len(rows) else np.zeros(self.embed.shape[1], np.float32)
-        sentence = _relu(bag @ self.w_sent + self.b_sent)
+        if self.vdim:  # [bag, vec] @ W == bag @ W[:embed] + vec @ W[embed:]
+            vec, tok_vec = self.featurizer.vectors.encode(tokens, self.featurizer.center)
+            if self.w_vec is not None:
+                vec, tok_vec = vec @ self.w_vec, tok_vec @ self.w_vec
+            width = len(bag)
+            sentence = _relu(bag @ self.w_sent[:width] + vec @ self.w_sent[width:] + self.b_sent)
+        else:
+            sentence = _relu(bag @ self.w_sent + self.b_sent)
         x = None
         if (self.has_tags or self.pool) and tokens:
             # Each token's vector is a weighted sum of its features' rows: one small matmul.
             mix = np.zeros((len(tokens), len(t_rows)), np.float32)
             mix[owner, np.arange(len(t_rows))] = t_weights
             x = mix @ self.embed[t_rows]
+            if self.vdim:
+                x = np.concatenate([x, tok_vec], axis=1)
             for kernel, bias in self.conv:
                 x = _relu(_conv_same(x, kernel, bias))
         if self.pool:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
+from botyard.models import vectors as word_vectors
 from botyard.models.featurizer import FeatureConfig, Featurizer, collate
 from botyard.models.runtime import MODEL_KIND, Predictor
 from botyard.models.text import tag_spans
@@ -58,6 +59,12 @@ class TrainConfig:
     """Share of each intent's examples held out to calibrate the threshold and report accuracy."""
     recall_target: float = 0.95
     """Without out-of-scope examples the threshold keeps this share of correct validation answers."""
+    vectors: bool = True
+    """Feed the shared pretrained word vectors (:mod:`botyard.models.vectors`) next to the
+    hashed n-grams, if they are installed; the snapshot then refers to them by hash."""
+    vector_proj: int = 128
+    """Project the word vectors to this width (one linear layer shared by both heads; 0: feed all
+    384). 128 keeps a 20-intent bot under 2 MB and scored as well as all 384 on the valid splits."""
     seed: int = 0
     features: FeatureConfig = FeatureConfig()
 
@@ -134,6 +141,9 @@ def fit(
     if not os.environ.get("NODET"): tf.config.experimental.enable_op_determinism()
 
     featurizer = Featurizer.fit([e.tokens for e in train_set], config.features)
+    vectors = word_vectors.available() if config.vectors else None
+    if vectors is not None:
+        featurizer.vectors, featurizer.center = vectors, vectors.mean()
     label_index = {name: i for i, name in enumerate(dataset.labels)}
     tag_index = {name: i for i, name in enumerate(dataset.tags)}
     has_tags = len(dataset.tags) > 1
@@ -145,6 +155,8 @@ def fit(
         featurizer.size, len(dataset.labels), len(dataset.tags),
         embed=config.embed, hidden=config.hidden, conv=config.conv, kernel=config.kernel,
         conv_layers=config.conv_layers, dropout=config.dropout, pool=config.pool,
+        vectors=vectors.dim if vectors is not None else 0,
+        vector_proj=config.vector_proj if vectors is not None else 0,
     )
     model = network.build(shape)
     per_worker = max(1, config.batch_size // size)
@@ -160,8 +172,11 @@ def fit(
         keras.utils.set_random_seed(config.seed + rank)  # different dropout masks per worker
 
     input_names = ["sent_ids", "sent_w", "sent_seg", "tok_ids", "tok_w", "tok_seg", "tok_mask"]
+    if vectors is not None:
+        input_names += ["vec", "tok_vec"] if has_tags or config.pool else ["vec"]
+    specs = {"tok_mask": [None, None], "vec": [None, shape.vectors], "tok_vec": [None, None, shape.vectors]}
     signature = [
-        {n: tf.TensorSpec([None, None] if n == "tok_mask" else [None], "float32" if n[-2:] in ("_w", "sk") else "int32")
+        {n: tf.TensorSpec(specs.get(n, [None]), "int32" if n.endswith(("_ids", "_seg")) else "float32")
          for n in input_names},
         tf.TensorSpec([None], "int32"),
         tf.TensorSpec([None, None], "int32"),
@@ -185,7 +200,10 @@ def fit(
         return loss
 
     def batch_inputs(idx: Sequence[int]):
-        arrays = collate([encoded[i] for i in idx] if has_tags or config.pool else [(encoded[i][0], NO_TOKENS) for i in idx])
+        if has_tags or config.pool:
+            arrays = collate([encoded[i] for i in idx])
+        else:  # no token bags (nor token vectors) needed
+            arrays = collate([(encoded[i][0], NO_TOKENS, *[(v[0], v[1][:0]) for v in encoded[i][2:]]) for i in idx])
         t_len = arrays["tok_mask"].shape[1]
         tags = np.zeros((len(idx), t_len), np.int32)
         if has_tags:
@@ -221,6 +239,8 @@ def fit(
     arrays["vocabulary"] = featurizer.vocabulary
     arrays["idf"] = featurizer.idf
     arrays["families"] = featurizer.families
+    if vectors is not None:
+        arrays["vectors/center"] = featurizer.center
     model_manifest = {
         "kind": MODEL_KIND,
         "labels": list(dataset.labels),
@@ -229,6 +249,8 @@ def fit(
         "shape": {k: v for k, v in asdict(shape).items() if k != "dropout"},
         "threshold": 0.5,
     }
+    if vectors is not None:
+        model_manifest["vectors"] = vectors.reference()
     predictor = Predictor({"model": model_manifest}, arrays)
     evaluation = evaluate(predictor, val_set) if val_set else {}
     model_manifest["threshold"] = calibrate(evaluation.get("scored", []), config.recall_target)

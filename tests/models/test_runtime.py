@@ -34,27 +34,37 @@ def intents_only(example_bot):
     return type(example_bot).from_dict(data)
 
 
-@pytest.fixture(scope="module", params=["joint", "intents-only", "intents-pooled", "joint-pooled"])
+ARCHITECTURES = ["joint", "intents-only", "intents-pooled", "joint-pooled", "joint-novectors", "intents-novectors"]
+
+
+def config_of(name: str) -> TrainConfig:
+    return TrainConfig(epochs=6, seed=3, pool="pooled" in name, vectors="novectors" not in name)
+
+
+@pytest.fixture(scope="module", params=ARCHITECTURES)
 def trained(request, example_bot):
     bot = intents_only(example_bot) if request.param.startswith("intents") else example_bot
-    return train(bot, TrainConfig(epochs=6, seed=3, pool=request.param.endswith("pooled")))
+    result = train(bot, config_of(request.param))
+    assert bool(result.manifest["model"].get("vectors")) == ("novectors" not in request.param), "word vectors not installed?"
+    return result
 
 
 def test_runtime_equals_keras(trained, example_bot):
     import tensorflow as tf
 
     from botyard.models import network
-    from botyard.models.featurizer import Featurizer
 
     meta = trained.manifest["model"]
     model = network.from_arrays(meta, trained.arrays)
-    featurizer = Featurizer.from_arrays(trained.arrays["vocabulary"], trained.arrays["idf"], trained.arrays["families"], meta["features"])
     predictor = Predictor(trained.manifest, trained.arrays)
+    featurizer = predictor.featurizer  # with the shared word vectors, if the model reads them
+    names = {t.name for t in model.inputs}
     texts = UTTERANCES + [i.examples[0] for i in example_bot.intents]
     worst = 0.0
     for text in texts:
         tokens = [t.text for t in tokenize(text)]
-        keras_out = model.predict(tf.data.Dataset.from_tensors(featurizer.batch([tokens])), verbose=0)
+        inputs = {k: v for k, v in featurizer.batch([tokens]).items() if k in names}
+        keras_out = model.predict(tf.data.Dataset.from_tensors(inputs), verbose=0)
         intent, tags = predictor.forward(tokens)
         assert intent.shape == keras_out["intent"][0].shape
         worst = max(worst, float(np.abs(intent - keras_out["intent"][0]).max()))
@@ -89,7 +99,7 @@ def test_same_data_and_seed_same_snapshot(trained, example_bot):
     from botyard.snapshots.format import pack
 
     bot = type(example_bot).from_dict(trained.manifest["definition"])
-    again = train(bot, TrainConfig(epochs=6, seed=3, pool=trained.manifest["model"]["shape"]["pool"]))
+    again = train(bot, TrainConfig(**{**trained.manifest["training"], "features": TrainConfig().features}))
     assert pack(again.manifest, again.arrays)[0] == pack(trained.manifest, trained.arrays)[0]
 
 
@@ -121,3 +131,49 @@ def test_serving_path_never_imports_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_word_vectors_are_shared_and_referred_to_by_hash(trained, monkeypatch):
+    """A snapshot holds a reference to the word vectors (and their mean), not the table;
+    a node without them, or with other ones, refuses it with a ModelError."""
+    from botyard.models import vectors
+    from botyard.models.errors import ModelError
+
+    reference = trained.manifest["model"].get("vectors")
+    if not reference:
+        assert "vectors/center" not in trained.arrays
+        return
+    assert set(reference) == {"name", "sha256", "dim", "scale"}
+    assert trained.arrays["vectors/center"].shape == (reference["dim"],)
+    assert all(a.size < 30_522 * reference["dim"] for a in trained.arrays.values())
+    first, second = Predictor(trained.manifest, trained.arrays), Predictor(trained.manifest, trained.arrays)
+    assert first.featurizer.vectors.table is second.featurizer.vectors.table  # one mapped table per process
+    other = {**trained.manifest, "model": {**trained.manifest["model"], "vectors": {**reference, "sha256": "0" * 64}}}
+    with pytest.raises(ModelError, match="needs word vectors 000000000000"):
+        Predictor(other, trained.arrays)
+    monkeypatch.setenv(vectors.ENV, "")
+    with pytest.raises(ModelError, match="not installed"):
+        Predictor(trained.manifest, trained.arrays)
+
+
+def test_training_without_installed_vectors_leaves_them_out(example_bot, monkeypatch):
+    from botyard.models import vectors
+
+    monkeypatch.setenv(vectors.ENV, "")
+    result = train(intents_only(example_bot), TrainConfig(epochs=1, seed=3))
+    assert "vectors" not in result.manifest["model"] and result.manifest["model"]["shape"]["vectors"] == 0
+    assert Predictor(result.manifest, result.arrays).predict("where is my order?").intent
+
+
+def test_wordpiece_matches_bert():
+    from botyard.models import vectors
+
+    wv = vectors.available()
+    assert wv is not None, "word vectors not installed: bash training/install-vectors.sh"
+    names = {i: p for p, i in wv.vocab.items()}
+    assert wv.pieces("hello") == [wv.vocab["hello"]]
+    split = [names[i] for i in wv.pieces("Unaffable")]  # greedy longest match first
+    assert len(split) > 1 and "".join(p.removeprefix("##") for p in split) == "unaffable"
+    assert all(p.startswith("##") for p in split[1:]) and "unaffable"[: len(split[0]) + 1] not in wv.vocab
+    assert wv.pieces("Café") == wv.pieces("cafe")
+    assert wv.pieces("x" * 101) == [wv.unknown]

@@ -10,7 +10,9 @@ from botyard.snapshots.format import pack, unpack
 from botyard.training.pipeline import TrainConfig, train
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "snips-small"
-CONFIG = TrainConfig(epochs=6, batch_size=32, seed=1)
+CONFIG = TrainConfig(epochs=8, batch_size=32, seed=1)
+"""8 epochs: at 6, with the word vectors, the two runs landed 0.6-1.1 points apart depending on the seed
+(dropout masks and batch shares differ); at 8 they settle closer."""
 
 
 def read(split):
