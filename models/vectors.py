@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import struct
 import threading
@@ -94,6 +95,7 @@ class WordVectors:
         self.unknown = self.vocab.get("[UNK]", 0)
         self.sha256 = _digest(directory / "model.safetensors", offset, 4 * shape[0] * shape[1])
         self._words: dict[str, np.ndarray] = {}
+        self._center: np.ndarray | None = None
         self._lock = threading.Lock()
 
     def pieces(self, word: str) -> list[int]:
@@ -116,14 +118,16 @@ class WordVectors:
             start = end
         return out
 
-    def _word(self, word: str) -> np.ndarray:
-        """Sum of the word's piece rows (float32) and, in the last slot, how many pieces."""
+    def _word(self, word: str, center: np.ndarray) -> np.ndarray:
+        """One row per word, cached: its unit vector (centred, scaled), the sum of its piece
+        rows, and how many pieces."""
         cached = self._words.get(word)
         if cached is None:
             ids = self.pieces(word)
-            cached = np.empty(self.dim + 1, np.float32)
-            cached[: self.dim] = np.asarray(self.table[ids], np.float32).sum(axis=0) if ids else 0.0
-            cached[self.dim] = len(ids)
+            total = np.asarray(self.table[ids], np.float32).sum(axis=0)
+            unit = total / np.float32(max(len(ids), 1)) - center
+            unit *= np.float32(self.scale / max(math.sqrt(float(unit @ unit)), 1e-6))
+            cached = np.concatenate([unit, total, np.float32([len(ids)])]).astype(np.float32)
             with self._lock:
                 if len(self._words) > 200_000:
                     self._words.clear()
@@ -132,20 +136,23 @@ class WordVectors:
 
     def encode(self, tokens: Sequence[str], center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(sentence [dim], per token [len(tokens), dim])``: centred, L2-normalised means of piece rows."""
+        d = self.dim
         if not tokens:
-            return np.zeros(self.dim, np.float32), np.zeros((0, self.dim), np.float32)
-        words = np.stack([self._word(t) for t in tokens])
-        sums, counts = words[:, : self.dim], words[:, self.dim :]
-        per_token = sums / np.maximum(counts, 1.0) - center
-        per_token *= self.scale / np.maximum(np.linalg.norm(per_token, axis=1, keepdims=True), 1e-6)
-        sentence = sums.sum(axis=0) / max(float(counts.sum()), 1.0) - center
-        sentence *= self.scale / max(float(np.linalg.norm(sentence)), 1e-6)
-        return sentence.astype(np.float32), per_token.astype(np.float32)
+            return np.zeros(d, np.float32), np.zeros((0, d), np.float32)
+        if center is not self._center:  # the cache holds centred vectors: one center at a time
+            if self._center is None or not np.array_equal(center, self._center):
+                with self._lock:
+                    self._words = {}
+            self._center = center
+        rows = np.array([self._word(t, center) for t in tokens])
+        sentence = rows[:, d : 2 * d].sum(axis=0) / np.float32(max(float(rows[:, 2 * d].sum()), 1.0)) - center
+        sentence *= np.float32(self.scale / max(math.sqrt(float(sentence @ sentence)), 1e-6))
+        return sentence, rows[:, :d]
 
     def rescaled(self, scale: float) -> "WordVectors":
         """The same table and vocabulary (shared, not copied), fed at another norm."""
         other = object.__new__(WordVectors)
-        other.__dict__.update(self.__dict__, scale=float(scale), _words={}, _lock=threading.Lock())
+        other.__dict__.update(self.__dict__, scale=float(scale), _words={}, _center=None, _lock=threading.Lock())
         return other
 
     def mean(self) -> np.ndarray:
