@@ -157,7 +157,7 @@ class WordVectors:
 
     def mean(self) -> np.ndarray:
         """The table's mean row (computed at training time and stored in the snapshot)."""
-        return np.asarray(self.table, np.float64).mean(axis=0).astype(np.float32)
+        return self.table.mean(axis=0, dtype=np.float64).astype(np.float32)
 
     def reference(self) -> dict:
         return {"name": NAME, "sha256": self.sha256, "dim": self.dim, "scale": self.scale}
