@@ -158,7 +158,7 @@ class Predictor:
         if self.vdim:  # [bag, vec] @ W == bag @ W[:embed] + vec @ W[embed:]
             vec, tok_vec = self.featurizer.vectors.encode(tokens, self.featurizer.center)
             if self.w_vec is not None:
-                vec, tok_vec = vec @ self.w_vec, tok_vec @ self.w_vec
+                vec = vec @ self.w_vec
             width = len(bag)
             sentence = _relu(bag @ self.w_sent[:width] + vec @ self.w_sent[width:] + self.b_sent)
         else:
@@ -170,7 +170,7 @@ class Predictor:
             mix[owner, np.arange(len(t_rows))] = t_weights
             x = mix @ self.embed[t_rows]
             if self.vdim:
-                x = np.concatenate([x, tok_vec], axis=1)
+                x = np.concatenate([x, tok_vec if self.w_vec is None else tok_vec @ self.w_vec], axis=1)
             for kernel, bias in self.conv:
                 x = _relu(_conv_same(x, kernel, bias))
         if self.pool:
