@@ -43,7 +43,7 @@ BIG = TrainConfig(epochs=10, batch_size=64, embed=128)
 CONFIGS = {
     "snips": BIG,
     "banking77": BIG,
-    "hwu64": replace(BIG, epochs=15, learning_rate=0.001, pool=True),
+    "hwu64": replace(BIG, epochs=15, learning_rate=0.001),
     "bot20": TrainConfig(),
 }
 
