@@ -168,7 +168,9 @@ class Featurizer:
         return pos[known] + 1, known
 
     # ---------------------------------------------------------------- views
-    def analyze(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def analyze(
+        self, tokens: Sequence[str], token_bags: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Both bags with one vocabulary lookup: ``(sent_rows, sent_w, tok_rows, tok_w, tok_owner)``.
 
         Sentence bag: sublinear TF x IDF, L2-normalised per family (words and word
@@ -177,7 +179,8 @@ class Featurizer:
         Token bags: a token's vector mixes its word, its shape (``Xx``, ``d-d``) and the
         mean of its character n-grams in fixed shares, so capitalisation and digits are
         not drowned by a dozen n-grams. The word and character features are the
-        sentence's own, so they are hashed and looked up once.
+        sentence's own, so they are hashed and looked up once. ``token_bags=False`` (a model
+        without a tag head or pool) leaves them empty.
         """
         cfg = self.config
         hashes, parts, owner = _hashes(tokens, cfg)
@@ -194,6 +197,9 @@ class Featurizer:
             if norm > 0.0:
                 sent_w[family] /= np.float32(math.sqrt(norm))
 
+        if not token_bags:
+            none = np.zeros(0, np.int64)
+            return uniq, sent_w.astype(np.float32), none, np.zeros(0, np.float32), none
         in_tokens = who >= 0
         t_rows, t_part, t_who = rows[in_tokens], part[in_tokens], who[in_tokens]
         is_char = t_part == CHAR

@@ -153,7 +153,7 @@ class Predictor:
     # ------------------------------------------------------------------ network
     def forward(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Intent probabilities and, if the bot has learned entities, tag probabilities per token."""
-        rows, weights, t_rows, t_weights, owner = self.featurizer.analyze(tokens)
+        rows, weights, t_rows, t_weights, owner = self.featurizer.analyze(tokens, self.has_tags or self.pool)
         bag = weights @ self.embed[rows] if len(rows) else np.zeros(self.embed.shape[1], np.float32)
         if self.vdim:  # [bag, vec] @ W == bag @ W[:embed] + vec @ W[embed:]
             vec, tok_vec = self.featurizer.vectors.encode(tokens, self.featurizer.center)
