@@ -122,6 +122,7 @@ def make_node(tmp_path, nats_url, snapshot_dir):
             "nats_url": nats_url,
             "data_dir": str(tmp_path / "data"),
             "snapshot_dir": str(snapshot_dir),
+            "gc_freeze_seconds": 0,  # in-process nodes leave the test process's collector alone
             **overrides,
         }
         config = Config.from_mapping({}, **settings)
