@@ -75,9 +75,14 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             return self._sweep()
         if isinstance(message, Passivate):
             self._flush()
-            count = len(self.resident)
-            self.resident.clear()
-            return count
+            if message.keep is None:
+                count = len(self.resident)
+                self.resident.clear()
+                return count
+            gone = [key for key in self.resident if not message.keep(*key)]
+            for key in gone:
+                del self.resident[key]
+            return len(gone)
         if isinstance(message, Inspect):
             key = (message.tenant, message.bot, message.conversation_id)
             if message.activate:

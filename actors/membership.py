@@ -113,6 +113,13 @@ class Membership:
             return copies[0]  # one node holds the model: each node's cache holds its share of the bots
         return placement.owner(conversation_key, copies, self._live)
 
+    def frozen(self) -> "Membership":
+        """A copy of the current placement for another thread to read (say, an actor deciding
+        which of its conversations this node still owns); it never changes afterwards."""
+        view = Membership(self.self_id, copies=self.copies, hot_rate=self.hot_rate, spread=self.spread)
+        view._live, view._hot, view.version = dict(self._live), dict(self._hot), self.version
+        return view
+
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()
         return {

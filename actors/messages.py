@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Callable, TYPE_CHECKING
 
 from botyard.protocol import TurnRequest
 
@@ -47,7 +47,10 @@ class Sweep:
 
 @dataclass(frozen=True, slots=True)
 class Passivate:
-    """Drop every resident conversation now (they come back by replay)."""
+    """Drop resident conversations now (they come back by replay): every one, or those
+    for which ``keep(tenant, bot, conversation_id)`` is false."""
+
+    keep: Callable[[str, str, str], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -283,10 +283,18 @@ class Node:
         nodes = sorted(self.membership.members)
         log.info("placement %d: nodes %s", self.membership.version, ", ".join(nodes))
         if self.routing is not None:
-            # Conversations may have moved to other owners: forget them, so a later turn
-            # here rebuilds from the event log rather than writing on a stale copy.
+            # Conversations that moved to other owners are forgotten, so a later turn here
+            # rebuilds from the event log rather than writing on a stale copy. Those still
+            # ours stay (a node that wrote one meanwhile, on an older view, makes our next
+            # write fail the version check: it is then rebuilt and retried).
+            view, me = self.membership.frozen(), self.config.node_id
+
+            def keep(tenant: str, bot: str, conversation_id: str) -> bool:
+                bot_key = f"{tenant}/{bot}"
+                return view.owner_of(bot_key, f"{bot_key}/{conversation_id}") == me
+
             for ref in self.routing.conversations:
-                ref.tell(Passivate())
+                ref.tell(Passivate(keep))
 
     def _on_admin(self, msg: Msg) -> None:
         verb = msg.subject[len(protocol.ADMIN_PREFIX) + 1 :]

@@ -103,6 +103,25 @@ def test_passivated_conversation_comes_back_equal(make_node, nats_url):
     assert fourth.turn == 4
 
 
+def test_a_placement_change_drops_only_the_conversations_that_moved(make_node, nats_url):
+    from botyard.actors.messages import Passivate
+
+    node = make_node()
+    cids = [f"stay-{uuid.uuid4().hex[:6]}", f"move-{uuid.uuid4().hex[:6]}"]
+
+    async def go():
+        async with await Client.connect(nats_url) as client:
+            for cid in cids:
+                await client.say(TENANT, BOT, cid, "hello")
+
+    asyncio.run(go())
+    dropped = sum(ref.ask(Passivate(lambda t, b, c: c.startswith("stay-")), timeout=10) for ref in node.routing.conversations)
+    assert dropped == 1
+    assert node.conversation_state(TENANT, BOT, cids[0])["turns"] == 1  # still resident
+    assert node.conversation_state(TENANT, BOT, cids[1]) is None  # moved: rebuilt from events when asked
+    assert node.conversation_state(TENANT, BOT, cids[1], activate=True)["turns"] == 1
+
+
 def test_idle_conversations_are_dropped(make_node, nats_url):
     node = make_node(idle_seconds="0.2", max_conversations="4", conversation_shards="1")
 
