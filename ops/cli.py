@@ -278,8 +278,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     with Node(config) as node:
         print(f"node up in {time.perf_counter() - started:.2f} s on {node.nats_url} (data in {config.data_dir})")
         if node.http is not None:
-            token = (config.operator_token or (config.data_dir / "operator.token").read_text().strip())
-            print(f"dashboard: {node.http.url}/dashboard/#token={token}")
+            print(f"dashboard: {node.http.url}/dashboard/#token={node.operator_token}")
         asyncio.run(_chat(node.nats_url, definition.tenant, definition.bot, args.conversation or uuid.uuid4().hex[:12]))
     return 0
 

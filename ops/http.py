@@ -243,11 +243,14 @@ def make_app(
 
     @app.post("/api/v1/tenants/{tenant}/tokens/revoke", tags=["tenants"])
     def revoke_token(body: RevokeBody, tenant: str = Depends(operator)) -> dict:
-        record = run(lambda a: a.events.tenant(tenant))
-        if token_tenant(body.token) != tenant or record is None or not record.accepts(body.token):
-            raise AdminError("unknown_token", f"no live token of tenant {tenant} matches")
-        run(lambda a: a.events.change_tenant(tenant, lambda t: t.revoke(digest(body.token), "http")))
-        return {"tenant": tenant, "revoked": True}
+        def go(a: Admin) -> dict:
+            record = a.events.tenant(tenant)
+            if token_tenant(body.token) != tenant or record is None or not record.accepts(body.token):
+                raise AdminError("unknown_token", f"no live token of tenant {tenant} matches")
+            a.events.change_tenant(tenant, lambda t: t.revoke(digest(body.token), "http"))
+            return {"tenant": tenant, "revoked": True}
+
+        return run(go)
 
     dashboard.add_routes(app, scoped=scoped, caller=caller, run=run, activity=activity, jobs=jobs)
     return app

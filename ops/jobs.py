@@ -3,7 +3,7 @@ its progress read from the child's JSON lines.
 
 The node serving turns never imports TensorFlow: training runs in its own process,
 against the node's own stores (the child gets the node's configuration as ``BOTYARD_*``
-variables), and ends like ``botyard train --promote ALIAS``: a snapshot in the store and,
+variables and the node's working directory, so relative paths name the same files), and ends like ``botyard train --promote ALIAS``: a snapshot in the store and,
 if asked, an alias moved by event, which every node follows.
 """
 
@@ -136,7 +136,7 @@ class TrainingJobs:
                 cmd.append("--labels")
             stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
             child = self._child = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(self.config), cwd=tmp,
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(self.config),
             )
             drain = threading.Thread(target=lambda: stderr_tail.extend(child.stderr), daemon=True)
             drain.start()

@@ -78,6 +78,8 @@ class Node:
         self.last_beat: dict[str, Any] | None = None
         """The newest heartbeat this node published (read by the metrics collector)."""
         self.http: HttpServer | None = None
+        self.operator_token: str | None = None
+        """The HTTP API's operator token (configured, or made in the data dir), once it serves."""
         self.gc_pauses = GcPauses()
         self.activity: Activity | None = None
         """The dashboard's projection of the event store (with the HTTP API)."""
@@ -129,8 +131,8 @@ class Node:
             self._ticker = threading.Thread(target=self._tick, name="supervisor-tick", daemon=True)
             self._ticker.start()
             if cfg.gc_freeze_seconds > 0:
-                gc.collect()  # once, at start: a full collection before the first freeze
-                freeze_survivors()
+                gc.collect()  # once, at start: everything, then the survivors out of sight
+                gc.freeze()
         except BaseException:
             self.stop()
             raise
@@ -168,6 +170,7 @@ class Node:
                 token_file.touch(mode=0o600)
                 token_file.write_text(secrets.token_urlsafe(32) + "\n")
             token = token_file.read_text().strip()
+        self.operator_token = token
         self.activity = Activity(self.events)
         self.jobs = TrainingJobs(cfg, self.nats_url)
         app = make_app(
