@@ -2,9 +2,9 @@
 
 :meth:`Predictor.predict` pays Python and numpy call overhead per utterance (about 25
 small numpy calls); here every step runs once for the whole batch: one vocabulary
-lookup, segment sums with ``reduceat``, one convolution matmul over all tokens (window
-slots that would cross into a neighbouring utterance are zeroed, which is exactly the
-per-utterance "same" padding), one softmax. Segment sums are sparse-by-dense products
+lookup, segment sums with ``reduceat``, one matmul per convolution over all tokens (the
+terms of window slots that would cross into a neighbouring utterance are left out, which is
+exactly the per-utterance "same" padding), one softmax. Segment sums are sparse-by-dense products
 (``scipy.sparse``), so no utterance's feature rows are copied. The results equal :meth:`Predictor.predict`'s
 up to float rounding (summation order); callers that must match the serving path
 exactly re-check the few utterances they care about with it.
@@ -97,11 +97,11 @@ def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
             tok_vec = np.concatenate([e[1] for e in encoded])
             x = np.concatenate([x, tok_vec if p.w_vec is None else tok_vec @ p.w_vec], axis=1)
         token_utt = np.repeat(np.arange(n), lengths)
-        for kernel, bias in p.conv:
-            x = _relu(_conv_segments(x, token_utt, kernel, bias))
+        for flat, bias, width in p.conv:
+            x = _relu(_conv_segments(x, token_utt, flat, bias, width))
 
     if p.pool:
-        pooled = np.zeros((n, p.conv[-1][1].shape[0]), np.float32)
+        pooled = np.zeros((n, len(p.conv[-1][1])), np.float32)
         if x is not None:
             nonempty = lengths > 0
             pooled[nonempty] = np.maximum.reduceat(x, tok_base[:-1][nonempty], axis=0)
@@ -131,16 +131,18 @@ def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
     return out
 
 
-def _conv_segments(x: np.ndarray, token_utt: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """``Conv1D(padding="same")`` of every utterance at once over their concatenated tokens."""
-    width, total, d = kernel.shape[0], x.shape[0], x.shape[1]
-    pad = width // 2
-    windows = np.zeros((total, width * d), np.float32)
+def _conv_segments(x: np.ndarray, token_utt: np.ndarray, flat: np.ndarray, bias: np.ndarray, width: int) -> np.ndarray:
+    """``Conv1D(padding="same")`` of every utterance at once over their concatenated tokens:
+    each token's product with every slot of the kernel (``flat``: ``[input, width * filters]``),
+    summed over the window, leaving out slots that would cross into a neighbouring utterance."""
+    total, filters, pad = x.shape[0], len(bias), width // 2
+    z = x @ flat
+    out = np.zeros((total, filters), np.float32)
     for k in range(width):
         off = k - pad
         lo, hi = max(0, -off), min(total, total - off)
         if hi <= lo:
             continue
         same = token_utt[lo:hi] == token_utt[lo + off : hi + off]
-        windows[lo:hi, k * d : (k + 1) * d] = x[lo + off : hi + off] * same[:, None]
-    return windows @ kernel.reshape(-1, kernel.shape[2]) + bias
+        out[lo:hi] += z[lo + off : hi + off, k * filters : (k + 1) * filters] * same[:, None]
+    return out + bias

@@ -94,15 +94,24 @@ def _bigram_hash(first: str, second: str) -> int:
     return _hash(f"b:{first} {second}")
 
 
+def ngram_hashes(lower: Sequence[str], longest: int) -> list[int]:
+    """Hashes of the word 2..``longest``-grams of lower-cased tokens."""
+    if longest == 2:
+        return [_bigram_hash(a, b) for a, b in zip(lower, lower[1:])]
+    hashes = []
+    for n in range(2, longest + 1):
+        hashes.extend(_hash("b:" + " ".join(lower[i : i + n])) for i in range(len(lower) - n + 1))
+    return hashes
+
+
+def ngram_hashes_of_pairs(pairs: Iterable[tuple[str, str]]) -> list[int]:
+    """Hashes of word bigrams given as pairs of lower-cased tokens."""
+    return [_bigram_hash(a, b) for a, b in pairs]
+
+
 def _hashes(tokens: Sequence[str], cfg: FeatureConfig) -> tuple[list[int], list[int], list[int]]:
     """Every feature hash of an utterance with its family and owning token (-1: a word n-gram)."""
-    lower = [t.lower() for t in tokens]
-    if cfg.word_ngrams == 2:
-        hashes = [_bigram_hash(a, b) for a, b in zip(lower, lower[1:])]
-    else:
-        hashes = []
-        for n in range(2, cfg.word_ngrams + 1):
-            hashes.extend(_hash("b:" + " ".join(lower[i : i + n])) for i in range(len(lower) - n + 1))
+    hashes = ngram_hashes([t.lower() for t in tokens], cfg.word_ngrams)
     parts = [WORD] * len(hashes)
     owner = [-1] * len(hashes)
     for j, token in enumerate(tokens):
@@ -167,7 +176,36 @@ class Featurizer:
         known = self.vocabulary[pos] == h
         return pos[known] + 1, known
 
+    def rows(self, hashes: Sequence[int]) -> np.ndarray:
+        """The vocabulary row of each hash, 0 where it is not in the vocabulary."""
+        if not len(self.vocabulary) or not len(hashes):
+            return np.zeros(len(hashes), np.int64)
+        h = np.fromiter(hashes, np.uint32, len(hashes))
+        pos = np.searchsorted(self.vocabulary, h)
+        np.minimum(pos, len(self.vocabulary) - 1, out=pos)
+        return np.where(self.vocabulary[pos] == h, pos + 1, 0)
+
     # ---------------------------------------------------------------- views
+    def token_rows(self, tokens: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """What each token adds to :meth:`analyze`'s two views, on its own (serving caches it per
+        token): ``(sentence_rows, bag_rows, bag_weights)``, the known rows of its word and
+        character n-grams (its part of the sentence bag, before counting and weighting), and
+        its token bag (word, n-gram and shape rows with the shares :meth:`analyze` gives them)."""
+        cfg = self.config
+        entries = [_token_entry(t, cfg.char_min, cfg.char_max)[0] for t in tokens]
+        rows = self.rows([h for hashes in entries for h in hashes])
+        share = np.array([cfg.word_share, 1.0 - cfg.word_share - cfg.shape_share, cfg.shape_share], np.float32)
+        out, start = [], 0
+        for hashes in entries:
+            r = rows[start : start + len(hashes)]
+            start += len(hashes)
+            known = r > 0
+            n_chars = np.float32(max(int(known[1:-1].sum()), 1))
+            weights = np.full(len(r), share[1] / n_chars, np.float32)
+            weights[0], weights[-1] = share[0], share[2]
+            out.append((r[:-1][known[:-1]], r[known], weights[known]))
+        return out
+
     def analyze(
         self, tokens: Sequence[str], token_bags: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

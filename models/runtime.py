@@ -3,6 +3,13 @@
 It computes exactly what :mod:`botyard.models.network` computes in Keras (a test holds
 the two within 1e-5): sums of a few embedding rows, three or four small matrix
 products, and a softmax; tens of microseconds per utterance.
+
+Whatever depends on one token alone is computed once per snapshot and token and cached
+(bounded): the token's known feature rows, its word-vector row, and its product with the
+first convolution's kernel (its token bag and word vector through every slot of the
+kernel), so a convolution is a sum of shifted rows. Word bigrams' vocabulary rows are
+cached the same way. An utterance of known words then costs the sentence bag, two or
+three small products and the decoding.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
 from botyard.models.entities import Entity, Matchers
 from botyard.models.errors import ModelError
-from botyard.models.featurizer import Featurizer
+from botyard.models.featurizer import CHAR, Featurizer, ngram_hashes, ngram_hashes_of_pairs
 from botyard.models.text import tag_spans, tokenize
 from botyard.models.vectors import require as require_vectors
 
@@ -39,18 +46,24 @@ def _relu(x: np.ndarray) -> np.ndarray:
 def _softmax(x: np.ndarray) -> np.ndarray:
     x = x - x.max(axis=-1, keepdims=True)
     np.exp(x, out=x)
-    return x / x.sum(axis=-1, keepdims=True)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x
 
 
-def _conv_same(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Keras ``Conv1D(padding="same")`` for an odd width: zero-pad, stack windows, one matmul."""
-    width, n, d = kernel.shape[0], x.shape[0], x.shape[1]
-    pad = width // 2
-    windows = np.zeros((n, width * d), np.float32)
-    for k in range(width):  # window slot k holds token t + k - pad
-        lo, hi = max(0, pad - k), min(n, n + pad - k)
-        windows[lo:hi, k * d : (k + 1) * d] = x[lo + k - pad : hi + k - pad]
-    return windows @ kernel.reshape(-1, kernel.shape[2]) + bias
+def _shifted_sum(z: np.ndarray, n: int, width: int, filters: int) -> np.ndarray:
+    """``out[t] = sum_k z[t + k, k*filters:(k+1)*filters]`` for ``t < n``: a strided view, one sum.
+
+    With ``z`` holding every token's product with each of a ``Conv1D(padding="same")``
+    kernel's slots (zero rows padding both ends), this is the convolution without bias."""
+    step = z.strides[0]
+    view = np.ndarray((n, width, filters), np.float32, z, 0, (step, step + filters * z.itemsize, z.itemsize))
+    return view.sum(axis=1)
+
+
+def _flat_conv(kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """A Keras ``Conv1D`` kernel ``[width, input, filters]`` as ``([input, width * filters], bias, width)``."""
+    width, d, filters = kernel.shape
+    return np.ascontiguousarray(kernel.transpose(1, 0, 2).reshape(d, width * filters)), bias, width
 
 
 _single_threaded_blas = None
@@ -89,10 +102,11 @@ def viterbi(probs: np.ndarray, start: np.ndarray, move: np.ndarray) -> np.ndarra
         logp = np.log(probs)
     score = logp[0] + start
     back = np.zeros(probs.shape, np.int64)
+    into = np.ascontiguousarray(move.T)  # into[j, i]: the move from i to j, a row per target tag
     for t in range(1, len(probs)):
-        cand = score[:, None] + move
-        back[t] = cand.argmax(axis=0)
-        score = cand[back[t], np.arange(probs.shape[1])] + logp[t]
+        cand = into + score
+        back[t] = cand.argmax(axis=1)
+        score = cand.max(axis=1) + logp[t]
     path = np.zeros(len(probs), np.int64)
     path[-1] = int(score.argmax())
     for t in range(len(probs) - 1, 0, -1):
@@ -128,10 +142,16 @@ class Predictor:
             self.pool = bool(model.get("shape", {}).get("pool", False))
             if self.has_tags or self.pool:
                 layers = int(model.get("shape", {}).get("conv_layers", 2))
-                self.conv = [(f32[f"conv{i}/kernel"], f32[f"conv{i}/bias"]) for i in range(1, layers + 1)]
+                self.conv = [_flat_conv(f32[f"conv{i}/kernel"], f32[f"conv{i}/bias"]) for i in range(1, layers + 1)]
+                """``(kernel as [input, width * filters], bias, width)`` per convolution: one product per
+                token gives its term for every slot of the kernel."""
             if self.has_tags:
                 self.w_tag, self.b_tag = f32["tags/kernel"], f32["tags/bias"]
                 self.tag_start, self.tag_move = bio_constraints(self.tags)
+                # The constraints as Python lists (a path is checked faster in Python than with numpy):
+                # I-x only after B-x or I-x, never first.
+                self._inside = [t[2:] if t.startswith("I-") else None for t in self.tags]
+                self._entity = [t[2:] for t in self.tags]
         except KeyError as exc:
             raise ModelError(f"snapshot lacks {exc.args[0]!r}") from None
         if (
@@ -145,36 +165,133 @@ class Predictor:
         self.threshold: float = calibrated if configured is None else configured
         self.matchers = Matchers(self.definition.entities if self.definition else ())
         self.nbytes = sum(a.nbytes for a in arrays.values())
+        self._first = self.conv[0][0] if self.has_tags or self.pool else None
+        """The first convolution's kernel (None: the model has no token convolutions)."""
+        self._tokens: dict[str, tuple] = {}
+        """Per token seen, what depends on it alone (see :meth:`_entries`)."""
+        self._pairs: dict[tuple[str, str], int] = {}
+        """Vocabulary row (0: none) of each lower-cased word bigram seen."""
+        per_token = 600 + (self._first.nbytes // self._first.shape[0] if self._first is not None else 0)
+        self._token_cap = min(8192, max(256, self.nbytes // 4 // per_token))
+        """Entries each cache keeps before it starts afresh: the token cache stays under about a
+        quarter of the snapshot's own bytes (256 tokens at least)."""
 
     @classmethod
     def from_snapshot(cls, snapshot) -> "Predictor":
         return cls(snapshot.manifest, snapshot.arrays)
 
     # ------------------------------------------------------------------ network
+    def _entries(self, tokens: Sequence[str]) -> list[tuple]:
+        """Per token, the work that depends on the token alone, cached per snapshot:
+        ``(sentence rows, first-convolution terms, word-vector row, lower-cased token)``."""
+        cache = self._tokens
+        entries = [cache.get(t) for t in tokens]
+        if None in entries:  # another thread may clear the cache meanwhile: answer from `new`
+            missing = list(dict.fromkeys(t for t, e in zip(tokens, entries) if e is None))
+            new = dict(zip(missing, self._token_work(missing)))
+            if len(cache) + len(new) > self._token_cap:
+                cache.clear()
+            cache.update(new)
+            entries = [new[t] if e is None else e for t, e in zip(tokens, entries)]
+        return entries
+
+    def _token_work(self, tokens: list[str]) -> list[tuple]:
+        """:meth:`_entries` for tokens not yet cached, as a batch."""
+        f = self.featurizer
+        rows = f.token_rows(tokens)
+        vec_rows = [f.vectors.word(t, f.center) for t in tokens] if self.vdim else [None] * len(tokens)
+        terms = [None] * len(tokens)
+        if self._first is not None:
+            # Each token's input is a weighted sum of its features' rows (and its projected word
+            # vector); times the first kernel, it is the token's term for every slot of it. One
+            # token at a time: a row of a batched product depends on the batch's size (BLAS
+            # picks other kernels), and a token's term must not depend on its neighbours.
+            d = self.vdim and f.vectors.dim
+            for i, ((_, bag_rows, bag_weights), v) in enumerate(zip(rows, vec_rows)):
+                x = bag_weights @ self.embed[bag_rows]
+                if self.vdim:
+                    x = np.concatenate([x, v[:d] if self.w_vec is None else v[:d] @ self.w_vec])
+                terms[i] = x @ self._first
+        return [(r[0], z, v, t.lower()) for r, z, v, t in zip(rows, terms, vec_rows, tokens)]
+
+    def _ngram_rows(self, lower: list[str]) -> np.ndarray:
+        """Known vocabulary rows of the utterance's word n-grams (bigrams: cached per pair)."""
+        f = self.featurizer
+        if f.config.word_ngrams != 2:
+            rows = f.rows(ngram_hashes(lower, f.config.word_ngrams))
+            return rows[rows > 0]
+        cache = self._pairs
+        pairs = list(zip(lower, lower[1:]))
+        rows = [cache.get(p) for p in pairs]
+        if None in rows:
+            missing = list(dict.fromkeys(p for p, r in zip(pairs, rows) if r is None))
+            new = dict(zip(missing, f.rows(ngram_hashes_of_pairs(missing)).tolist()))
+            if len(cache) + len(new) > self._token_cap:
+                cache.clear()
+            cache.update(new)
+            rows = [new[p] if r is None else r for p, r in zip(pairs, rows)]
+        return np.array([r for r in rows if r], np.int64)
+
+    def _bag(self, entries: list[tuple]) -> np.ndarray:
+        """The sentence bag's embedding: sublinear TF x IDF, L2-normalised per family (as
+        :meth:`Featurizer.analyze` weighs it), times the embedding rows."""
+        parts = [e[0] for e in entries]
+        if len(entries) > 1 or self.featurizer.config.word_ngrams != 2:
+            parts.append(self._ngram_rows([e[3] for e in entries]))
+        rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        if not len(rows):
+            return np.zeros(self.embed.shape[1], np.float32)
+        rows.sort()  # unique rows and their counts (np.unique, with less overhead)
+        first = np.empty(len(rows), bool)
+        first[0] = True
+        np.not_equal(rows[1:], rows[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        uniq = rows[starts]
+        counts = np.empty(len(starts), np.float32)
+        counts[:-1] = starts[1:] - starts[:-1]
+        counts[-1] = len(rows) - starts[-1]
+        f = self.featurizer
+        uniq -= 1
+        weights = (1.0 + np.log(counts)) * f.idf[uniq]
+        chars = (f.families[uniq] == CHAR).view(np.int8)
+        norms = np.sqrt(np.bincount(chars, weights * weights, minlength=2)).astype(np.float32)
+        norms[norms == 0] = 1.0
+        weights /= norms[chars]
+        uniq += 1
+        return weights @ self.embed[uniq]
+
     def forward(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Intent probabilities and, if the bot has learned entities, tag probabilities per token."""
-        rows, weights, t_rows, t_weights, owner = self.featurizer.analyze(tokens, self.has_tags or self.pool)
-        bag = weights @ self.embed[rows] if len(rows) else np.zeros(self.embed.shape[1], np.float32)
-        if self.vdim:  # [bag, vec] @ W == bag @ W[:embed] + vec @ W[embed:]
-            vec, tok_vec = self.featurizer.vectors.encode(tokens, self.featurizer.center)
+        entries = self._entries(tokens)
+        bag = self._bag(entries)
+        if self.vdim:
+            f = self.featurizer
+            if entries:
+                vec = f.vectors.sentence(np.array([e[2] for e in entries]), f.center)
+            else:
+                vec = np.zeros(f.vectors.dim, np.float32)
             if self.w_vec is not None:
                 vec = vec @ self.w_vec
-            width = len(bag)
-            sentence = _relu(bag @ self.w_sent[:width] + vec @ self.w_sent[width:] + self.b_sent)
+            sentence = _relu(np.concatenate([bag, vec]) @ self.w_sent + self.b_sent)
         else:
             sentence = _relu(bag @ self.w_sent + self.b_sent)
         x = None
-        if (self.has_tags or self.pool) and tokens:
-            # Each token's vector is a weighted sum of its features' rows: one small matmul.
-            mix = np.zeros((len(tokens), len(t_rows)), np.float32)
-            mix[owner, np.arange(len(t_rows))] = t_weights
-            x = mix @ self.embed[t_rows]
-            if self.vdim:
-                x = np.concatenate([x, tok_vec if self.w_vec is None else tok_vec @ self.w_vec], axis=1)
-            for kernel, bias in self.conv:
-                x = _relu(_conv_same(x, kernel, bias))
+        if self._first is not None and tokens:
+            # Conv1D(padding="same") as products per token and shifted sums: the first
+            # convolution's products are cached per token; later ones take one product.
+            n = len(tokens)
+            for i, (flat, bias, width) in enumerate(self.conv):
+                filters, pad = len(bias), width // 2
+                z = np.zeros((n + 2 * pad, flat.shape[1]), np.float32)
+                if i == 0:
+                    z[pad : pad + n] = [e[1] for e in entries]
+                else:
+                    np.matmul(x, flat, out=z[pad : pad + n])
+                x = _shifted_sum(z, n, width, filters)
+                x += bias
+                _relu(x)
         if self.pool:
-            pooled = x.max(axis=0) if x is not None else np.zeros(self.conv[-1][1].shape, np.float32)
+            pooled = x.max(axis=0) if x is not None else np.zeros(len(self.conv[-1][1]), np.float32)
             logits = sentence @ self.w_int[: len(sentence)] + pooled @ self.w_int[len(sentence) :] + self.b_int
         else:
             logits = sentence @ self.w_int + self.b_int
@@ -187,9 +304,14 @@ class Predictor:
         return intent, _softmax(logits)
 
     # ------------------------------------------------------------------ serving
-    def decode(self, tag_probs: np.ndarray) -> np.ndarray:
+    def decode(self, tag_probs: np.ndarray) -> list[int]:
         """Tag indices per token: the best BIO-consistent path (Viterbi)."""
-        return viterbi(tag_probs, self.tag_start, self.tag_move)
+        best = tag_probs.argmax(axis=1).tolist()
+        # The constraints only forbid moves; if the per-token best path breaks none, it is the answer.
+        inside, entity = self._inside, self._entity
+        if inside[best[0]] is None and all(inside[b] is None or entity[a] == inside[b] for a, b in zip(best, best[1:])):
+            return best
+        return viterbi(tag_probs, self.tag_start, self.tag_move).tolist()
 
     def predict_tokens(self, tokens: Sequence[str]) -> tuple[str, float, list[str]]:
         """Intent, confidence and one BIO tag per token (for evaluation on pre-tokenised data)."""

@@ -134,20 +134,34 @@ class WordVectors:
                 self._words[word] = cached
         return cached
 
-    def encode(self, tokens: Sequence[str], center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(sentence [dim], per token [len(tokens), dim])``: centred, L2-normalised means of piece rows."""
-        d = self.dim
-        if not tokens:
-            return np.zeros(d, np.float32), np.zeros((0, d), np.float32)
+    def _use(self, center: np.ndarray) -> None:
         if center is not self._center:  # the cache holds centred vectors: one center at a time
             if self._center is None or not np.array_equal(center, self._center):
                 with self._lock:
                     self._words = {}
             self._center = center
-        rows = np.array([self._word(t, center) for t in tokens])
-        sentence = rows[:, d : 2 * d].sum(axis=0) / np.float32(max(float(rows[:, 2 * d].sum()), 1.0)) - center
+
+    def word(self, word: str, center: np.ndarray) -> np.ndarray:
+        """A word's cached row: ``[unit vector (dim), sum of its piece rows (dim), pieces (1)]``."""
+        self._use(center)
+        return self._word(word, center)
+
+    def sentence(self, rows: np.ndarray, center: np.ndarray) -> np.ndarray:
+        """The utterance's vector from its words' rows (``[n, 2 * dim + 1]``, from :meth:`word`)."""
+        d = self.dim
+        sums = rows[:, d:].sum(axis=0)  # the piece rows' sum, then the number of pieces
+        sentence = sums[:d] / np.float32(max(float(sums[d]), 1.0)) - center
         sentence *= np.float32(self.scale / max(math.sqrt(float(sentence @ sentence)), 1e-6))
-        return sentence, rows[:, :d]
+        return sentence
+
+    def encode(self, tokens: Sequence[str], center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(sentence [dim], per token [len(tokens), dim])``: centred, L2-normalised means of piece rows."""
+        d = self.dim
+        if not tokens:
+            return np.zeros(d, np.float32), np.zeros((0, d), np.float32)
+        self._use(center)
+        rows = np.array([self._word(t, center) for t in tokens])
+        return self.sentence(rows, center), rows[:, :d]
 
     def rescaled(self, scale: float) -> "WordVectors":
         """The same table and vocabulary (shared, not copied), fed at another norm."""

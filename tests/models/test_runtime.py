@@ -95,6 +95,22 @@ def test_batched_runtime_equals_the_serving_path(trained, example_bot):
     assert predict_batch(predictor, []) == []
 
 
+def test_per_token_cache_changes_no_answer(trained, example_bot):
+    """Answers from the per-token cache equal those computed afresh, also when the cache
+    fills and starts over in the middle of an utterance's batch."""
+    texts = UTTERANCES + [i.examples[0] for i in example_bot.intents] + ["where is order A-1234 A-1234"]
+    tokens = [[t.text for t in tokenize(text)] for text in texts]
+    fresh = [Predictor(trained.manifest, trained.arrays).forward(t) for t in tokens]
+    predictor = Predictor(trained.manifest, trained.arrays)
+    predictor._token_cap = 3
+    for _ in range(2):
+        for t, (intent, tags) in zip(tokens, fresh):
+            got_intent, got_tags = predictor.forward(t)
+            assert np.array_equal(got_intent, intent)
+            assert (got_tags is None and tags is None) or np.array_equal(got_tags, tags)
+    assert len(predictor._tokens) <= 3 + max(len(t) for t in tokens)
+
+
 def test_same_data_and_seed_same_snapshot(trained, example_bot):
     from botyard.snapshots.format import pack
 
