@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import gc
 import json
 import os
 import random
@@ -43,6 +44,17 @@ from botyard.ops.nats_server import EmbeddedNats
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "intents"
 PER_TENANT = 10
+SLOW_TURN = 0.1
+"""Turns slower than this (seconds) are listed by when they were sent: a stall shows as one cluster."""
+CLIENT_GC: list[float] = []
+"""This process's own collector pauses (ms) of 1 ms or more: the clients' latencies include them."""
+
+
+def _time_client_gc(phase: str, info: dict, started=[0.0]) -> None:
+    if phase == "start":
+        started[0] = time.perf_counter()
+    elif (took := (time.perf_counter() - started[0]) * 1e3) >= 1.0:
+        CLIENT_GC.append(took)
 
 
 def bot_name(i: int) -> tuple[str, str]:
@@ -150,6 +162,7 @@ class Heartbeats:
         self.latest: dict[str, dict] = {}
         self.load_ms: list[float] = []
         self.gc_ms: list[tuple[int, float]] = []
+        self.write_ms: list[tuple[float, float]] = []
 
     async def listen(self, nc):
         async def take(msg):
@@ -157,23 +170,24 @@ class Heartbeats:
             self.latest[beat["node"]] = beat
             self.load_ms += beat.get("load_ms", [])
             self.gc_ms += [tuple(p) for p in beat.get("gc_ms", [])]
+            self.write_ms += [tuple(w) for w in beat.get("write_ms", [])]
 
         await nc.subscribe("botyard.cluster.heartbeat", cb=take)
 
 
-async def timed_turn(nc, subject, body) -> tuple[float, bool]:
-    """One turn's round trip: (seconds, answered without an error)."""
+async def timed_turn(nc, subject, body) -> tuple[float, bool, float]:
+    """One turn's round trip: (seconds, answered without an error, when it was sent)."""
     t0 = time.perf_counter()
     try:
         msg = await nc.request(subject, body, timeout=10)
         ok = b"error" not in msg.data[:16]
     except Exception:
         ok = False
-    return time.perf_counter() - t0, ok
+    return time.perf_counter() - t0, ok, t0
 
 
 async def drive(nc, requests, concurrency, seconds=None):
-    """Closed-loop turns; ``requests`` is an iterator of (subject, body, tag). Returns [(tag, seconds, ok)]."""
+    """Closed-loop turns; ``requests`` is an iterator of (subject, body, tag). Returns [(tag, seconds, ok, sent)]."""
     out = []
     stop_at = time.perf_counter() + seconds if seconds else float("inf")
     it = iter(requests)
@@ -267,6 +281,8 @@ async def run(url, bots, args):
     beats = Heartbeats()
     await beats.listen(nc)
     run_id = f"{time.time():.0f}"
+    gc.callbacks.append(_time_client_gc)
+    gc.freeze()  # the bots' probe texts and the clients' setup: long-lived, never garbage
 
     def turn(i, k, tag):
         tenant, bot = bot_name(i)
@@ -279,7 +295,7 @@ async def run(url, bots, args):
     sweep_order = list(range(n))
     random.Random(1).shuffle(sweep_order)
     sweep, sweep_s = await drive(nc, (turn(i, k, "sweep") for k, i in enumerate(sweep_order)), args.concurrency)
-    answered = {tag[1] for tag, _, ok in sweep if ok}
+    answered = {tag[1] for tag, _, ok, _ in sweep if ok}
     print(f"[bench] sweep: {len(answered):,}/{n:,} bots answered in {sweep_s:.1f} s", flush=True)
     await asyncio.sleep(1.2)  # the heartbeats carrying the sweep's last loads
     cold_loads = list(beats.load_ms)
@@ -305,13 +321,16 @@ async def run(url, bots, args):
     zipf_loads = beats.load_ms[loads_before:]
     rate = args.rate or round(len(zipf) / zipf_s / 2)
     cache_before = {node: dict(b.get("cache", {})) for node, b in beats.latest.items()}
-    loads_before, gc_before = len(beats.load_ms), len(beats.gc_ms)
+    loads_before, gc_before, writes_before = len(beats.load_ms), len(beats.gc_ms), len(beats.write_ms)
+    client_gc_before = len(CLIENT_GC)
     print(f"[bench] Zipf open loop at {rate:g} turns/s for {args.seconds:g} s ...", flush=True)
     steady, steady_s = await open_loop(nc, zipf_requests(), rate, args.seconds)
     await asyncio.sleep(1.2)
     cache_after = {node: dict(b.get("cache", {})) for node, b in beats.latest.items()}
     steady_loads = beats.load_ms[loads_before:]
     steady_gc = beats.gc_ms[gc_before:]
+    steady_writes = beats.write_ms[writes_before:]
+    steady_client_gc = CLIENT_GC[client_gc_before:]
     steady_hits = sum(cache_after[x]["hits"] - cache_before.get(x, {}).get("hits", 0) for x in cache_after)
     steady_misses = sum(cache_after[x]["misses"] - cache_before.get(x, {}).get("misses", 0) for x in cache_after)
     print(f"[bench] baseline: the same clients, one bot, {args.seconds / 2:g} s ...", flush=True)
@@ -322,22 +341,24 @@ async def run(url, bots, args):
     await nc.close()
 
     def lat(rows, pred=lambda tag: True):
-        return [s * 1e3 for tag, s, ok in rows if ok and pred(tag)]
+        return [s * 1e3 for tag, s, ok, _ in rows if ok and pred(tag)]
 
     hits = sum(after[x]["hits"] - before.get(x, {}).get("hits", 0) for x in after)
     misses = sum(after[x]["misses"] - before.get(x, {}).get("misses", 0) for x in after)
     return {
         "bots": n, "answered": len(answered), "sweep_s": sweep_s, "sweep_lat": lat(sweep),
-        "sweep_errors": sum(not ok for _, _, ok in sweep),
-        "zipf_rate": len(zipf) / zipf_s, "zipf_errors": sum(not ok for _, _, ok in zipf),
+        "sweep_errors": sum(not ok for _, _, ok, _ in sweep),
+        "zipf_rate": len(zipf) / zipf_s, "zipf_errors": sum(not ok for _, _, ok, _ in zipf),
         "hot_lat": lat(zipf, lambda tag: tag[1] in hot_set), "all_lat": lat(zipf),
-        "zipf_bots": len({tag[1] for tag, _, _ in zipf}),
+        "zipf_bots": len({tag[1] for tag, _, _, _ in zipf}),
         "hit_rate": hits / max(1, hits + misses), "cold_loads": cold_loads, "zipf_loads": zipf_loads,
         "one_rate": len(one) / one_s, "one_lat": lat(one), "nodes": nodes,
         "steady_rate": rate, "steady_done": len(steady) / steady_s, "steady_hot": lat(steady, lambda tag: tag[1] in hot_set),
         "steady_all": lat(steady), "steady_cold": lat(steady, lambda tag: tag[1] not in hot_set),
-        "steady_loads": steady_loads, "steady_errors": sum(not ok for _, _, ok in steady),
+        "steady_loads": steady_loads, "steady_errors": sum(not ok for _, _, ok, _ in steady),
         "steady_hit_rate": steady_hits / max(1, steady_hits + steady_misses), "steady_gc": steady_gc,
+        "steady_writes": steady_writes, "steady_client_gc": steady_client_gc,
+        "steady_slow": sorted((sent, s) for _, s, ok, sent in steady if s > SLOW_TURN),
     }
 
 
@@ -370,6 +391,15 @@ def report(r, args):
     full = [ms for generation, ms in r["steady_gc"] if generation == 2]
     print(f"| open loop: collector pauses ≥ 1 ms, both nodes (full ones, longest) | {len(r['steady_gc'])} "
           f"({len(full)}, {max(full, default=0):.1f} ms) | |")
+    writes = r["steady_writes"]
+    print(f"| open loop: SQLite write transactions ≥ 5 ms, both nodes (longest; longest writer-lock wait) | {len(writes)} "
+          f"({max((w[1] for w in writes), default=0):.1f} ms; {max((w[0] for w in writes), default=0):.1f} ms) | |")
+    slow = r["steady_slow"]
+    started = slow[0][0] if slow else 0.0
+    spans = sorted({round(sent - started, 1) for sent, _ in slow})
+    print(f"| open loop: turns over {SLOW_TURN * 1e3:.0f} ms (sent within s of the first: {spans[:8]}) | {len(slow)} | |")
+    print(f"| open loop: the bench client's own collector pauses ≥ 1 ms (longest) | {len(r['steady_client_gc'])} "
+          f"({max(r['steady_client_gc'], default=0):.1f} ms) | |")
     print(f"| baseline, one bot: turns/s, p50 / p99 ms | {r['one_rate']:,.0f}, {pct(r['one_lat'], .5):.1f} / "
           f"{pct(r['one_lat'], .99):.1f} | |")
     print(f"| Zipf turns/s / one-bot turns/s | {r['zipf_rate'] / r['one_rate']:.2f} | |")

@@ -34,7 +34,7 @@ def store_env(events_url: str | None, data_dir: str | Path) -> dict[str, str]:
                 raise EventStoreError(f"SQLite URLs look like sqlite:///relative.db or sqlite:////abs/path.db, not {events_url!r}")
             path = Path(events_url[len("sqlite:///") :])
         path.parent.mkdir(parents=True, exist_ok=True)
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path), "SQLITE_LOCK_TIMEOUT": "10"}
+        return {"PERSISTENCE_MODULE": "botyard.events.sqlite:Factory", "SQLITE_DBNAME": str(path), "SQLITE_LOCK_TIMEOUT": "10"}
     url = urlparse(events_url)
     if url.scheme not in ("postgresql", "postgres"):
         raise EventStoreError(f"unsupported events URL scheme {url.scheme!r}; use sqlite:// or postgresql://")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from botyard import protocol
+from botyard.events.sqlite import take_write_times
 
 if TYPE_CHECKING:
     from botyard.ops.node import Node
@@ -61,6 +62,11 @@ class Heartbeats:
         }
         pauses = node.gc_pauses.take()
         beat["gc_ms"] = [[generation, round(seconds * 1e3, 3)] for generation, seconds in pauses]
+        writes = take_write_times()
+        beat["write_ms"] = [[round(waited * 1e3, 3), round(took * 1e3, 3)] for waited, took in writes[-LOADS_REPORTED:]]
+        for waited, took in writes:
+            node.metrics.slow_write_seconds.labels("total").observe(took)
+            node.metrics.slow_write_seconds.labels("lock_wait").observe(waited)
         for seconds in loads:
             node.metrics.model_load_seconds.observe(seconds)
         for generation, seconds in pauses:

@@ -47,6 +47,11 @@ class NodeMetrics:
             "botyard_gc_seconds", "Garbage-collector pauses of 1 ms or more, by generation (they stop every thread)",
             ["generation"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+        self.slow_write_seconds = Histogram(
+            "botyard_slow_write_seconds",
+            "SQLite write transactions of 5 ms or more: whole transaction, and waiting for the writer lock",
+            ["part"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
         self._children: dict[tuple[str, str], Any] = {}
         """Labelled counters already looked up (the lookup costs more than the increment)."""
 
