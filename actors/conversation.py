@@ -18,7 +18,7 @@ import pykka
 
 from botyard.actors.failures import Supervised
 from botyard import protocol
-from botyard.actors.messages import ClassifiedTurn, Inspect, Passivate, Sweep, TakeSnapshot
+from botyard.actors.messages import Classified, ClassifiedTurn, Inspect, Passivate, Sweep, TakeSnapshot
 from botyard.actors.outbox import Outbox, Outgoing, error_reply, ok_reply
 from botyard.events.conversation import Conversation
 from botyard.events.store import EventStore, IntegrityError
@@ -66,15 +66,18 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
     # -- messages -----------------------------------------------------------------------
 
     def on_receive(self, message: object) -> object:
-        if isinstance(message, ClassifiedTurn):
-            self._take(message)
-            if len(self.pending) >= MAX_BATCH or self.actor_inbox.empty():
+        if isinstance(message, Classified):
+            for turn in message.turns:
+                self._take(turn)
+                if len(self.pending) >= MAX_BATCH:
+                    self._flush()
+            if self.actor_inbox.empty():
                 self._flush()
             return None
+        self._flush()  # turns kept back because this message was next in the inbox
         if isinstance(message, Sweep):
             return self._sweep()
         if isinstance(message, Passivate):
-            self._flush()
             if message.keep is None:
                 count = len(self.resident)
                 self.resident.clear()
@@ -93,6 +96,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         raise TypeError(f"ConversationActor got {type(message).__name__}")
 
     def stats(self) -> dict[str, int]:
+        self._flush()  # a proxy call bypasses on_receive: commit what waited for the inbox to empty
         return {"resident": len(self.resident), "activations": self.activations}
 
     # -- the turn -----------------------------------------------------------------------

@@ -19,12 +19,15 @@ import pykka
 
 from botyard.actors.failures import Supervised
 from botyard import protocol
-from botyard.actors.messages import ClassifiedTurn, Install, Load, Loaded, TurnWork
+from botyard.actors.messages import Classified, ClassifiedTurn, Install, Load, Loaded, Turns, TurnWork
 from botyard.actors.model_cache import ModelCache
 from botyard.actors.outbox import Outbox, error_reply
 from botyard.models.runtime import Predictor
 
 log = logging.getLogger(__name__)
+
+HANDOFF_BATCH = 256
+"""Classified turns handed to conversation actors at the latest after this many."""
 
 Key = tuple[str, str, str]
 
@@ -54,6 +57,9 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
         """What a just-moved alias named before, in case its new target fails to load."""
         self.refused: dict[Key, str] = {}
         self.load_seconds: deque[float] = deque(maxlen=10_000)
+        self.classified: dict[str, tuple[pykka.ActorRef, list[ClassifiedTurn]]] = {}
+        """Turns classified and not yet handed to their conversation actor, by actor."""
+        self.classified_count = 0
         self.turns: dict[str, int] = {}
         """Turns per bot since the last look (for hot-bot detection)."""
 
@@ -71,13 +77,24 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
     def on_receive(self, message: object) -> object:
         if isinstance(message, TurnWork):
             self.classify(message)
+        elif isinstance(message, Turns):
+            for work in message.works:
+                self.classify(work)
         elif isinstance(message, Install):
             self._install(message.key, message.snapshot)
         elif isinstance(message, Loaded):
             self._loaded(message)
         else:
             raise TypeError(f"IntentWorker got {type(message).__name__}")
+        if self.classified and (self.actor_inbox.empty() or self.classified_count >= HANDOFF_BATCH):
+            self._hand_off()
         return None
+
+    def _hand_off(self) -> None:
+        """Send each conversation actor the turns classified for it since the last hand-off."""
+        batches, self.classified, self.classified_count = self.classified, {}, 0
+        for ref, turns in batches.values():
+            ref.tell(Classified(tuple(turns)))
 
     def _install(self, key: Key, snapshot: str) -> None:
         old = self.aliases.get(key)
@@ -164,7 +181,12 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
             work, prediction.intent, prediction.confidence, snapshot_id, predictor.definition,
             tuple(e.to_dict() for e in prediction.entities), prediction.fallback,
         )
-        self.route(work).tell(classified)
+        ref = self.route(work)
+        batch = self.classified.get(ref.actor_urn)
+        if batch is None:
+            batch = self.classified[ref.actor_urn] = (ref, [])
+        batch[1].append(classified)
+        self.classified_count += 1
 
     def _unknown(self, work: TurnWork):
         req = work.request
@@ -179,14 +201,18 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
             received_at=work.received_at,
         )
 
-    # -- inspection -----------------------------------------------------------------------------
+    # -- inspection (proxy calls: they bypass on_receive, so each hands off what is waiting
+    # first; otherwise a batch kept back because a proxy call was next in the inbox would
+    # wait for the next turn) -------------------------------------------------------------------
 
     def served(self) -> dict[str, str]:
+        self._hand_off()
         return {
             f"{t}/{b}" if a == protocol.DEFAULT_ALIAS else f"{t}/{b}@{a}": sid for (t, b, a), sid in self.aliases.items()
         }
 
     def stats(self) -> dict:
+        self._hand_off()
         s = self.cache.stats
         return {
             "resident_models": len(self.cache), "resident_bytes": self.cache.bytes, "cache_hits": s.hits,

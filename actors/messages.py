@@ -26,6 +26,13 @@ class TurnWork:
 
 
 @dataclass(frozen=True, slots=True)
+class Turns:
+    """Turns for one intent worker that arrived in one pass of the NATS loop, in one message."""
+
+    works: tuple[TurnWork, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ClassifiedTurn:
     """A turn with its intent, on its way to the conversation that records it."""
 
@@ -38,6 +45,14 @@ class ClassifiedTurn:
     """``{entity, value, start, end, extractor, confidence}`` for each entity found."""
     fallback: bool = False
     """The model says "I don't know": out of scope or below the bot's threshold."""
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """Turns classified one after another, handed to a conversation actor in one message:
+    waking a thread costs more than the message, so a busy worker wakes it once per batch."""
+
+    turns: tuple[ClassifiedTurn, ...]
 
 
 @dataclass(frozen=True, slots=True)

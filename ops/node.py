@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 from botyard import protocol
 from botyard.actors.bridge import NatsBridge
 from botyard.actors.membership import Membership
-from botyard.actors.messages import AdminWork, AliasChanged, Inspect, Passivate, TurnWork
+from botyard.actors.messages import AdminWork, AliasChanged, Inspect, Passivate, Turns, TurnWork
 from botyard.actors.outbox import error_reply
 from botyard.actors.supervisor import Routing, Supervisor, Tick
 from botyard.ops import stores
@@ -66,6 +66,8 @@ class Node:
         self.routing: Routing | None = None
         self.nats_url = config.nats_url
         self._stopped = threading.Event()
+        self._handing: dict[str, tuple[pykka.ActorRef, list[TurnWork]]] = {}
+        """Turns taken in this pass of the NATS loop, by intent worker (loop thread only)."""
         self._ticker: threading.Thread | None = None
         self.membership = Membership(
             config.node_id, capacity=config.capacity, timeout=config.node_timeout, copies=config.copies,
@@ -263,8 +265,21 @@ class Node:
             return None
 
     def _take(self, req: protocol.TurnRequest, msg: Msg) -> None:
+        """Queue the turn for its intent worker; the turns taken in one pass of the loop go
+        to each worker in one message (:meth:`_hand_over`, scheduled by the first of them)."""
         work = TurnWork(req, msg.reply, time.time())
-        self.routing.worker_for(work).tell(work)
+        ref = self.routing.worker_for(work)
+        if not self._handing:
+            self.bridge.loop.call_soon(self._hand_over)
+        batch = self._handing.get(ref.actor_urn)
+        if batch is None:
+            batch = self._handing[ref.actor_urn] = (ref, [])
+        batch[1].append(work)
+
+    def _hand_over(self) -> None:
+        handing, self._handing = self._handing, {}
+        for ref, works in handing.values():
+            ref.tell(Turns(tuple(works)) if len(works) > 1 else works[0])
 
     # -- membership (on the bridge's loop thread) ----------------------------------------------
 

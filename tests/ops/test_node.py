@@ -83,6 +83,39 @@ def test_100_turns_over_10_concurrent_conversations(make_node, nats_url, events_
     assert total == 100
 
 
+def test_turns_handed_over_in_batches_are_all_answered_while_the_node_is_inspected(make_node, nats_url):
+    """Turns reach workers and conversation actors in batches, and an actor keeps a batch
+    back while its inbox is not empty; stats calls (proxy calls, which bypass on_receive)
+    land between turns here, and no turn may wait behind one."""
+    import threading
+
+    node = make_node()
+    stop = threading.Event()
+
+    def inspect():
+        while not stop.is_set():
+            node.stats()
+
+    inspector = threading.Thread(target=inspect, daemon=True)
+    inspector.start()
+    cids = [f"batch-{uuid.uuid4().hex[:8]}-{i}" for i in range(32)]
+
+    async def talk(client, cid):
+        return [(await client.say(TENANT, BOT, cid, f"where is order number {k}")).turn for k in range(5)]
+
+    async def go():
+        async with await Client.connect(nats_url) as client:
+            return await asyncio.gather(*(talk(client, c) for c in cids))
+
+    try:
+        numbers = asyncio.run(go())
+    finally:
+        stop.set()
+        inspector.join(10)
+    assert numbers == [list(range(1, 6))] * 32
+    assert all([e.turn for e in stored_turns(node, cid)] == list(range(1, 6)) for cid in cids)
+
+
 def test_passivated_conversation_comes_back_equal(make_node, nats_url):
     node = make_node()
     cid = uuid.uuid4().hex
