@@ -41,7 +41,9 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "inte
 # 25 training examples each, trained with the defaults `botyard train` uses.
 BIG = TrainConfig(epochs=10, batch_size=64, embed=128)
 CONFIGS = {
-    "snips": BIG,
+    # The tag prior at 0.7: SNIPS valid slot F1 93.14 -> 94.00 (seed 1: 93.90 -> 93.94; over 13
+    # variants of the model, +0.54 on average, 0.5-1.0 all within 0.1 of the best).
+    "snips": replace(BIG, transition_weight=0.7),
     "banking77": BIG,
     "hwu64": replace(BIG, epochs=15, learning_rate=0.001),
     "bot20": TrainConfig(),

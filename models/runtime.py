@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from botyard.models.decoding import TagDecoder
 from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
 from botyard.models.entities import Entity, Matchers
 from botyard.models.errors import ModelError
@@ -77,43 +78,6 @@ def _limit_blas_threads() -> None:
         _single_threaded_blas = threadpool_limits(1, user_api="blas")
 
 
-def bio_constraints(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Penalties (0 or -inf) for starting with each tag and for each tag-to-tag move:
-    ``I-x`` may only follow ``B-x`` or ``I-x``."""
-    n = len(tags)
-    start = np.zeros(n, np.float32)
-    move = np.zeros((n, n), np.float32)
-    for j, tag in enumerate(tags):
-        if tag.startswith("I-"):
-            start[j] = -np.inf
-            for i, prev in enumerate(tags):
-                if prev[2:] != tag[2:] or prev == "O":
-                    move[i, j] = -np.inf
-    return start, move
-
-
-def viterbi(probs: np.ndarray, start: np.ndarray, move: np.ndarray) -> np.ndarray:
-    """The most probable tag sequence that obeys the BIO constraints."""
-    best = probs.argmax(axis=1)
-    # The constraints only forbid moves; if the per-token best path breaks none, it is the answer.
-    if start[best[0]] == 0 and not np.isinf(move[best[:-1], best[1:]]).any():
-        return best
-    with np.errstate(divide="ignore"):
-        logp = np.log(probs)
-    score = logp[0] + start
-    back = np.zeros(probs.shape, np.int64)
-    into = np.ascontiguousarray(move.T)  # into[j, i]: the move from i to j, a row per target tag
-    for t in range(1, len(probs)):
-        cand = into + score
-        back[t] = cand.argmax(axis=1)
-        score = cand.max(axis=1) + logp[t]
-    path = np.zeros(len(probs), np.int64)
-    path[-1] = int(score.argmax())
-    for t in range(len(probs) - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
-
-
 class Predictor:
     """Intents and entities of utterances, with one snapshot's weights."""
 
@@ -147,11 +111,8 @@ class Predictor:
                 token gives its term for every slot of the kernel."""
             if self.has_tags:
                 self.w_tag, self.b_tag = f32["tags/kernel"], f32["tags/bias"]
-                self.tag_start, self.tag_move = bio_constraints(self.tags)
-                # The constraints as Python lists (a path is checked faster in Python than with numpy):
-                # I-x only after B-x or I-x, never first.
-                self._inside = [t[2:] if t.startswith("I-") else None for t in self.tags]
-                self._entity = [t[2:] for t in self.tags]
+                prior = {k: f32[k] for k in ("decode/start", "decode/move")} if "decode/move" in f32 else None
+                self.decoder = TagDecoder(self.tags, prior)
         except KeyError as exc:
             raise ModelError(f"snapshot lacks {exc.args[0]!r}") from None
         if (
@@ -183,7 +144,7 @@ class Predictor:
     # ------------------------------------------------------------------ network
     def _entries(self, tokens: Sequence[str]) -> list[tuple]:
         """Per token, the work that depends on the token alone, cached per snapshot:
-        ``(sentence rows, first-convolution terms, word-vector row, lower-cased token)``."""
+        ``(sentence rows, first-convolution terms, word vector's piece sum and count, lower-cased token)``."""
         cache = self._tokens
         entries = [cache.get(t) for t in tokens]
         if None in entries:  # another thread may clear the cache meanwhile: answer from `new`
@@ -200,19 +161,19 @@ class Predictor:
         f = self.featurizer
         rows = f.token_rows(tokens)
         vec_rows = [f.vectors.word(t, f.center) for t in tokens] if self.vdim else [None] * len(tokens)
+        d = self.vdim and f.vectors.dim
         terms = [None] * len(tokens)
         if self._first is not None:
             # Each token's input is a weighted sum of its features' rows (and its projected word
             # vector); times the first kernel, it is the token's term for every slot of it. One
             # token at a time: a row of a batched product depends on the batch's size (BLAS
             # picks other kernels), and a token's term must not depend on its neighbours.
-            d = self.vdim and f.vectors.dim
             for i, ((_, bag_rows, bag_weights), v) in enumerate(zip(rows, vec_rows)):
                 x = bag_weights @ self.embed[bag_rows]
                 if self.vdim:
                     x = np.concatenate([x, v[:d] if self.w_vec is None else v[:d] @ self.w_vec])
                 terms[i] = x @ self._first
-        return [(r[0], z, v, t.lower()) for r, z, v, t in zip(rows, terms, vec_rows, tokens)]
+        return [(r[0], z, v[d:] if d else None, t.lower()) for r, z, v, t in zip(rows, terms, vec_rows, tokens)]
 
     def _ngram_rows(self, lower: list[str]) -> np.ndarray:
         """Known vocabulary rows of the utterance's word n-grams (bigrams: cached per pair)."""
@@ -251,13 +212,11 @@ class Predictor:
         counts[:-1] = starts[1:] - starts[:-1]
         counts[-1] = len(rows) - starts[-1]
         f = self.featurizer
-        uniq -= 1
-        weights = (1.0 + np.log(counts)) * f.idf[uniq]
-        chars = (f.families[uniq] == CHAR).view(np.int8)
-        norms = np.sqrt(np.bincount(chars, weights * weights, minlength=2)).astype(np.float32)
-        norms[norms == 0] = 1.0
-        weights /= norms[chars]
-        uniq += 1
+        features = uniq - 1
+        weights = (1.0 + np.log(counts)) * f.idf[features]
+        chars = (f.families[features] == CHAR).view(np.int8)
+        # Per family (0: words and n-grams, 1: characters): an IDF is >= 1, so a family present has a norm > 0.
+        weights /= np.sqrt(np.bincount(chars, weights * weights, minlength=2))[chars]
         return weights @ self.embed[uniq]
 
     def forward(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -305,13 +264,8 @@ class Predictor:
 
     # ------------------------------------------------------------------ serving
     def decode(self, tag_probs: np.ndarray) -> list[int]:
-        """Tag indices per token: the best BIO-consistent path (Viterbi)."""
-        best = tag_probs.argmax(axis=1).tolist()
-        # The constraints only forbid moves; if the per-token best path breaks none, it is the answer.
-        inside, entity = self._inside, self._entity
-        if inside[best[0]] is None and all(inside[b] is None or entity[a] == inside[b] for a, b in zip(best, best[1:])):
-            return best
-        return viterbi(tag_probs, self.tag_start, self.tag_move).tolist()
+        """Tag indices per token: the best BIO-consistent path (see :mod:`botyard.models.decoding`)."""
+        return self.decoder.decode(tag_probs)
 
     def predict_tokens(self, tokens: Sequence[str]) -> tuple[str, float, list[str]]:
         """Intent, confidence and one BIO tag per token (for evaluation on pre-tokenised data)."""

@@ -160,10 +160,11 @@ class WordVectors:
         self._use(center)
         return self._word(word, center)
 
-    def sentence(self, rows: np.ndarray, center: np.ndarray) -> np.ndarray:
-        """The utterance's vector from its words' rows (``[n, 2 * dim + 1]``, from :meth:`word`)."""
+    def sentence(self, tails: np.ndarray, center: np.ndarray) -> np.ndarray:
+        """The utterance's vector from its words' rows' tails (``row[dim:]`` of :meth:`word`:
+        the sum of the word's piece rows, then its number of pieces), ``[n, dim + 1]``."""
         d = self.dim
-        sums = rows[:, d:].sum(axis=0)  # the piece rows' sum, then the number of pieces
+        sums = tails.sum(axis=0)
         sentence = sums[:d] / np.float32(max(float(sums[d]), 1.0)) - center
         sentence *= np.float32(self.scale / max(math.sqrt(float(sentence @ sentence)), 1e-6))
         return sentence
@@ -175,7 +176,7 @@ class WordVectors:
             return np.zeros(d, np.float32), np.zeros((0, d), np.float32)
         self._use(center)
         rows = np.array([self._word(t, center) for t in tokens])
-        return self.sentence(rows, center), rows[:, :d]
+        return self.sentence(rows[:, d:], center), rows[:, :d]
 
     def rescaled(self, scale: float) -> "WordVectors":
         """The same table and vocabulary (shared, not copied), fed at another norm."""

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from botyard.models.decoding import tag_prior
 from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
 from botyard.models import vectors as word_vectors
 from botyard.models.featurizer import FeatureConfig, Featurizer, collate
@@ -54,6 +55,10 @@ class TrainConfig:
     dropout: float = 0.3
     entity_weight: float = 3.0
     """How much more a token inside an entity weighs in the tagging loss than an ``O`` token."""
+    transition_weight: float = 0.0
+    """Decode entity tags with the training examples' tag-bigram log-frequencies added to the
+    tag head's log-probabilities at this weight (a tag prior, :mod:`botyard.models.decoding`;
+    0: the BIO rules alone)."""
     learning_rate: float = 0.003
     validation_share: float = 0.1
     """Share of each intent's examples held out to calibrate the threshold and report accuracy."""
@@ -236,6 +241,8 @@ def fit(
             progress(record)
 
     arrays = network.export_arrays(model)
+    if has_tags and config.transition_weight:
+        arrays.update(tag_prior(y_tag, len(dataset.tags), config.transition_weight))
     arrays["vocabulary"] = featurizer.vocabulary
     arrays["idf"] = featurizer.idf
     arrays["families"] = featurizer.families

@@ -34,11 +34,14 @@ def intents_only(example_bot):
     return type(example_bot).from_dict(data)
 
 
-ARCHITECTURES = ["joint", "intents-only", "intents-pooled", "joint-pooled", "joint-novectors", "intents-novectors"]
+ARCHITECTURES = ["joint", "intents-only", "intents-pooled", "joint-pooled", "joint-novectors", "intents-novectors", "joint-prior"]
 
 
 def config_of(name: str) -> TrainConfig:
-    return TrainConfig(epochs=6, seed=3, pool="pooled" in name, vectors="novectors" not in name)
+    return TrainConfig(
+        epochs=6, seed=3, pool="pooled" in name, vectors="novectors" not in name,
+        transition_weight=0.7 if "prior" in name else 0.0,
+    )
 
 
 @pytest.fixture(scope="module", params=ARCHITECTURES)
