@@ -9,6 +9,9 @@ this process (threads) and then an advisory ``flock`` on ``<database>.writer`` (
 processes): a waiter blocks in the kernel and wakes the moment the holder lets go, so
 SQLite never sees a second writer. Readers are not affected (WAL mode).
 
+``sqlite:///events.db?synchronous=normal`` trades the durability of the last commits
+against a power cut for commits without an fsync (:data:`SYNCHRONOUS`).
+
 Each write is also timed (waiting for the lock, and the whole transaction) so that a
 slow commit is visible: :func:`take_write_times`, reported in heartbeats and metrics.
 
@@ -28,6 +31,11 @@ from typing import Iterator
 
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteFactory
 
+SYNCHRONOUS = ("full", "normal")
+"""``full`` (SQLite's default): every commit waits for the WAL to reach the disk, so an
+acknowledged turn survives a power cut. ``normal``: commits reach the operating system
+only and the disk at checkpoints; an acknowledged turn survives the node's process being
+killed, not the machine losing power (the trade Rails makes by default for SQLite)."""
 TIMED_FROM = 0.005
 """Write transactions shorter than this (seconds) are not kept for :func:`take_write_times`."""
 
@@ -70,10 +78,13 @@ class _WriterLock:
 
 
 class WriterLockedDatastore(SQLiteDatastore):
-    def __init__(self, db_name: str, **kwargs) -> None:
+    def __init__(self, db_name: str, *, synchronous: str = "full", **kwargs) -> None:
         super().__init__(db_name, **kwargs)
         memory = self.pool.is_sqlite_memory_mode
         self.writer = None if memory else _WriterLock(db_name.removeprefix("file:").split("?")[0])
+        if synchronous not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
+        self.synchronous = synchronous
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
@@ -82,8 +93,11 @@ class WriterLockedDatastore(SQLiteDatastore):
                 yield cursor
             return
         started = time.perf_counter()
-        with self.writer.held() as waited:
-            with super().transaction(commit=True) as cursor:
+        with self.writer.held() as waited, self.get_connection(commit=True) as conn:
+            if getattr(conn, "botyard_synchronous", "full") != self.synchronous:
+                conn._sqlite_conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+                conn.botyard_synchronous = self.synchronous
+            with conn.transaction(commit=True) as cursor:
                 yield cursor
         took = time.perf_counter() - started
         if took >= TIMED_FROM:
@@ -99,11 +113,14 @@ class WriterLockedDatastore(SQLiteDatastore):
 class Factory(SQLiteFactory):
     """The library's SQLite factory with :class:`WriterLockedDatastore` as its datastore."""
 
+    SQLITE_SYNCHRONOUS = "SQLITE_SYNCHRONOUS"
+
     def __init__(self, env) -> None:
         super().__init__(env)
         plain = self.datastore  # made by the library's __init__; it has opened no connection yet
         self.datastore = WriterLockedDatastore(
             plain.pool.db_name,
+            synchronous=(self.env.get(self.SQLITE_SYNCHRONOUS) or "full").lower(),
             lock_timeout=plain.pool.lock_timeout,
             single_row_tracking=plain.single_row_tracking,
             originator_id_type=plain.originator_id_type,

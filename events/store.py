@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Callable, Iterable
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -19,6 +19,7 @@ from botyard.events.bot import Bot, bot_uuid
 from botyard.events.codec import MsgpackTranscoder
 from botyard.events.conversation import Conversation, conversation_uuid
 from botyard.events.labels import Labels, labels_uuid
+from botyard.events.sqlite import SYNCHRONOUS
 from botyard.events.tenant import Tenant, tenant_uuid
 from botyard.events.errors import EventStoreError, UnknownConversation
 
@@ -29,12 +30,23 @@ def store_env(events_url: str | None, data_dir: str | Path) -> dict[str, str]:
     """The ``eventsourcing`` environment for an events URL."""
     if not events_url or events_url.startswith("sqlite:"):
         path = Path(data_dir) / "events.db"
+        synchronous = "full"
         if events_url:
             if not events_url.startswith("sqlite:///"):
                 raise EventStoreError(f"SQLite URLs look like sqlite:///relative.db or sqlite:////abs/path.db, not {events_url!r}")
-            path = Path(events_url[len("sqlite:///") :])
+            location, _, query = events_url[len("sqlite:///") :].partition("?")
+            options = parse_qs(query, keep_blank_values=True)
+            synchronous = (options.pop("synchronous", ["full"])[-1] or "full").lower()
+            if options or synchronous not in SYNCHRONOUS:
+                raise EventStoreError(
+                    f"SQLite URLs take one option, synchronous={'|'.join(SYNCHRONOUS)}; not {query!r}"
+                )
+            path = Path(location)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return {"PERSISTENCE_MODULE": "botyard.events.sqlite:Factory", "SQLITE_DBNAME": str(path), "SQLITE_LOCK_TIMEOUT": "10"}
+        return {
+            "PERSISTENCE_MODULE": "botyard.events.sqlite:Factory", "SQLITE_DBNAME": str(path), "SQLITE_LOCK_TIMEOUT": "10",
+            "SQLITE_SYNCHRONOUS": synchronous,
+        }
     url = urlparse(events_url)
     if url.scheme not in ("postgresql", "postgres"):
         raise EventStoreError(f"unsupported events URL scheme {url.scheme!r}; use sqlite:// or postgresql://")

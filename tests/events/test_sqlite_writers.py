@@ -6,7 +6,10 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from botyard.events import Conversation, EventStore
+from botyard.events.errors import EventStoreError
 from botyard.events.sqlite import take_write_times
 
 WRITERS, CONVERSATIONS, TURNS = 3, 20, 5
@@ -69,3 +72,19 @@ def test_slow_writes_are_timed(tmp_path):
     finally:
         store.close()
 
+
+
+def test_synchronous_is_an_option_of_the_sqlite_url(tmp_path):
+    for option, expected in (("", 2), ("?synchronous=full", 2), ("?synchronous=NORMAL", 1)):
+        store = EventStore(f"sqlite:///{tmp_path / 'events.db'}{option}", tmp_path)
+        try:
+            conv = Conversation(tenant="acme", bot="faq", conversation_id=uuid.uuid4().hex)
+            store.save_all([conv])  # the writer's connection gets the setting on its first write
+            with store.factory.datastore.get_connection(commit=True) as conn:
+                assert conn._sqlite_conn.execute("PRAGMA synchronous").fetchone()[0] == expected
+            assert store.load_conversation("acme", "faq", conv.conversation_id) is not None
+        finally:
+            store.close()
+    for bad in ("?synchronous=off", "?journal_mode=delete"):
+        with pytest.raises(EventStoreError, match="synchronous="):
+            EventStore(f"sqlite:///{tmp_path / 'events.db'}{bad}", tmp_path)
