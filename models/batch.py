@@ -18,7 +18,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from botyard.models.featurizer import CHAR, SHAPE, _hashes
-from botyard.models.runtime import Prediction, Predictor, _relu, _softmax
+from botyard.models.runtime import Prediction, Predictor, _relu, _softmax, _softmax_shifted
 from botyard.models.text import TOKEN_RE, tokenize
 
 
@@ -118,16 +118,20 @@ def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
         split = x.shape[1]
         token_utt = np.repeat(np.arange(n), lengths)
         tag_logits = x @ p.w_tag[:split] + (sentence @ p.w_tag[split:] + p.b_tag)[token_utt]
-        tag_probs = _softmax(tag_logits)
+        tag_probs, tag_shifted = _softmax_shifted(tag_logits)
         tag_best = tag_probs.argmax(axis=1)
         o_tag = p.tags.index("O") if "O" in p.tags else -1
 
     out: list[Prediction] = []
     for i, text in enumerate(texts):
         lo, hi = int(tok_base[i]), int(tok_base[i + 1])
-        # A span needs a tag other than O somewhere; without one the tag path is all O.
-        tags = tag_probs[lo:hi] if tag_probs is not None and hi > lo and (tag_best[lo:hi] != o_tag).any() else None
-        out.append(p.prediction(text, tokens[i] if tags is not None else (), p.labels[int(best[i])], float(confidence[i]), tags))
+        # A span needs a tag other than O somewhere; without one the tag path is all O (unless a
+        # tag prior prefers another path).
+        decode = tag_probs is not None and hi > lo and (p.decoder.prior or (tag_best[lo:hi] != o_tag).any())
+        tags, shifted = (tag_probs[lo:hi], tag_shifted[lo:hi]) if decode else (None, None)
+        out.append(
+            p.prediction(text, tokens[i] if decode else (), p.labels[int(best[i])], float(confidence[i]), tags, shifted)
+        )
     return out
 
 

@@ -23,7 +23,6 @@ MARGIN = 6.0
 search: on SNIPS valid the paths equal those of margin 8 and those of an exhaustive search."""
 
 
-_WITHIN = np.float32(math.exp(-MARGIN))
 
 
 def bio_constraints(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -94,10 +93,16 @@ class TagDecoder:
             # Rows as float32 arrays (25 KB for 79 tags, where lists of Python floats took 200 KB).
             self._start, self._move = array("f", self.start), [array("f", row) for row in self.move]
 
-    def decode(self, probs: np.ndarray) -> list[int]:
-        """Tag indices per token."""
+    def decode(self, probs: np.ndarray, shifted: np.ndarray | None = None) -> list[int]:
+        """Tag indices per token. ``shifted``: the tag logits minus each token's largest (the
+        softmax's first step), which the prior's search uses as log-probabilities (a constant
+        per token changes no path); without them it takes the logs of ``probs``."""
         if self.prior:
-            path = self._pruned(probs)
+            if shifted is None:
+                with np.errstate(divide="ignore"):
+                    shifted = np.log(probs)
+                shifted -= shifted.max(axis=1, keepdims=True)
+            path = self._pruned(shifted)
             if path is not None:
                 return path
             return viterbi(probs, self.start, self.move).tolist()
@@ -111,17 +116,16 @@ class TagDecoder:
         inside, entity = self._inside, self._entity
         return inside[path[0]] is None and all(inside[b] is None or entity[a] == inside[b] for a, b in zip(path, path[1:]))
 
-    def _pruned(self, probs: np.ndarray) -> list[int] | None:
-        """Viterbi with the prior over the tags within :data:`MARGIN` of each token's best;
-        None if no allowed path goes through them."""
-        best = probs.argmax(axis=1)
-        plausible = probs >= (probs[np.arange(len(probs)), best] * _WITHIN)[:, None]
-        if plausible.sum() == len(probs):  # one plausible tag per token: the path if the rules allow it
-            path = best.tolist()
+    def _pruned(self, shifted: np.ndarray) -> list[int] | None:
+        """Viterbi with the prior over the tags within :data:`MARGIN` of each token's best
+        (``shifted``: log-probabilities minus each token's largest); None if no allowed path
+        goes through them."""
+        rows, cols = np.nonzero(shifted >= -MARGIN)
+        if len(rows) == len(shifted):  # one plausible tag per token: the path if the rules allow it
+            path = cols.tolist()
             return path if self._allowed(path) else None
-        rows, cols = np.nonzero(plausible)
-        values = np.log(probs[rows, cols]).tolist()
-        options: list[list[tuple[int, float]]] = [[] for _ in range(len(probs))]
+        values = shifted[rows, cols].tolist()
+        options: list[list[tuple[int, float]]] = [[] for _ in range(len(shifted))]
         for r, c, v in zip(rows.tolist(), cols.tolist(), values):
             options[r].append((c, v))
         start, move, neg = self._start, self._move, -math.inf

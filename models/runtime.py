@@ -51,6 +51,14 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _softmax_shifted(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The softmax and its first step, ``x`` minus its largest per row (what decoding takes)."""
+    shifted = x - x.max(axis=-1, keepdims=True)
+    probs = np.exp(shifted)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    return probs, shifted
+
+
 def _shifted_sum(z: np.ndarray, n: int, width: int, filters: int) -> np.ndarray:
     """``out[t] = sum_k z[t + k, k*filters:(k+1)*filters]`` for ``t < n``: a strided view, one sum.
 
@@ -62,9 +70,14 @@ def _shifted_sum(z: np.ndarray, n: int, width: int, filters: int) -> np.ndarray:
 
 
 def _flat_conv(kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """A Keras ``Conv1D`` kernel ``[width, input, filters]`` as ``([input, width * filters], bias, width)``."""
+    """A Keras ``Conv1D`` kernel ``[width, input, filters]`` as ``([input, width * filters], bias, width)``.
+
+    The flat kernel is the transpose of a C-contiguous ``[width * filters, input]`` array: the
+    runtime computes a convolution's products as ``(flat.T @ x.T).T``, which OpenBLAS does in
+    two thirds of the time of ``x @ flat`` for an utterance's few tokens (9 x 64 by 64 x 320:
+    7 against 11 us)."""
     width, d, filters = kernel.shape
-    return np.ascontiguousarray(kernel.transpose(1, 0, 2).reshape(d, width * filters)), bias, width
+    return np.ascontiguousarray(kernel.transpose(0, 2, 1).reshape(width * filters, d)).T, bias, width
 
 
 _single_threaded_blas = None
@@ -221,6 +234,10 @@ class Predictor:
 
     def forward(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Intent probabilities and, if the bot has learned entities, tag probabilities per token."""
+        return self._outputs(tokens)[:2]
+
+    def _outputs(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """:meth:`forward`'s, and the tag logits minus each token's largest (for decoding)."""
         entries = self._entries(tokens)
         bag = self._bag(entries)
         if self.vdim:
@@ -245,7 +262,7 @@ class Predictor:
                 if i == 0:
                     z[pad : pad + n] = [e[1] for e in entries]
                 else:
-                    np.matmul(x, flat, out=z[pad : pad + n])
+                    z[pad : pad + n] = (flat.T @ x.T).T
                 x = _shifted_sum(z, n, width, filters)
                 x += bias
                 _relu(x)
@@ -256,36 +273,40 @@ class Predictor:
             logits = sentence @ self.w_int + self.b_int
         intent = _softmax(logits)
         if not self.has_tags or x is None:
-            return intent, None
+            return intent, None, None
         # [x, sentence] @ W == x @ W[:conv] + sentence @ W[conv:]
         split = x.shape[1]
         logits = x @ self.w_tag[:split] + (sentence @ self.w_tag[split:] + self.b_tag)
-        return intent, _softmax(logits)
+        return (intent, *_softmax_shifted(logits))
 
     # ------------------------------------------------------------------ serving
-    def decode(self, tag_probs: np.ndarray) -> list[int]:
+    def decode(self, tag_probs: np.ndarray, shifted: np.ndarray | None = None) -> list[int]:
         """Tag indices per token: the best BIO-consistent path (see :mod:`botyard.models.decoding`)."""
-        return self.decoder.decode(tag_probs)
+        return self.decoder.decode(tag_probs, shifted)
 
     def predict_tokens(self, tokens: Sequence[str]) -> tuple[str, float, list[str]]:
         """Intent, confidence and one BIO tag per token (for evaluation on pre-tokenised data)."""
-        intent, tags = self.forward(tokens)
+        intent, tags, shifted = self._outputs(tokens)
         best = int(intent.argmax())
-        tag_names = [self.tags[i] for i in self.decode(tags)] if tags is not None else ["O"] * len(tokens)
+        tag_names = [self.tags[i] for i in self.decode(tags, shifted)] if tags is not None else ["O"] * len(tokens)
         return self.labels[best], float(intent[best]), tag_names
 
     def predict(self, text: str) -> Prediction:
         tokens = tokenize(text)
-        intent, tags = self.forward([t.text for t in tokens])
+        intent, tags, shifted = self._outputs([t.text for t in tokens])
         best = int(intent.argmax())
-        return self.prediction(text, tokens, self.labels[best], float(intent[best]), tags)
+        return self.prediction(text, tokens, self.labels[best], float(intent[best]), tags, shifted)
 
-    def prediction(self, text: str, tokens: Sequence, label: str, confidence: float, tags: np.ndarray | None) -> Prediction:
+    def prediction(
+        self, text: str, tokens: Sequence, label: str, confidence: float, tags: np.ndarray | None,
+        shifted: np.ndarray | None = None,
+    ) -> Prediction:
         """The answer from the network's outputs: entities cut from the best tag path (if
-        ``tags``), the matchers' entities, and whether to fall back."""
+        ``tags``; ``shifted``: the tag logits minus each token's largest, see :meth:`decode`),
+        the matchers' entities, and whether to fall back."""
         entities: list[Entity] = []
         if tags is not None:
-            path = self.decode(tags)
+            path = self.decode(tags, shifted)
             for entity, first, last in tag_spans([self.tags[i] for i in path]):
                 start, end = tokens[first].start, tokens[last - 1].end
                 conf = float(tags[np.arange(first, last), path[first:last]].mean())
