@@ -307,9 +307,11 @@ class Predictor:
         entities: list[Entity] = []
         if tags is not None:
             path = self.decode(tags, shifted)
-            for entity, first, last in tag_spans([self.tags[i] for i in path]):
+            spans = tag_spans([self.tags[i] for i in path])
+            probs = tags[np.arange(len(path)), path].tolist() if spans else ()
+            for entity, first, last in spans:  # confidence: the mean probability of the span's tags
                 start, end = tokens[first].start, tokens[last - 1].end
-                conf = float(tags[np.arange(first, last), path[first:last]].mean())
+                conf = sum(probs[first:last]) / (last - first)
                 entities.append(Entity(entity, text[start:end], start, end, "model", round(conf, 4)))
         if self.matchers:
             entities.extend(self.matchers.find(text))
