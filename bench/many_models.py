@@ -9,8 +9,9 @@ own snapshot under its own tenant and name: its own file, its own id, loaded on 
 so sizes and load costs are real, but bots with the same base answer alike. Every bot's
 `production` alias is recorded as an event, as `botyard snapshots promote` would.
 
-Then: an embedded nats-server, two `botyard node` processes (shared SQLite, local
-snapshot directory, a model cache of --cache-mb each), and from this process:
+Then: an embedded nats-server, two `botyard node` processes (shared SQLite, a new file
+each run unless --keep-events, its 10,000 aliases recorded first; local snapshot
+directory; a model cache of --cache-mb each), and from this process:
   1. a sweep: one turn to every bot (every bot must answer; most are cold loads),
   2. Zipf traffic (s = 1.1) over all bots, closed loop, --seconds,
   3. Zipf traffic open loop (Poisson arrivals) at --rate turns/s (default: half the
@@ -245,10 +246,17 @@ def main() -> None:
         "--events-url", default="",
         help="the nodes' shared event store (default: SQLite in --work; e.g. postgresql://postgres@127.0.0.1:5432/botyard_bench)",
     )
+    parser.add_argument(
+        "--keep-events", action="store_true",
+        help="keep the SQLite event log of earlier runs (default: start each run on a new one, the bots' aliases re-recorded)",
+    )
     args = parser.parse_args()
 
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    if not args.events_url and not args.keep_events:  # every run on a new event log: runs stay comparable
+        for old in (work / "data").glob("events.db*"):
+            old.unlink()
     if args.events_url.startswith("postgres"):
         ensure_database(args.events_url)
     bots = make_bots(work, args.bots, args.base, args.events_url)
