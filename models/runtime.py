@@ -30,10 +30,13 @@ from botyard.models.vectors import require as require_vectors
 
 MODEL_KIND = "joint-bag-cnn"
 CACHE_SHARE = 0.25
-"""A loaded snapshot's per-token caches stay under about this share of its own bytes (256
-tokens at least): SNIPS's (44 MB) hold up to 5,840 tokens, about 12 MB with the bigram
-rows; a 20-intent bot's (1.9 MB, no tag head) 800, about 0.5 MB. 0.35 MB after its 587
-test-set words, which halve its time per utterance (100 -> 48 us)."""
+"""A loaded snapshot with token convolutions (a tag head, or ``pool``) caches per-token work
+up to about this share of its own bytes (256 tokens at least): SNIPS's (44 MB) holds up to
+5,840 tokens, about 12 MB with the bigram rows. The cap is counted in ``nbytes`` from the
+start, so a byte-bounded model cache never holds more than it was given. An intent-only
+model caches nothing: for a 20-intent bot (1.9 MB) the cache would halve the time per
+utterance (100 -> 48 us) but add up to 0.5 MB, a quarter more per model, and a node holds
+thousands of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +154,11 @@ class Predictor:
         self._pairs: dict[tuple[str, str], int] = {}
         """Vocabulary row (0: none) of each lower-cased word bigram seen."""
         per_token = 600 + (self._first.nbytes // self._first.shape[0] if self._first is not None else 0)
-        self._token_cap = min(8192, max(256, int(self.nbytes * CACHE_SHARE) // per_token))
-        """Entries each cache keeps before it starts afresh (see :data:`CACHE_SHARE`)."""
+        self._token_cap = 0
+        """Entries each cache keeps before it starts afresh (see :data:`CACHE_SHARE`); 0: no caching."""
+        if self._first is not None:
+            self._token_cap = min(8192, max(256, int(self.nbytes * CACHE_SHARE) // per_token))
+            self.nbytes += self._token_cap * per_token  # reserved: a model cache counts what it can grow to
 
     @classmethod
     def from_snapshot(cls, snapshot) -> "Predictor":
@@ -169,7 +175,8 @@ class Predictor:
             new = dict(zip(missing, self._token_work(missing)))
             if len(cache) + len(new) > self._token_cap:
                 cache.clear()
-            cache.update(new)
+            if self._token_cap:
+                cache.update(new)
             entries = [new[t] if e is None else e for t, e in zip(tokens, entries)]
         return entries
 
@@ -206,7 +213,8 @@ class Predictor:
             new = dict(zip(missing, f.rows(ngram_hashes_of_pairs(missing)).tolist()))
             if len(cache) + len(new) > self._token_cap:
                 cache.clear()
-            cache.update(new)
+            if self._token_cap:
+                cache.update(new)
             rows = [new[p] if r is None else r for p, r in zip(pairs, rows)]
         return np.array([r for r in rows if r], np.int64)
 

@@ -143,7 +143,7 @@ def fit(
 
     rank, size = (hvd.rank(), hvd.size()) if hvd else (0, 1)
     keras.utils.set_random_seed(config.seed)
-    if not os.environ.get("NODET"): tf.config.experimental.enable_op_determinism()
+    tf.config.experimental.enable_op_determinism()
 
     featurizer = Featurizer.fit([e.tokens for e in train_set], config.features)
     vectors = word_vectors.available() if config.vectors else None
