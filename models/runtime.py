@@ -183,7 +183,10 @@ class Predictor:
     def _token_work(self, tokens: list[str]) -> list[tuple]:
         """:meth:`_entries` for tokens not yet cached, as a batch."""
         f = self.featurizer
-        rows = f.token_rows(tokens)
+        if self._first is None:  # no token convolutions: the sentence bag's rows are all it reads
+            rows = [(r, None, None) for r in f.token_sentence_rows(tokens)]
+        else:
+            rows = f.token_rows(tokens)
         vec_rows = [f.vectors.word(t, f.center) for t in tokens] if self.vdim else [None] * len(tokens)
         d = self.vdim and f.vectors.dim
         terms = [None] * len(tokens)
