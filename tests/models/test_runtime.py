@@ -114,6 +114,24 @@ def test_per_token_cache_changes_no_answer(trained, example_bot):
     assert len(predictor._tokens) <= 3 + max(len(t) for t in tokens)
 
 
+def test_a_predictor_counts_what_its_caches_can_grow_to(trained, example_bot):
+    """A node's model cache is bounded by ``Predictor.nbytes``: models with token
+    convolutions reserve their per-token caches' cap from load, and intent-only models keep
+    no per-token cache, so no predictor grows past what it declared."""
+    arrays_bytes = sum(a.nbytes for a in trained.arrays.values())
+    predictor = Predictor(trained.manifest, trained.arrays)
+    texts = UTTERANCES + [e for i in example_bot.intents for e in i.examples]
+    for text in texts:
+        predictor.forward([t.text for t in tokenize(text)])
+    if predictor._first is None:  # no token convolutions
+        assert predictor.nbytes == arrays_bytes
+        assert not predictor._tokens and not predictor._pairs
+    else:
+        assert predictor.nbytes > arrays_bytes
+        assert 0 < len(predictor._tokens) <= predictor._token_cap
+        assert len(predictor._pairs) <= predictor._token_cap
+
+
 def test_same_data_and_seed_same_snapshot(trained, example_bot):
     from botyard.snapshots.format import pack
 
