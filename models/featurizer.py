@@ -186,18 +186,18 @@ class Featurizer:
         return np.where(self.vocabulary[pos] == h, pos + 1, 0)
 
     # ---------------------------------------------------------------- views
-    def token_sentence_rows(self, tokens: Sequence[str]) -> list[np.ndarray]:
-        """Each token's part of the sentence bag alone: the first item of :meth:`token_rows`,
-        without the token bags a model with no token convolutions does not read."""
+    def sentence_rows(self, tokens: Sequence[str]) -> np.ndarray:
+        """The tokens' parts of the sentence bag, all in one array: the first items of
+        :meth:`token_rows` together, without the token bags a model with no token
+        convolutions does not read."""
+        if not tokens:
+            return np.zeros(0, np.int64)
         cfg = self.config
         entries = [_token_entry(t, cfg.char_min, cfg.char_max)[0] for t in tokens]
         rows = self.rows([h for hashes in entries for h in hashes])
-        out, start = [], 0
-        for hashes in entries:
-            r = rows[start : start + len(hashes) - 1]  # its word and character n-grams, not its shape
-            start += len(hashes)
-            out.append(r[r > 0])
-        return out
+        keep = rows > 0
+        keep[np.cumsum([len(h) for h in entries]) - 1] = False  # each token's shape: not in the sentence bag
+        return rows[keep]
 
     def token_rows(self, tokens: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """What each token adds to :meth:`analyze`'s two views, on its own (serving caches it per

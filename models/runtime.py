@@ -183,10 +183,7 @@ class Predictor:
     def _token_work(self, tokens: list[str]) -> list[tuple]:
         """:meth:`_entries` for tokens not yet cached, as a batch."""
         f = self.featurizer
-        if self._first is None:  # no token convolutions: the sentence bag's rows are all it reads
-            rows = [(r, None, None) for r in f.token_sentence_rows(tokens)]
-        else:
-            rows = f.token_rows(tokens)
+        rows = f.token_rows(tokens)
         vec_rows = [f.vectors.word(t, f.center) for t in tokens] if self.vdim else [None] * len(tokens)
         d = self.vdim and f.vectors.dim
         terms = [None] * len(tokens)
@@ -224,9 +221,12 @@ class Predictor:
     def _bag(self, entries: list[tuple]) -> np.ndarray:
         """The sentence bag's embedding: sublinear TF x IDF, L2-normalised per family (as
         :meth:`Featurizer.analyze` weighs it), times the embedding rows."""
-        parts = [e[0] for e in entries]
-        if len(entries) > 1 or self.featurizer.config.word_ngrams != 2:
-            parts.append(self._ngram_rows([e[3] for e in entries]))
+        return self._bag_of([e[0] for e in entries], [e[3] for e in entries])
+
+    def _bag_of(self, parts: list[np.ndarray], lower: list[str]) -> np.ndarray:
+        """:meth:`_bag` from the tokens' sentence rows (in any grouping) and the lower-cased tokens."""
+        if len(lower) > 1 or self.featurizer.config.word_ngrams != 2:
+            parts = [*parts, self._ngram_rows(lower)]
         rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         if not len(rows):
             return np.zeros(self.embed.shape[1], np.float32)
@@ -253,12 +253,20 @@ class Predictor:
 
     def _outputs(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """:meth:`forward`'s, and the tag logits minus each token's largest (for decoding)."""
-        entries = self._entries(tokens)
-        bag = self._bag(entries)
+        f = self.featurizer
+        if self._first is None:  # no token convolutions, no per-token cache: every token at once
+            entries = None
+            bag = self._bag_of([f.sentence_rows(tokens)], [t.lower() for t in tokens])
+            if self.vdim:
+                d = f.vectors.dim
+                pieces = [f.vectors.word(t, f.center)[d:] for t in tokens]
+        else:
+            entries = self._entries(tokens)
+            bag = self._bag(entries)
+            pieces = [e[2] for e in entries] if self.vdim else []
         if self.vdim:
-            f = self.featurizer
-            if entries:
-                vec = f.vectors.sentence(np.array([e[2] for e in entries]), f.center)
+            if pieces:
+                vec = f.vectors.sentence(np.array(pieces), f.center)
             else:
                 vec = np.zeros(f.vectors.dim, np.float32)
             if self.w_vec is not None:
