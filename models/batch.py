@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from botyard.models.featurizer import CHAR, SHAPE, _hashes
+from botyard.models.featurizer import CHAR, SHAPE, WORD, _hashes
 from botyard.models.runtime import Prediction, Predictor, _relu, _softmax, _softmax_shifted
 from botyard.models.text import TOKEN_RE, tokenize
 
@@ -59,6 +59,8 @@ def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
     part = np.asarray(parts, np.int64)[known]
     who = owner_all[known]
     seg = utt_all[known]
+    knows_a_word = np.zeros(n, bool)  # a token's own word (not only its n-grams) is in the vocabulary
+    knows_a_word[seg[(part == WORD) & (who >= 0)]] = True
 
     # Sentence bags: sublinear TF x IDF per (utterance, feature), L2-normalised per family.
     in_sentence = part != SHAPE
@@ -130,7 +132,10 @@ def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
         decode = tag_probs is not None and hi > lo and (p.decoder.prior or (tag_best[lo:hi] != o_tag).any())
         tags, shifted = (tag_probs[lo:hi], tag_shifted[lo:hi]) if decode else (None, None)
         out.append(
-            p.prediction(text, tokens[i] if decode else (), p.labels[int(best[i])], float(confidence[i]), tags, shifted)
+            p.prediction(
+                text, tokens[i] if decode else (), p.labels[int(best[i])], float(confidence[i]), tags, shifted,
+                knows_a_word=bool(knows_a_word[i]),
+            )
         )
     return out
 

@@ -186,6 +186,14 @@ class Featurizer:
         return np.where(self.vocabulary[pos] == h, pos + 1, 0)
 
     # ---------------------------------------------------------------- views
+    def knows_a_word(self, tokens: Sequence[str]) -> bool:
+        """Whether any token is a word the model was trained on (not only its character
+        n-grams): an utterance of none (``blorp zzz``) gets the fallback, whatever the network says."""
+        if not tokens or not len(self.vocabulary):
+            return False
+        cfg = self.config
+        return bool(self.rows([_token_entry(t, cfg.char_min, cfg.char_max)[0][0] for t in tokens]).any())
+
     def sentence_rows(self, tokens: Sequence[str]) -> np.ndarray:
         """The tokens' parts of the sentence bag, all in one array: the first items of
         :meth:`token_rows` together, without the token bags a model with no token

@@ -316,17 +316,21 @@ class Predictor:
 
     def predict(self, text: str) -> Prediction:
         tokens = tokenize(text)
-        intent, tags, shifted = self._outputs([t.text for t in tokens])
+        words = [t.text for t in tokens]
+        intent, tags, shifted = self._outputs(words)
         best = int(intent.argmax())
-        return self.prediction(text, tokens, self.labels[best], float(intent[best]), tags, shifted)
+        return self.prediction(
+            text, tokens, self.labels[best], float(intent[best]), tags, shifted, knows_a_word=self.featurizer.knows_a_word(words)
+        )
 
     def prediction(
         self, text: str, tokens: Sequence, label: str, confidence: float, tags: np.ndarray | None,
-        shifted: np.ndarray | None = None,
+        shifted: np.ndarray | None = None, *, knows_a_word: bool = True,
     ) -> Prediction:
         """The answer from the network's outputs: entities cut from the best tag path (if
         ``tags``; ``shifted``: the tag logits minus each token's largest, see :meth:`decode`),
-        the matchers' entities, and whether to fall back."""
+        the matchers' entities, and whether to fall back: out of scope, below the threshold,
+        or no word the model knows (see :meth:`Featurizer.knows_a_word`)."""
         entities: list[Entity] = []
         if tags is not None:
             path = self.decode(tags, shifted)
@@ -339,5 +343,5 @@ class Predictor:
         if self.matchers:
             entities.extend(self.matchers.find(text))
         entities.sort(key=lambda e: (e.start, -e.end, e.entity))
-        fallback = label == OUT_OF_SCOPE or confidence < self.threshold
+        fallback = label == OUT_OF_SCOPE or confidence < self.threshold or not knows_a_word
         return Prediction(label, confidence, tuple(entities), fallback)

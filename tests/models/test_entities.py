@@ -62,6 +62,17 @@ def test_out_of_scope_gets_the_fallback(predictor, text):
     assert prediction.fallback, prediction
 
 
+@pytest.mark.parametrize("text", ["blorp zzz", "asdkjh qwe", "?!"])
+def test_an_utterance_of_no_known_word_gets_the_fallback(predictor, text):
+    """Gibberish shares character n-grams with real words, so the network may still be
+    confident; with no word the model was trained on, the bot says it did not understand."""
+    from botyard.models.batch import predict_batch
+
+    assert predictor.predict(text).fallback
+    assert predict_batch(predictor, [text])[0].fallback
+    assert not predictor.predict("hello blorp").fallback  # one known word is enough to answer
+
+
 def test_threshold_from_the_bot_file_overrides_the_calibrated_one(trained, predictor):
     calibrated = trained.manifest["model"]["threshold"]
     assert 0.0 < calibrated < 1.0 and predictor.threshold == calibrated
