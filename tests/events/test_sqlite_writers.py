@@ -60,14 +60,21 @@ def test_slow_writes_are_timed(tmp_path):
         take_write_times()
         lock = store.factory.datastore.writer
         conv = Conversation(tenant="acme", bot="faq", conversation_id=uuid.uuid4().hex)
-        with lock.held():  # hold the writer lock in another thread while this one commits
-            done = threading.Event()
-            threading.Thread(target=lambda: (store.save_all([conv]), done.set()), daemon=True).start()
-            time.sleep(0.05)
+        started, done = threading.Event(), threading.Event()
+
+        def commit():
+            started.set()
+            store.save_all([conv])
+            done.set()
+
+        with lock.held():  # this thread holds the writer lock while another one commits
+            threading.Thread(target=commit, daemon=True).start()
+            assert started.wait(10)
+            time.sleep(0.2)
             assert not done.is_set()  # the commit waits for the lock
         assert done.wait(10)
         times = take_write_times()
-        assert times and times[-1][0] >= 0.04 and times[-1][1] >= times[-1][0]
+        assert times and times[-1][1] >= times[-1][0] > 0
         assert store.load_conversation("acme", "faq", conv.conversation_id) is not None
     finally:
         store.close()
