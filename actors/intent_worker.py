@@ -59,7 +59,6 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
         self.load_seconds: deque[float] = deque(maxlen=10_000)
         self.classified: dict[str, tuple[pykka.ActorRef, list[ClassifiedTurn]]] = {}
         """Turns classified and not yet handed to their conversation actor, by actor."""
-        self.classified_count = 0
         self.turns: dict[str, int] = {}
         """Turns per bot since the last look (for hot-bot detection)."""
 
@@ -75,9 +74,7 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
     # -- messages -------------------------------------------------------------------------------
 
     def on_receive(self, message: object) -> object:
-        if isinstance(message, TurnWork):
-            self.classify(message)
-        elif isinstance(message, Turns):
+        if isinstance(message, Turns):
             for work in message.works:
                 self.classify(work)
         elif isinstance(message, Install):
@@ -86,13 +83,15 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
             self._loaded(message)
         else:
             raise TypeError(f"IntentWorker got {type(message).__name__}")
-        if self.classified and (self.actor_inbox.empty() or self.classified_count >= HANDOFF_BATCH):
+        if self.classified and (
+            self.actor_inbox.empty() or sum(len(turns) for _, turns in self.classified.values()) >= HANDOFF_BATCH
+        ):
             self._hand_off()
         return None
 
     def _hand_off(self) -> None:
         """Send each conversation actor the turns classified for it since the last hand-off."""
-        batches, self.classified, self.classified_count = self.classified, {}, 0
+        batches, self.classified = self.classified, {}
         for ref, turns in batches.values():
             ref.tell(Classified(tuple(turns)))
 
@@ -182,11 +181,7 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
             tuple(e.to_dict() for e in prediction.entities), prediction.fallback,
         )
         ref = self.route(work)
-        batch = self.classified.get(ref.actor_urn)
-        if batch is None:
-            batch = self.classified[ref.actor_urn] = (ref, [])
-        batch[1].append(classified)
-        self.classified_count += 1
+        self.classified.setdefault(ref.actor_urn, (ref, []))[1].append(classified)
 
     def _unknown(self, work: TurnWork):
         req = work.request

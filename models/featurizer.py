@@ -168,13 +168,9 @@ class Featurizer:
 
     def lookup(self, hashes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, known)``: vocabulary rows (>= 1) of the known hashes, and which hashes are known."""
-        if not len(self.vocabulary) or not len(hashes):
-            return np.zeros(0, np.int64), np.zeros(len(hashes), bool)
-        h = np.fromiter(hashes, np.uint32, len(hashes))
-        pos = np.searchsorted(self.vocabulary, h)
-        pos[pos == len(self.vocabulary)] = 0
-        known = self.vocabulary[pos] == h
-        return pos[known] + 1, known
+        rows = self.rows(hashes)
+        known = rows > 0
+        return rows[known], known
 
     def rows(self, hashes: Sequence[int]) -> np.ndarray:
         """The vocabulary row of each hash, 0 where it is not in the vocabulary."""
@@ -186,32 +182,30 @@ class Featurizer:
         return np.where(self.vocabulary[pos] == h, pos + 1, 0)
 
     # ---------------------------------------------------------------- views
-    def knows_a_word(self, tokens: Sequence[str]) -> bool:
-        """Whether any token is a word the model was trained on (not only its character
-        n-grams): an utterance of none (``blorp zzz``) gets the fallback, whatever the network says."""
-        if not tokens or not len(self.vocabulary):
-            return False
-        cfg = self.config
-        return bool(self.rows([_token_entry(t, cfg.char_min, cfg.char_max)[0][0] for t in tokens]).any())
-
-    def sentence_rows(self, tokens: Sequence[str]) -> np.ndarray:
-        """The tokens' parts of the sentence bag, all in one array: the first items of
+    def sentence_rows(self, tokens: Sequence[str]) -> tuple[np.ndarray, bool]:
+        """The tokens' parts of the sentence bag, all in one array (the first items of
         :meth:`token_rows` together, without the token bags a model with no token
-        convolutions does not read."""
+        convolutions does not read), and whether any token is itself a known word (the
+        fourth item of :meth:`token_rows`)."""
         if not tokens:
-            return np.zeros(0, np.int64)
+            return np.zeros(0, np.int64), False
         cfg = self.config
         entries = [_token_entry(t, cfg.char_min, cfg.char_max)[0] for t in tokens]
         rows = self.rows([h for hashes in entries for h in hashes])
+        lengths = np.array([len(h) for h in entries])
+        ends = np.cumsum(lengths)
         keep = rows > 0
-        keep[np.cumsum([len(h) for h in entries]) - 1] = False  # each token's shape: not in the sentence bag
-        return rows[keep]
+        knows_a_word = bool(keep[ends - lengths].any())  # a token's first hash is its word
+        keep[ends - 1] = False  # its last, its shape: not in the sentence bag
+        return rows[keep], knows_a_word
 
     def token_rows(self, tokens: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """What each token adds to :meth:`analyze`'s two views, on its own (serving caches it per
-        token): ``(sentence_rows, bag_rows, bag_weights)``, the known rows of its word and
-        character n-grams (its part of the sentence bag, before counting and weighting), and
-        its token bag (word, n-gram and shape rows with the shares :meth:`analyze` gives them)."""
+        token): ``(sentence_rows, bag_rows, bag_weights, known_word)``, the known rows of its
+        word and character n-grams (its part of the sentence bag, before counting and
+        weighting), its token bag (word, n-gram and shape rows with the shares :meth:`analyze`
+        gives them), and whether the word itself is in the vocabulary (an utterance of no
+        known word, ``blorp zzz``, gets the fallback however confident the network is)."""
         cfg = self.config
         entries = [_token_entry(t, cfg.char_min, cfg.char_max)[0] for t in tokens]
         rows = self.rows([h for hashes in entries for h in hashes])
@@ -224,7 +218,7 @@ class Featurizer:
             n_chars = np.float32(max(int(known[1:-1].sum()), 1))
             weights = np.full(len(r), share[1] / n_chars, np.float32)
             weights[0], weights[-1] = share[0], share[2]
-            out.append((r[:-1][known[:-1]], r[known], weights[known]))
+            out.append((r[:-1][known[:-1]], r[known], weights[known], bool(known[0])))
         return out
 
     def analyze(

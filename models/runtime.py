@@ -15,7 +15,7 @@ three small products and the decoding.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -166,19 +166,24 @@ class Predictor:
 
     # ------------------------------------------------------------------ network
     def _entries(self, tokens: Sequence[str]) -> list[tuple]:
-        """Per token, the work that depends on the token alone, cached per snapshot:
-        ``(sentence rows, first-convolution terms, word vector's piece sum and count, lower-cased token)``."""
-        cache = self._tokens
-        entries = [cache.get(t) for t in tokens]
-        if None in entries:  # another thread may clear the cache meanwhile: answer from `new`
-            missing = list(dict.fromkeys(t for t, e in zip(tokens, entries) if e is None))
-            new = dict(zip(missing, self._token_work(missing)))
+        """Per token, the work that depends on the token alone, cached per snapshot: ``(sentence
+        rows, first-convolution terms, word vector's piece sum and count, lower-cased token,
+        the word is known)``."""
+        return self._cached(self._tokens, tokens, self._token_work)
+
+    def _cached(self, cache: dict, keys: Sequence, compute: Callable[[list], list]) -> list:
+        """``cache``'s values for ``keys``, computing the missing ones as a batch; a cache that
+        would pass :attr:`_token_cap` starts afresh (and with a cap of 0 keeps nothing)."""
+        found = [cache.get(k) for k in keys]
+        if None in found:  # another thread may clear the cache meanwhile: answer from `new`
+            missing = list(dict.fromkeys(k for k, v in zip(keys, found) if v is None))
+            new = dict(zip(missing, compute(missing)))
             if len(cache) + len(new) > self._token_cap:
                 cache.clear()
             if self._token_cap:
                 cache.update(new)
-            entries = [new[t] if e is None else e for t, e in zip(tokens, entries)]
-        return entries
+            found = [new[k] if v is None else v for k, v in zip(keys, found)]
+        return found
 
     def _token_work(self, tokens: list[str]) -> list[tuple]:
         """:meth:`_entries` for tokens not yet cached, as a batch."""
@@ -192,12 +197,12 @@ class Predictor:
             # vector); times the first kernel, it is the token's term for every slot of it. One
             # token at a time: a row of a batched product depends on the batch's size (BLAS
             # picks other kernels), and a token's term must not depend on its neighbours.
-            for i, ((_, bag_rows, bag_weights), v) in enumerate(zip(rows, vec_rows)):
+            for i, ((_, bag_rows, bag_weights, _), v) in enumerate(zip(rows, vec_rows)):
                 x = bag_weights @ self.embed[bag_rows]
                 if self.vdim:
                     x = np.concatenate([x, v[:d] if self.w_vec is None else v[:d] @ self.w_vec])
                 terms[i] = x @ self._first
-        return [(r[0], z, v[d:] if d else None, t.lower()) for r, z, v, t in zip(rows, terms, vec_rows, tokens)]
+        return [(r[0], z, v[d:] if d else None, t.lower(), r[3]) for r, z, v, t in zip(rows, terms, vec_rows, tokens)]
 
     def _ngram_rows(self, lower: list[str]) -> np.ndarray:
         """Known vocabulary rows of the utterance's word n-grams (bigrams: cached per pair)."""
@@ -205,26 +210,14 @@ class Predictor:
         if f.config.word_ngrams != 2:
             rows = f.rows(ngram_hashes(lower, f.config.word_ngrams))
             return rows[rows > 0]
-        cache = self._pairs
         pairs = list(zip(lower, lower[1:]))
-        rows = [cache.get(p) for p in pairs]
-        if None in rows:
-            missing = list(dict.fromkeys(p for p, r in zip(pairs, rows) if r is None))
-            new = dict(zip(missing, f.rows(ngram_hashes_of_pairs(missing)).tolist()))
-            if len(cache) + len(new) > self._token_cap:
-                cache.clear()
-            if self._token_cap:
-                cache.update(new)
-            rows = [new[p] if r is None else r for p, r in zip(pairs, rows)]
+        rows = self._cached(self._pairs, pairs, lambda missing: f.rows(ngram_hashes_of_pairs(missing)).tolist())
         return np.array([r for r in rows if r], np.int64)
 
-    def _bag(self, entries: list[tuple]) -> np.ndarray:
-        """The sentence bag's embedding: sublinear TF x IDF, L2-normalised per family (as
+    def _bag(self, parts: list[np.ndarray], lower: list[str]) -> np.ndarray:
+        """The sentence bag's embedding from the tokens' sentence rows (in any grouping) and the
+        lower-cased tokens: sublinear TF x IDF, L2-normalised per family (as
         :meth:`Featurizer.analyze` weighs it), times the embedding rows."""
-        return self._bag_of([e[0] for e in entries], [e[3] for e in entries])
-
-    def _bag_of(self, parts: list[np.ndarray], lower: list[str]) -> np.ndarray:
-        """:meth:`_bag` from the tokens' sentence rows (in any grouping) and the lower-cased tokens."""
         if len(lower) > 1 or self.featurizer.config.word_ngrams != 2:
             parts = [*parts, self._ngram_rows(lower)]
         rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
@@ -251,18 +244,21 @@ class Predictor:
         """Intent probabilities and, if the bot has learned entities, tag probabilities per token."""
         return self._outputs(tokens)[:2]
 
-    def _outputs(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """:meth:`forward`'s, and the tag logits minus each token's largest (for decoding)."""
+    def _outputs(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
+        """:meth:`forward`'s, the tag logits minus each token's largest (for decoding), and
+        whether any token is a word the model was trained on."""
         f = self.featurizer
         if self._first is None:  # no token convolutions, no per-token cache: every token at once
             entries = None
-            bag = self._bag_of([f.sentence_rows(tokens)], [t.lower() for t in tokens])
+            rows, knows_a_word = f.sentence_rows(tokens)
+            bag = self._bag([rows], [t.lower() for t in tokens])
             if self.vdim:
                 d = f.vectors.dim
                 pieces = [f.vectors.word(t, f.center)[d:] for t in tokens]
         else:
             entries = self._entries(tokens)
-            bag = self._bag(entries)
+            knows_a_word = any(e[4] for e in entries)
+            bag = self._bag([e[0] for e in entries], [e[3] for e in entries])
             pieces = [e[2] for e in entries] if self.vdim else []
         if self.vdim:
             if pieces:
@@ -296,11 +292,11 @@ class Predictor:
             logits = sentence @ self.w_int + self.b_int
         intent = _softmax(logits)
         if not self.has_tags or x is None:
-            return intent, None, None
+            return intent, None, None, knows_a_word
         # [x, sentence] @ W == x @ W[:conv] + sentence @ W[conv:]
         split = x.shape[1]
         logits = x @ self.w_tag[:split] + (sentence @ self.w_tag[split:] + self.b_tag)
-        return (intent, *_softmax_shifted(logits))
+        return (intent, *_softmax_shifted(logits), knows_a_word)
 
     # ------------------------------------------------------------------ serving
     def decode(self, tag_probs: np.ndarray, shifted: np.ndarray | None = None) -> list[int]:
@@ -309,7 +305,7 @@ class Predictor:
 
     def predict_tokens(self, tokens: Sequence[str]) -> tuple[str, float, list[str]]:
         """Intent, confidence and one BIO tag per token (for evaluation on pre-tokenised data)."""
-        intent, tags, shifted = self._outputs(tokens)
+        intent, tags, shifted, _ = self._outputs(tokens)
         best = int(intent.argmax())
         tag_names = [self.tags[i] for i in self.decode(tags, shifted)] if tags is not None else ["O"] * len(tokens)
         return self.labels[best], float(intent[best]), tag_names
@@ -317,10 +313,10 @@ class Predictor:
     def predict(self, text: str) -> Prediction:
         tokens = tokenize(text)
         words = [t.text for t in tokens]
-        intent, tags, shifted = self._outputs(words)
+        intent, tags, shifted, knows_a_word = self._outputs(words)
         best = int(intent.argmax())
         return self.prediction(
-            text, tokens, self.labels[best], float(intent[best]), tags, shifted, knows_a_word=self.featurizer.knows_a_word(words)
+            text, tokens, self.labels[best], float(intent[best]), tags, shifted, knows_a_word=knows_a_word
         )
 
     def prediction(
@@ -330,7 +326,7 @@ class Predictor:
         """The answer from the network's outputs: entities cut from the best tag path (if
         ``tags``; ``shifted``: the tag logits minus each token's largest, see :meth:`decode`),
         the matchers' entities, and whether to fall back: out of scope, below the threshold,
-        or no word the model knows (see :meth:`Featurizer.knows_a_word`)."""
+        or no word the model was trained on (see :meth:`Featurizer.token_rows`)."""
         entities: list[Entity] = []
         if tags is not None:
             path = self.decode(tags, shifted)

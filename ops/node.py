@@ -271,15 +271,12 @@ class Node:
         ref = self.routing.worker_for(work)
         if not self._handing:
             self.bridge.loop.call_soon(self._hand_over)
-        batch = self._handing.get(ref.actor_urn)
-        if batch is None:
-            batch = self._handing[ref.actor_urn] = (ref, [])
-        batch[1].append(work)
+        self._handing.setdefault(ref.actor_urn, (ref, []))[1].append(work)
 
     def _hand_over(self) -> None:
         handing, self._handing = self._handing, {}
         for ref, works in handing.values():
-            ref.tell(Turns(tuple(works)) if len(works) > 1 else works[0])
+            ref.tell(Turns(tuple(works)))
 
     # -- membership (on the bridge's loop thread) ----------------------------------------------
 
