@@ -23,6 +23,7 @@ from botyard.actors.messages import Classified, ClassifiedTurn, Install, Load, L
 from botyard.actors.model_cache import ModelCache
 from botyard.actors.outbox import Outbox, error_reply
 from botyard.models.runtime import Predictor
+from botyard.models.text import tokenize
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
 
     def on_receive(self, message: object) -> object:
         if isinstance(message, Turns):
+            if len(message.works) > 1:
+                self._prime(message.works)
             for work in message.works:
                 self.classify(work)
         elif isinstance(message, Install):
@@ -88,6 +91,21 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
         ):
             self._hand_off()
         return None
+
+    def _prime(self, works) -> None:
+        """Turns for context-tier snapshots that arrived together are encoded in one pass of
+        the sentence encoder (its cost is reading its weights, once per pass)."""
+        by_encoder: dict[int, tuple] = {}
+        for work in works:
+            predictor = self.cache.peek(self.aliases.get(_key(work)))
+            encoder = getattr(getattr(predictor, "featurizer", None), "context", None)
+            if encoder is not None:
+                by_encoder.setdefault(id(encoder), (encoder, []))[1].append(work.request.text)
+        for encoder, texts in by_encoder.values():
+            try:
+                encoder.prime([[t.text for t in tokenize(text)] for text in texts])
+            except Exception:  # each turn is then encoded on its own
+                log.exception("batched encoding failed")
 
     def _hand_off(self) -> None:
         """Send each conversation actor the turns classified for it since the last hand-off."""

@@ -40,6 +40,11 @@ class ModelCache(Generic[V]):
     def __len__(self) -> int:
         return len(self.protected) + len(self.probation)
 
+    def peek(self, key: str | None) -> V | None:
+        """The value, if held, without counting a use (no hit, no promotion)."""
+        entry = self.protected.get(key) or self.probation.get(key)
+        return entry[0] if entry is not None else None
+
     def get(self, key: str) -> V | None:
         if key in self.protected:
             self.protected.move_to_end(key)

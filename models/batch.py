@@ -77,6 +77,12 @@ def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
         encoded = [f.vectors.encode(w, f.center) for w in words]
         width = p.embed.shape[1]
         vec = np.stack([e[0] for e in encoded])
+        if f.context is not None:
+            contexts = f.contexts(words)
+            scale = np.float32(f.vectors.scale)
+            vec = np.stack([c[0] for c in contexts]) * scale
+            encoded = [(c[0], c[1] * scale) for c in contexts]
+        raw = vec
         if p.w_vec is not None:
             vec = vec @ p.w_vec
         sentence = _relu(bag @ p.w_sent[:width] + vec @ p.w_sent[width:] + p.b_sent)
@@ -108,9 +114,11 @@ def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
             nonempty = lengths > 0
             pooled[nonempty] = np.maximum.reduceat(x, tok_base[:-1][nonempty], axis=0)
         width = sentence.shape[1]
-        logits = sentence @ p.w_int[:width] + pooled @ p.w_int[width:] + p.b_int
+        logits = sentence @ p.w_int[:width] + pooled @ p.w_int[width:][: pooled.shape[1]] + p.b_int
     else:
-        logits = sentence @ p.w_int + p.b_int
+        logits = sentence @ p.w_int[: sentence.shape[1]] + p.b_int
+    if p.skip:
+        logits += raw @ p.w_int[-raw.shape[1] :]
     intent = _softmax(logits)
     best = intent.argmax(axis=1)
     confidence = intent[np.arange(n), best]

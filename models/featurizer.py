@@ -131,6 +131,9 @@ class Featurizer:
     ) -> None:
         self.vectors = vectors
         """Shared :class:`~botyard.models.vectors.WordVectors` (None: the model uses none)."""
+        self.context = None
+        """Shared :class:`~botyard.models.encoder.SentenceEncoder`: the utterance's and each
+        token's vectors are contextual encodings instead of means of piece rows (None: the means)."""
         self.center = None if center is None else np.asarray(center, np.float32)
         """The table's mean row, as stored in the snapshot."""
         self.vocabulary = np.asarray(vocabulary, np.uint32)
@@ -263,16 +266,29 @@ class Featurizer:
         return uniq, sent_w.astype(np.float32), t_rows, t_w, t_who
 
     # ---------------------------------------------------------------- batches (training)
-    def encode(self, tokens: Sequence[str]) -> tuple:
-        """One utterance's sentence bag and token bags (and word vectors), ready for :func:`collate`."""
+    def encode(self, tokens: Sequence[str], context: np.ndarray | None = None) -> tuple:
+        """One utterance's sentence bag and token bags (and word vectors), ready for :func:`collate`.
+        ``context``: its vectors from :attr:`context` (``encode``'s pair), if already computed."""
         s_rows, s_w, t_rows, t_w, owner = self.analyze(tokens)
         if self.vectors is None:
             return (s_rows, s_w), (t_rows, t_w, owner, len(tokens))
-        return (s_rows, s_w), (t_rows, t_w, owner, len(tokens)), self.vectors.encode(tokens, self.center)
+        sentence, per_token = self.vectors.encode(tokens, self.center)
+        if self.context is not None:
+            if context is None:
+                context = self.context.encode(tokens)
+            scale = np.float32(self.vectors.scale)
+            sentence, per_token = context[0] * scale, context[1] * scale
+        return (s_rows, s_w), (t_rows, t_w, owner, len(tokens)), (sentence, per_token)
+
+    def contexts(self, utterances: Sequence[Sequence[str]], progress=None) -> list:
+        """Each utterance's contextual vectors, batched (None each without :attr:`context`)."""
+        if self.context is None:
+            return [None] * len(utterances)
+        return self.context.encode_many(utterances, progress=progress)
 
     def batch(self, utterances: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
         """Padded arrays for a batch of tokenised utterances (the Keras model's inputs)."""
-        return collate([self.encode(t) for t in utterances])
+        return collate([self.encode(t, c) for t, c in zip(utterances, self.contexts(utterances))])
 
     @classmethod
     def from_arrays(

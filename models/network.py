@@ -42,6 +42,8 @@ class Shape:
     """Width of the shared pretrained word vectors fed next to the bags (0: none)."""
     vector_proj: int = 0
     """Project the word vectors to this width first (a linear layer shared by both heads; 0: feed them as they are)."""
+    skip: bool = False
+    """The intent head also sees the utterance's vector itself (unprojected), next to the sentence layer."""
 
 
 class Bags(keras.layers.Layer):
@@ -104,6 +106,8 @@ def build(shape: Shape) -> keras.Model:
             x = keras.layers.Conv1D(shape.conv, shape.kernel, padding="same", activation="relu", name=name)(x) * mask
         if shape.pool:  # relu outputs are >= 0 and padding is 0, so the max is over real tokens
             intent_in = ops.concatenate([sentence, ops.max(x, axis=1)], axis=-1)
+    if shape.skip and shape.vectors:  # [sentence, pooled?, vec] @ W: the runtime splits W by rows
+        intent_in = ops.concatenate([intent_in, inputs["vec"]], axis=-1)
     intent = keras.layers.Dense(shape.intents, activation="softmax", name="intent")(
         keras.layers.Dropout(shape.dropout)(intent_in)
     )

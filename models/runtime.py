@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from botyard.models.decoding import TagDecoder
 from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
+from botyard.models.encoder import require as require_encoder
 from botyard.models.entities import Entity, Matchers
 from botyard.models.errors import ModelError
 from botyard.models.featurizer import CHAR, Featurizer, ngram_hashes, ngram_hashes_of_pairs
@@ -116,6 +117,10 @@ class Predictor:
                 arrays["vocabulary"], arrays["idf"], arrays["families"], model["features"],
                 vectors, f32["vectors/center"] if vectors is not None else None,
             )
+            if model.get("context"):
+                if vectors is None:
+                    raise ModelError("a snapshot with a sentence encoder needs word vectors")
+                self.featurizer.context = require_encoder(model["context"])
             self.w_vec = f32.get("vectors/kernel")
             """Projection of the word vectors (None: they are fed as they are)."""
             self.vdim = 0 if vectors is None else vectors.dim if self.w_vec is None else self.w_vec.shape[1]
@@ -125,6 +130,8 @@ class Predictor:
             self.w_int, self.b_int = f32["intent/kernel"], f32["intent/bias"]
             self.has_tags = len(self.tags) > 1
             self.pool = bool(model.get("shape", {}).get("pool", False))
+            self.skip = bool(model.get("shape", {}).get("skip", False)) and vectors is not None
+            """The intent head also reads the utterance's vector (the last rows of its kernel)."""
             if self.has_tags or self.pool:
                 layers = int(model.get("shape", {}).get("conv_layers", 2))
                 self.conv = [_flat_conv(f32[f"conv{i}/kernel"], f32[f"conv{i}/bias"]) for i in range(1, layers + 1)]
@@ -139,6 +146,8 @@ class Predictor:
         if (
             self.embed.shape[0] != self.featurizer.size or self.w_int.shape[1] != len(self.labels)
             or self.w_sent.shape[0] != self.embed.shape[1] + self.vdim
+            or self.w_int.shape[0] != self.w_sent.shape[1] + (len(self.conv[-1][1]) if self.pool else 0)
+            + (self.featurizer.vectors.dim if self.skip else 0)
         ):
             raise ModelError("snapshot weights do not match its vocabulary and labels")
         self.definition = BotDefinition.from_dict(manifest["definition"]) if "definition" in manifest else None
@@ -189,7 +198,8 @@ class Predictor:
         """:meth:`_entries` for tokens not yet cached, as a batch."""
         f = self.featurizer
         rows = f.token_rows(tokens)
-        vec_rows = [f.vectors.word(t, f.center) for t in tokens] if self.vdim else [None] * len(tokens)
+        static = self.vdim and f.context is None  # contextual token vectors are not the token's alone
+        vec_rows = [f.vectors.word(t, f.center) for t in tokens] if static else [None] * len(tokens)
         d = self.vdim and f.vectors.dim
         terms = [None] * len(tokens)
         if self._first is not None:
@@ -199,10 +209,13 @@ class Predictor:
             # picks other kernels), and a token's term must not depend on its neighbours.
             for i, ((_, bag_rows, bag_weights, _), v) in enumerate(zip(rows, vec_rows)):
                 x = bag_weights @ self.embed[bag_rows]
-                if self.vdim:
-                    x = np.concatenate([x, v[:d] if self.w_vec is None else v[:d] @ self.w_vec])
-                terms[i] = x @ self._first
-        return [(r[0], z, v[d:] if d else None, t.lower(), r[3]) for r, z, v, t in zip(rows, terms, vec_rows, tokens)]
+                if static:
+                    terms[i] = np.concatenate([x, v[:d] if self.w_vec is None else v[:d] @ self.w_vec]) @ self._first
+                else:  # the bag's rows of the kernel only
+                    terms[i] = x @ self._first[: len(x)]
+        return [
+            (r[0], z, v[d:] if static else None, t.lower(), r[3]) for r, z, v, t in zip(rows, terms, vec_rows, tokens)
+        ]
 
     def _ngram_rows(self, lower: list[str]) -> np.ndarray:
         """Known vocabulary rows of the utterance's word n-grams (bigrams: cached per pair)."""
@@ -248,23 +261,27 @@ class Predictor:
         """:meth:`forward`'s, the tag logits minus each token's largest (for decoding), and
         whether any token is a word the model was trained on."""
         f = self.featurizer
+        context = f.context.encode(tokens) if f.context is not None else None
         if self._first is None:  # no token convolutions, no per-token cache: every token at once
             entries = None
             rows, knows_a_word = f.sentence_rows(tokens)
             bag = self._bag([rows], [t.lower() for t in tokens])
-            if self.vdim:
+            if self.vdim and context is None:
                 d = f.vectors.dim
                 pieces = [f.vectors.word(t, f.center)[d:] for t in tokens]
         else:
             entries = self._entries(tokens)
             knows_a_word = any(e[4] for e in entries)
             bag = self._bag([e[0] for e in entries], [e[3] for e in entries])
-            pieces = [e[2] for e in entries] if self.vdim else []
+            pieces = [e[2] for e in entries] if self.vdim and context is None else []
         if self.vdim:
-            if pieces:
+            if context is not None:
+                vec = context[0] * np.float32(f.vectors.scale)
+            elif pieces:
                 vec = f.vectors.sentence(np.array(pieces), f.center)
             else:
                 vec = np.zeros(f.vectors.dim, np.float32)
+            raw = vec
             if self.w_vec is not None:
                 vec = vec @ self.w_vec
             sentence = _relu(np.concatenate([bag, vec]) @ self.w_sent + self.b_sent)
@@ -280,6 +297,11 @@ class Predictor:
                 z = np.zeros((n + 2 * pad, flat.shape[1]), np.float32)
                 if i == 0:
                     z[pad : pad + n] = [e[1] for e in entries]
+                    if context is not None and self.vdim:  # + the contextual token vectors' part
+                        words = context[1] * np.float32(f.vectors.scale)
+                        if self.w_vec is not None:
+                            words = words @ self.w_vec
+                        z[pad : pad + n] += words @ flat[self.embed.shape[1] :]
                 else:
                     z[pad : pad + n] = (flat.T @ x.T).T
                 x = _shifted_sum(z, n, width, filters)
@@ -287,9 +309,11 @@ class Predictor:
                 _relu(x)
         if self.pool:
             pooled = x.max(axis=0) if x is not None else np.zeros(len(self.conv[-1][1]), np.float32)
-            logits = sentence @ self.w_int[: len(sentence)] + pooled @ self.w_int[len(sentence) :] + self.b_int
+            logits = sentence @ self.w_int[: len(sentence)] + pooled @ self.w_int[len(sentence) :][: len(pooled)] + self.b_int
         else:
-            logits = sentence @ self.w_int + self.b_int
+            logits = sentence @ self.w_int[: len(sentence)] + self.b_int
+        if self.skip:
+            logits += raw @ self.w_int[-len(raw) :]
         intent = _softmax(logits)
         if not self.has_tags or x is None:
             return intent, None, None, knows_a_word

@@ -37,6 +37,7 @@ class TrainBody(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     promote: str | None = Field(None, pattern=NAME, description="alias to point at the new snapshot")
     labels: bool = Field(False, description="add the bot's labelled turns to its examples")
+    context: bool = Field(False, description="read utterances with the shared sentence encoder (more accurate, milliseconds per turn)")
 
 
 def add_routes(
@@ -133,7 +134,7 @@ def add_routes(
         if runner is None:
             raise AdminError("unavailable", "this node runs no training jobs")
         saved = run(lambda a: a.definition(tenant, bot))
-        options = TrainOptions(epochs=body.epochs, seed=body.seed, promote=body.promote, labels=body.labels)
+        options = TrainOptions(epochs=body.epochs, seed=body.seed, promote=body.promote, labels=body.labels, context=body.context)
         return runner.submit(tenant, bot, saved["definition"], options, actor="http")
 
     @app.get(base + "/jobs", tags=["bots"])

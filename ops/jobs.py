@@ -43,6 +43,8 @@ class TrainOptions:
     """Point this alias at the new snapshot; None: a bot's first snapshot becomes production."""
     labels: bool = False
     """Add the bot's labelled turns to its examples."""
+    context: bool = False
+    """Read utterances with the shared sentence encoder (``botyard train --context``)."""
 
 
 def child_env(config: Config) -> dict[str, str]:
@@ -134,6 +136,8 @@ class TrainingJobs:
                     cmd += [flag, str(value)]
             if options.labels:
                 cmd.append("--labels")
+            if options.context:
+                cmd.append("--context")
             stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
             child = self._child = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(self.config),

@@ -60,6 +60,9 @@ def _worker(definition: dict[str, Any], config: TrainConfig) -> TrainResult | No
     hvd.init()
 
     def progress(record: dict[str, Any]) -> None:
+        if "stage" in record:
+            print(f"{record['stage']} {record['done']}/{record['total']}", file=sys.stderr, flush=True)
+            return
         val = f" val_accuracy {record['val_accuracy']:.4f}" if "val_accuracy" in record else ""
         print(f"epoch {record['epoch']}/{record['epochs']} loss {record['loss']:.4f}{val}", file=sys.stderr, flush=True)
 

