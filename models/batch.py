@@ -74,14 +74,13 @@ def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
     s_w = (s_w / np.where(norms[group] > 0, norms[group], 1.0)).astype(np.float32)
     bag = _weighted_rows(p.embed, s_rows, s_w, s_seg, n)
     if p.vdim:  # [bag, vec] @ W == bag @ W[:embed] + vec @ W[embed:]
-        encoded = [f.vectors.encode(w, f.center) for w in words]
+        if f.context is None:
+            encoded = [f.vectors.encode(w, f.center) for w in words]
+        else:  # the utterances read in context, all in one batched pass
+            scale = np.float32(f.vectors.scale)
+            encoded = [(c[0] * scale, c[1] * scale) for c in f.contexts(words)]
         width = p.embed.shape[1]
         vec = np.stack([e[0] for e in encoded])
-        if f.context is not None:
-            contexts = f.contexts(words)
-            scale = np.float32(f.vectors.scale)
-            vec = np.stack([c[0] for c in contexts]) * scale
-            encoded = [(c[0], c[1] * scale) for c in contexts]
         raw = vec
         if p.w_vec is not None:
             vec = vec @ p.w_vec

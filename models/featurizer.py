@@ -266,14 +266,15 @@ class Featurizer:
         return uniq, sent_w.astype(np.float32), t_rows, t_w, t_who
 
     # ---------------------------------------------------------------- batches (training)
-    def encode(self, tokens: Sequence[str], context: np.ndarray | None = None) -> tuple:
+    def encode(self, tokens: Sequence[str], context: tuple[np.ndarray, np.ndarray] | None = None) -> tuple:
         """One utterance's sentence bag and token bags (and word vectors), ready for :func:`collate`.
         ``context``: its vectors from :attr:`context` (``encode``'s pair), if already computed."""
         s_rows, s_w, t_rows, t_w, owner = self.analyze(tokens)
         if self.vectors is None:
             return (s_rows, s_w), (t_rows, t_w, owner, len(tokens))
-        sentence, per_token = self.vectors.encode(tokens, self.center)
-        if self.context is not None:
+        if self.context is None:
+            sentence, per_token = self.vectors.encode(tokens, self.center)
+        else:
             if context is None:
                 context = self.context.encode(tokens)
             scale = np.float32(self.vectors.scale)

@@ -73,7 +73,7 @@ class TrainConfig:
     384). 128 keeps a 20-intent bot under 2 MB and scored as well as all 384 on the valid splits."""
     context: bool = False
     """The utterance's vector is its contextual encoding by the shared sentence encoder
-    (:mod:`botyard.models.encoder`, MiniLM-L6) instead of the mean of its words' vectors, and
+    (:mod:`botyard.models.encoder`, MiniLM-L6) instead of the mean of its pieces' rows, and
     each token's vector is the word read in its sentence; the intent head also reads the
     utterance's vector directly (``Shape.skip``). More accurate, for milliseconds per
     utterance (the bag model alone takes about 0.1 ms). Needs the word vectors."""
