@@ -32,8 +32,10 @@ from botyard.models.errors import ModelError
 NAME = "all-MiniLM-L6-v2"
 LAYERS, HEADS, MAX_PIECES = 6, 12, 128
 CLS, SEP = "[CLS]", "[SEP]"
-CACHE = 4096
-"""Utterances whose vectors a process keeps (any bot's)."""
+CACHE = 1024
+"""Utterances whose vectors a process keeps (any bot's): 1.5 KB per word plus 1.5 KB each,
+about 17 MB for 1,024 utterances of 10 words. It must hold a batch of turns that arrived
+together between :meth:`SentenceEncoder.prime` and their classification."""
 
 
 def _tensors(path: Path) -> tuple[dict[str, np.ndarray], str]:
