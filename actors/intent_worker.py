@@ -96,11 +96,11 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
         """Turns for context-tier snapshots that arrived together are encoded in one pass of
         the sentence encoder (16 together cost 1.7x less per turn than one at a time:
         ``bench/encoder.py``); :meth:`classify` then finds their vectors in its cache."""
-        by_encoder: dict[int, tuple] = {}
+        by_encoder: dict[int, tuple] = {}  # one encoder per process in practice
         for work in works:
             predictor = self.cache.peek(self.aliases.get(_key(work)))
-            encoder = getattr(getattr(predictor, "featurizer", None), "context", None)
-            if encoder is not None:
+            if predictor is not None and predictor.featurizer.context is not None:
+                encoder = predictor.featurizer.context
                 by_encoder.setdefault(id(encoder), (encoder, []))[1].append(work.request.text)
         for encoder, texts in by_encoder.values():
             try:

@@ -100,12 +100,15 @@ class SentenceEncoder:
         return {"name": NAME, "sha256": self.sha256, "dim": self.dim}
 
     def ids(self, tokens: Sequence[str]) -> list[int]:
-        pieces = [p for t in tokens for p in self.vectors.pieces(t)][: MAX_PIECES - 2]
-        return [self.cls, *pieces, self.sep]
+        """The piece ids the encoder reads: ``[CLS]``, the tokens' pieces (at most
+        ``MAX_PIECES - 2``), ``[SEP]``."""
+        return self._pieces(tokens)[0]
 
-    def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """``[batch, length]`` piece ids and 0/1 mask -> unit sentence vectors ``[batch, dim]``."""
-        return self.hidden(ids, mask)[0]
+    def _pieces(self, tokens: Sequence[str]) -> tuple[list[int], list[int]]:
+        """:meth:`ids` and how many pieces each token has (for :meth:`words`)."""
+        per_token = [self.vectors.pieces(t) for t in tokens]
+        pieces = [p for token in per_token for p in token][: MAX_PIECES - 2]
+        return [self.cls, *pieces, self.sep], [len(token) for token in per_token]
 
     def hidden(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unit sentence vectors ``[batch, dim]`` and the last layer ``[batch, length, dim]``."""
@@ -129,13 +132,13 @@ class SentenceEncoder:
         pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), np.float32(1e-9))
         return pooled.astype(np.float32), x
 
-    def words(self, tokens: Sequence[str], last: np.ndarray) -> np.ndarray:
-        """Each token's unit vector ``[tokens, dim]`` from one utterance's last layer (zeros for
-        tokens past the pieces the encoder reads)."""
-        out = np.zeros((len(tokens), self.dim), np.float32)
+    def words(self, counts: Sequence[int], last: np.ndarray) -> np.ndarray:
+        """Each token's unit vector ``[tokens, dim]`` from one utterance's last layer, given each
+        token's number of pieces (zeros for tokens past the pieces the encoder reads)."""
+        out = np.zeros((len(counts), self.dim), np.float32)
         start = 1  # after [CLS]
-        for i, token in enumerate(tokens):
-            end = min(start + len(self.vectors.pieces(token)), len(last) - 1)
+        for i, count in enumerate(counts):
+            end = min(start + count, len(last) - 1)
             if end > start:
                 v = last[start:end].mean(axis=0)
                 out[i] = v / max(float(np.linalg.norm(v)), 1e-9)
@@ -150,9 +153,9 @@ class SentenceEncoder:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        ids = np.array([self.ids(tokens)])
-        sentence, last = self.hidden(ids, np.ones(ids.shape, np.float32))
-        out = (sentence[0], self.words(tokens, last[0]))
+        ids, counts = self._pieces(tokens)
+        sentence, last = self.hidden(np.array([ids]), np.ones((1, len(ids)), np.float32))
+        out = (sentence[0], self.words(counts, last[0]))
         self._remember(key, out)
         return out
 
@@ -171,7 +174,7 @@ class SentenceEncoder:
     def encode_many(self, utterances: Sequence[Sequence[str]], batch: int = 64, progress=None) -> list:
         """:meth:`encode` of many utterances, batched by length (training; results equal
         :meth:`encode`'s within float32 rounding)."""
-        seqs = [self.ids(t) for t in utterances]
+        seqs, counts = zip(*(self._pieces(t) for t in utterances)) if utterances else ((), ())
         out: list = [None] * len(seqs)
         order = np.argsort([len(s) for s in seqs], kind="stable")
         for start in range(0, len(seqs), batch):
@@ -184,7 +187,7 @@ class SentenceEncoder:
                 mask[row, : len(seqs[i])] = 1.0
             sentences, last = self.hidden(ids, mask)
             for row, i in enumerate(idx):
-                out[i] = (sentences[row], self.words(utterances[i], last[row, : len(seqs[i])]))
+                out[i] = (sentences[row], self.words(counts[i], last[row, : len(seqs[i])]))
             if progress:
                 progress(min(start + batch, len(seqs)), len(seqs))
         return out
