@@ -93,9 +93,9 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
         return None
 
     def _prime(self, works) -> None:
-        """Turns for context-tier snapshots that arrived together are encoded in one pass of
-        the sentence encoder (16 together cost 1.7x less per turn than one at a time:
-        ``bench/encoder.py``); :meth:`classify` then finds their vectors in its cache."""
+        """Turns for context-tier snapshots that arrived together are encoded together, in small
+        batches spread over the cores (:meth:`SentenceEncoder.prime`); :meth:`classify` then finds
+        their vectors in its cache."""
         by_encoder: dict[int, tuple] = {}  # one encoder per process in practice
         for work in works:
             predictor = self.cache.peek(self.aliases.get(_key(work)))

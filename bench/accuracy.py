@@ -226,13 +226,19 @@ def encoder_latency(context, test: list[Example]) -> float:
 
 def resident_bytes(snapshot_id: str, data: bytes, test: list) -> int:
     """Memory one loaded snapshot keeps after answering the test set: its bytes plus
-    everything the Predictor allocates, its per-token caches included."""
+    everything the Predictor allocates, its per-token caches included. Not the sentence
+    encoder's cache of recent utterances: a node keeps one for all its snapshots."""
+    from botyard.models import encoder
+
+    shared = encoder.available()
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     kept = Predictor.from_snapshot(unpack(snapshot_id, bytes(data)))
     for e in test:
         kept.predict_tokens(list(e.tokens))
+    if shared is not None:
+        shared._cache.clear()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     del kept

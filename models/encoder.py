@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from scipy.special import erf
 
+from botyard.models import blas
 from botyard.models import vectors as word_vectors
 from botyard.models.errors import ModelError
 
@@ -36,6 +40,11 @@ CACHE = 1024
 """Utterances whose vectors a process keeps (any bot's): 1.5 KB per word plus 1.5 KB each,
 about 17 MB for 1,024 utterances of 10 words. It must hold a batch of turns that arrived
 together between :meth:`SentenceEncoder.prime` and their classification."""
+PRIME_BATCH = 8
+"""Utterances per batched pass when turns arrive together. On a quiet machine a batch of 2-8
+costs what one utterance at a time does per utterance (7.8-8.5 ms), 16 costs 0.9x and 64
+0.8x that (every utterance is padded to the longest; ``bench/encoder.py``); with the other
+core busy, a batch of 4 gains 1.1x. What priming gains is a burst spread over the cores."""
 
 
 def _tensors(path: Path) -> tuple[dict[str, np.ndarray], str]:
@@ -69,6 +78,7 @@ class SentenceEncoder:
     """MiniLM-L6 forward pass, batch or one utterance, with a bounded cache."""
 
     def __init__(self, vectors: word_vectors.WordVectors) -> None:
+        blas.single_threaded()  # vectors equal on every machine; batches run on one thread per core
         self.vectors = vectors  # its WordPiece vocabulary and tokenizer
         w, self.sha256 = _tensors(vectors.directory / "model.safetensors")
         try:
@@ -160,25 +170,31 @@ class SentenceEncoder:
         return out
 
     def prime(self, utterances: Sequence[Sequence[str]]) -> int:
-        """Encode the utterances not yet cached in one batched pass and cache them, so that the
-        :meth:`encode` calls that follow share one read of the weights (a node primes each batch
-        of turns that arrived together). Returns how many were encoded."""
+        """Encode the utterances not yet cached, in batches of :data:`PRIME_BATCH` spread over
+        the cores, and cache them, so that the :meth:`encode` calls that follow find them (a
+        node primes each batch of turns that arrived together). Returns how many were encoded."""
         with self._lock:
             missing = list(dict.fromkeys(tuple(u) for u in utterances if tuple(u) not in self._cache))
         if len(missing) > 1:
-            for key, value in zip(missing, self.encode_many(missing)):
+            for key, value in zip(missing, self.encode_many(missing, batch=PRIME_BATCH)):
                 self._remember(key, value)
             return len(missing)
         return 0
 
     def encode_many(self, utterances: Sequence[Sequence[str]], batch: int = 64, progress=None) -> list:
         """:meth:`encode` of many utterances, batched by length (training; results equal
-        :meth:`encode`'s within float32 rounding)."""
+        :meth:`encode`'s within float32 rounding).
+
+        Each batch runs on one BLAS thread (:mod:`botyard.models.blas`), the batches on one thread per core: the
+        result then does not depend on how many cores the machine has (a multi-threaded
+        product rounds differently, about 2e-7, enough to change what a model trained on the
+        vectors learns), and it is faster than one batch at a time on every core."""
         seqs, counts = zip(*(self._pieces(t) for t in utterances)) if utterances else ((), ())
         out: list = [None] * len(seqs)
         order = np.argsort([len(s) for s in seqs], kind="stable")
-        for start in range(0, len(seqs), batch):
-            idx = order[start : start + batch]
+        chunks = [order[start : start + batch] for start in range(0, len(seqs), batch)]
+
+        def run(idx: np.ndarray) -> None:
             n = max(len(seqs[i]) for i in idx)
             ids = np.zeros((len(idx), n), np.int64)
             mask = np.zeros((len(idx), n), np.float32)
@@ -188,8 +204,12 @@ class SentenceEncoder:
             sentences, last = self.hidden(ids, mask)
             for row, i in enumerate(idx):
                 out[i] = (sentences[row], self.words(counts[i], last[row, : len(seqs[i])]))
-            if progress:
-                progress(min(start + batch, len(seqs)), len(seqs))
+
+        workers = min(len(chunks), os.cpu_count() or 1)
+        with ThreadPoolExecutor(workers, thread_name_prefix="encoder") if workers > 1 else nullcontext() as pool:
+            for done, _ in enumerate(pool.map(run, chunks) if pool else map(run, chunks), 1):
+                if progress:
+                    progress(min(done * batch, len(seqs)), len(seqs))
         return out
 
     def _remember(self, key: tuple[str, ...], vec: tuple) -> None:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from botyard.models import blas
 from botyard.models.decoding import TagDecoder
 from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
 from botyard.models.encoder import require as require_encoder
@@ -89,22 +89,11 @@ def _flat_conv(kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.ascontiguousarray(kernel.transpose(0, 2, 1).reshape(width * filters, d)).T, bias, width
 
 
-_single_threaded_blas = None
-
-
-def _limit_blas_threads() -> None:
-    """One BLAS thread: a batch-1 product is microseconds, and waking threads costs more
-    (a 10x384 by 384x128 product takes 8 us on one thread, 17-31 us on two)."""
-    global _single_threaded_blas
-    if _single_threaded_blas is None:
-        _single_threaded_blas = threadpool_limits(1, user_api="blas")
-
-
 class Predictor:
     """Intents and entities of utterances, with one snapshot's weights."""
 
     def __init__(self, manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-        _limit_blas_threads()
+        blas.single_threaded()
         model = manifest.get("model", {})
         if model.get("kind") != MODEL_KIND:
             raise ModelError(f"unsupported model kind {model.get('kind')!r}; this runtime serves {MODEL_KIND!r}")

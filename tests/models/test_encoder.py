@@ -51,6 +51,24 @@ def test_batches_of_mixed_lengths_equal_one_at_a_time(sentence_encoder):
         assert np.abs(per_word - alone_words).max(initial=0.0) < 1e-5, text
 
 
+def test_batches_spread_over_cores_equal_batches_run_one_after_another(sentence_encoder, monkeypatch):
+    """Vectors for training are the same bits whatever the machine's number of cores: each batch
+    runs on one BLAS thread, and batches in parallel threads do not touch each other's numbers."""
+    from threadpoolctl import threadpool_info
+
+    assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+    texts = [words(t) for t in (
+        "hi", "where is my order A-1234?", "can I pay with PayPal", "what's the weather in Paris tomorrow",
+        "set an alarm for seven", "play some jazz", "thx", "how much is shipping to Austria", "bye",
+    )]
+    monkeypatch.setattr(encoder.os, "cpu_count", lambda: 4)
+    spread = sentence_encoder.encode_many(texts, batch=2)
+    monkeypatch.setattr(encoder.os, "cpu_count", lambda: 1)
+    serial = sentence_encoder.encode_many(texts, batch=2)
+    for (a, a_words), (b, b_words) in zip(spread, serial):
+        assert np.array_equal(a, b) and np.array_equal(a_words, b_words)
+
+
 def test_the_cache_is_bounded(sentence_encoder, monkeypatch):
     monkeypatch.setattr(encoder, "CACHE", 3)
     for i in range(6):
