@@ -3,6 +3,7 @@
     python bench/accuracy.py                      # SNIPS, BANKING77, HWU64, bot20, then the context tier
     python bench/accuracy.py --data snips --epochs 20
     python bench/accuracy.py --data hwu64+context  # one data set, read by the sentence encoder
+    python bench/accuracy.py --data bot20+f16      # its embedding table in half precision
 
 Trains on each data set's train split only, evaluates on its test split, and prints
 accuracy, slot F1 (SNIPS), training wall time, batch-1 latency of the numpy runtime and
@@ -67,6 +68,9 @@ CONFIGS = {
 for _name in ("snips", "banking77", "hwu64"):
     CONFIGS[f"{_name}+context"] = replace(CONFIGS[_name], context=True)
 CONFIGS["hwu64+context"] = replace(CONFIGS["hwu64+context"], epochs=10)
+# Half-precision embedding tables (`botyard train --float16`): the same training, rounded weights.
+for _name in ("snips", "banking77", "hwu64", "bot20"):
+    CONFIGS[f"{_name}+f16"] = replace(CONFIGS[_name], float16=True)
 
 
 def _seq_split(folder: Path) -> list[Example]:
@@ -98,7 +102,7 @@ def _csv_split(path: Path) -> list[Example]:
 
 def load(name: str) -> tuple[list[Example], list[Example], list[Example]]:
     """train, valid (may be empty), test."""
-    name = name.removesuffix("+context")
+    name = name.removesuffix("+context").removesuffix("+f16")
     if name == "bot20":
         train, _, test = load("hwu64")
         labels = sorted({e.intent for e in train})[::3][:20]

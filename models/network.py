@@ -142,7 +142,7 @@ def export_arrays(model: keras.Model) -> dict[str, np.ndarray]:
 def from_arrays(model_manifest: dict, arrays: dict[str, np.ndarray]) -> keras.Model:
     """A Keras model holding a snapshot's weights (to compare the runtime with Keras)."""
     model = build(Shape(**model_manifest["shape"]))
-    model.get_layer("embed").set_weights([arrays["embed"]])
+    model.get_layer("embed").set_weights([np.asarray(arrays["embed"], np.float32)])
     if "vectors/kernel" in arrays:
         model.get_layer("vectors").set_weights([arrays["vectors/kernel"]])
     for name in LAYERS:

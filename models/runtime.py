@@ -100,7 +100,8 @@ class Predictor:
         try:
             self.labels: list[str] = list(model["labels"])
             self.tags: list[str] = list(model.get("tags", ()))
-            f32 = {k: np.asarray(v, np.float32) for k, v in arrays.items() if k not in ("vocabulary", "idf", "families")}
+            f32 = {k: np.asarray(v, np.float32) for k, v in arrays.items()
+                   if k not in ("vocabulary", "idf", "families") and not (k == "embed" and v.dtype == np.float16)}
             vectors = require_vectors(model["vectors"]) if model.get("vectors") else None
             self.featurizer = Featurizer.from_arrays(
                 arrays["vocabulary"], arrays["idf"], arrays["families"], model["features"],
@@ -114,7 +115,8 @@ class Predictor:
             """Projection of the word vectors (None: they are fed as they are)."""
             self.vdim = 0 if vectors is None else vectors.dim if self.w_vec is None else self.w_vec.shape[1]
             """Width of the word-vector part of the network's input (0: none)."""
-            self.embed = f32["embed"]
+            self.embed = f32["embed"] if "embed" in f32 else np.asarray(arrays["embed"])
+            """The embedding table, float32 or float16 (``TrainConfig.float16``: rows are read as float32)."""
             self.w_sent, self.b_sent = f32["sentence/kernel"], f32["sentence/bias"]
             self.w_int, self.b_int = f32["intent/kernel"], f32["intent/bias"]
             self.has_tags = len(self.tags) > 1

@@ -45,6 +45,8 @@ class TrainOptions:
     """Add the bot's labelled turns to its examples."""
     context: bool = False
     """Read utterances with the shared sentence encoder (``botyard train --context``)."""
+    float16: bool = False
+    """Store the embedding table in half precision (``botyard train --float16``)."""
 
 
 def child_env(config: Config) -> dict[str, str]:
@@ -138,6 +140,8 @@ class TrainingJobs:
                 cmd.append("--labels")
             if options.context:
                 cmd.append("--context")
+            if options.float16:
+                cmd.append("--float16")
             stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
             child = self._child = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(self.config),

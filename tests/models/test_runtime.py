@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def intents_only(example_bot):
 
 ARCHITECTURES = [
     "joint", "intents-only", "intents-pooled", "joint-pooled", "joint-novectors", "intents-novectors", "joint-prior",
-    "joint-context", "intents-context",
+    "joint-context", "intents-context", "joint-float16", "intents-float16",
 ]
 
 
@@ -44,6 +45,7 @@ def config_of(name: str) -> TrainConfig:
     return TrainConfig(
         epochs=6, seed=3, pool="pooled" in name, vectors="novectors" not in name,
         transition_weight=0.7 if "prior" in name else 0.0, context="context" in name,
+        float16="float16" in name,
     )
 
 
@@ -81,6 +83,37 @@ def test_runtime_equals_keras(trained, example_bot):
         else:
             assert tags is None
     assert worst <= 1e-5
+
+
+def test_float16_halves_the_bytes_and_rounds_only_the_weights(example_bot):
+    """The same training with the embedding table in half precision: the table is float16 in the
+    snapshot and in the loaded model, both save half the table's bytes, and the answers move
+    only by the rounding."""
+    from botyard.snapshots.format import pack, unpack
+
+    config = TrainConfig(epochs=6, seed=3)
+    full = train(example_bot, config)
+    half = train(example_bot, replace(config, float16=True))
+    assert half.arrays["embed"].dtype == np.float16 and full.arrays["embed"].dtype == np.float32
+    assert np.array_equal(half.arrays["embed"], full.arrays["embed"].astype(np.float16))
+    snapshot_id, data = pack(half.manifest, half.arrays)
+    _, full_data = pack(full.manifest, full.arrays)
+    saved = full.arrays["embed"].nbytes // 2
+    assert len(data) <= len(full_data) - saved
+    loaded = unpack(snapshot_id, data)
+    assert loaded.arrays["embed"].dtype == np.float16
+    a, b = Predictor(full.manifest, full.arrays), Predictor.from_snapshot(loaded)
+    assert b.embed.dtype == np.float16 and b.nbytes == a.nbytes - saved
+    texts = UTTERANCES + [e for i in example_bot.intents for e in i.examples]
+    worst, same = 0.0, 0
+    for text in texts:
+        tokens = [t.text for t in tokenize(text)]
+        (p, tags), (q, half_tags) = a.forward(tokens), b.forward(tokens)
+        assert q.dtype == np.float32
+        worst = max(worst, float(np.abs(p - q).max()))
+        same += int(p.argmax() == q.argmax())
+    assert 0 < worst < 0.01
+    assert same >= len(texts) - 2
 
 
 def test_batched_runtime_equals_the_serving_path(trained, example_bot):

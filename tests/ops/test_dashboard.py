@@ -120,7 +120,8 @@ def test_a_definition_saved_over_http_trains_as_a_job_and_serves(api_own_store, 
     assert http.get(f"{base}/definition", headers=own).json()["definition"] == saved["definition"]
 
     # the context tier: the job's `botyard train --context` reads the examples with the sentence encoder
-    job = http.post(f"{base}/train", json={"epochs": 4, "promote": "staging", "context": True}, headers=own)
+    # (and `--float16` stores the embedding table in half precision)
+    job = http.post(f"{base}/train", json={"epochs": 4, "promote": "staging", "context": True, "float16": True}, headers=own)
     assert job.status_code == 202 and job.json()["state"] in ("queued", "running")
     job_id, seen = job.json()["id"], set()
     deadline = time.monotonic() + 240
@@ -136,6 +137,7 @@ def test_a_definition_saved_over_http_trains_as_a_job_and_serves(api_own_store, 
     assert http.get(f"{base}/jobs", headers=own).json()["jobs"][0]["id"] == job_id
     manifest = http.get(f"{base}/snapshots/{state['snapshot']}", headers=own).json()["manifest"]
     assert manifest["model"]["context"]["name"] == "all-MiniLM-L6-v2" and manifest["training"]["context"] is True
+    assert manifest["training"]["float16"] is True
 
     # The new snapshot serves the staging alias (the node follows the alias event) and the
     # bot's events hold the definition; production is untouched.
