@@ -89,6 +89,11 @@ def _flat_conv(kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.ascontiguousarray(kernel.transpose(0, 2, 1).reshape(width * filters, d)).T, bias, width
 
 
+HALF_TO_FLOAT = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
+"""Every float16 value by its bits, as float32 (256 KB per process): looking rows of a float16
+table up here takes half the time of numpy's ``astype`` (40 rows of 128: 6 against 13 us)."""
+
+
 class Predictor:
     """Intents and entities of utterances, with one snapshot's weights."""
 
@@ -117,6 +122,7 @@ class Predictor:
             """Width of the word-vector part of the network's input (0: none)."""
             self.embed = f32["embed"] if "embed" in f32 else np.asarray(arrays["embed"])
             """The embedding table, float32 or float16 (``TrainConfig.float16``: rows are read as float32)."""
+            self._half = self.embed.view(np.uint16) if self.embed.dtype == np.float16 else None
             self.w_sent, self.b_sent = f32["sentence/kernel"], f32["sentence/bias"]
             self.w_int, self.b_int = f32["intent/kernel"], f32["intent/bias"]
             self.has_tags = len(self.tags) > 1
@@ -165,6 +171,12 @@ class Predictor:
         return cls(snapshot.manifest, snapshot.arrays)
 
     # ------------------------------------------------------------------ network
+    def _rows(self, rows: np.ndarray) -> np.ndarray:
+        """Rows of the embedding table as float32 (a float16 table's through :data:`HALF_TO_FLOAT`)."""
+        if self._half is None:
+            return self.embed[rows]
+        return np.take(HALF_TO_FLOAT, self._half[rows])
+
     def _entries(self, tokens: Sequence[str]) -> list[tuple]:
         """Per token, the work that depends on the token alone, cached per snapshot: ``(sentence
         rows, first-convolution terms, word vector's piece sum and count, lower-cased token,
@@ -199,7 +211,7 @@ class Predictor:
             # token at a time: a row of a batched product depends on the batch's size (BLAS
             # picks other kernels), and a token's term must not depend on its neighbours.
             for i, ((_, bag_rows, bag_weights, _), v) in enumerate(zip(rows, vec_rows)):
-                x = bag_weights @ self.embed[bag_rows]
+                x = bag_weights @ self._rows(bag_rows)
                 if static:
                     terms[i] = np.concatenate([x, v[:d] if self.w_vec is None else v[:d] @ self.w_vec]) @ self._first
                 else:  # the bag's rows of the kernel only
@@ -242,7 +254,7 @@ class Predictor:
         chars = (f.families[features] == CHAR).view(np.int8)
         # Per family (0: words and n-grams, 1: characters): an IDF is >= 1, so a family present has a norm > 0.
         weights /= np.sqrt(np.bincount(chars, weights * weights, minlength=2))[chars]
-        return weights @ self.embed[uniq]
+        return weights @ self._rows(uniq)
 
     def forward(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Intent probabilities and, if the bot has learned entities, tag probabilities per token."""
