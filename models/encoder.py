@@ -185,10 +185,10 @@ class SentenceEncoder:
         """:meth:`encode` of many utterances, batched by length (training; results equal
         :meth:`encode`'s within float32 rounding).
 
-        Each batch runs on one BLAS thread (:mod:`botyard.models.blas`), the batches on one thread per core: the
-        result then does not depend on how many cores the machine has (a multi-threaded
-        product rounds differently, about 2e-7, enough to change what a model trained on the
-        vectors learns), and it is faster than one batch at a time on every core."""
+        Each batch runs on one BLAS thread (:mod:`botyard.models.blas`), the batches on one
+        thread per core: the result then does not depend on how many cores the machine has (a
+        multi-threaded product rounds differently, about 2e-7, enough to change what a model
+        trained on the vectors learns), and it is faster than one batch at a time on every core."""
         seqs, counts = zip(*(self._pieces(t) for t in utterances)) if utterances else ((), ())
         out: list = [None] * len(seqs)
         order = np.argsort([len(s) for s in seqs], kind="stable")
