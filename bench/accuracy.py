@@ -253,7 +253,7 @@ def run(name: str, config: TrainConfig, progress: bool) -> dict:
     train, valid, test = load(name)
     dataset = make_dataset(train + valid + test)
     dataset = replace(dataset, examples=tuple(train))
-    if name == "bot20":  # like `botyard train`: hold out a share of the bot's examples
+    if name.removesuffix("+f16") == "bot20":  # like `botyard train`: hold out a share of the bot's examples
         train, valid = split(dataset, config.validation_share, config.seed)
 
     def show(r):
