@@ -102,7 +102,7 @@ def _csv_split(path: Path) -> list[Example]:
 
 def load(name: str) -> tuple[list[Example], list[Example], list[Example]]:
     """train, valid (may be empty), test."""
-    name = name.removesuffix("+context").removesuffix("+f16")
+    name = name.split("+")[0]  # "hwu64+context", "bot20+f16": the data set's name before the variant
     if name == "bot20":
         train, _, test = load("hwu64")
         labels = sorted({e.intent for e in train})[::3][:20]
@@ -253,7 +253,7 @@ def run(name: str, config: TrainConfig, progress: bool) -> dict:
     train, valid, test = load(name)
     dataset = make_dataset(train + valid + test)
     dataset = replace(dataset, examples=tuple(train))
-    if name.removesuffix("+f16") == "bot20":  # like `botyard train`: hold out a share of the bot's examples
+    if name.split("+")[0] == "bot20":  # like `botyard train`: hold out a share of the bot's examples
         train, valid = split(dataset, config.validation_share, config.seed)
 
     def show(r):

@@ -122,7 +122,6 @@ class Predictor:
             """Width of the word-vector part of the network's input (0: none)."""
             self.embed = f32["embed"] if "embed" in f32 else np.asarray(arrays["embed"])
             """The embedding table, float32 or float16 (``TrainConfig.float16``: rows are read as float32)."""
-            self._half = self.embed.view(np.uint16) if self.embed.dtype == np.float16 else None
             self.w_sent, self.b_sent = f32["sentence/kernel"], f32["sentence/bias"]
             self.w_int, self.b_int = f32["intent/kernel"], f32["intent/bias"]
             self.has_tags = len(self.tags) > 1
@@ -173,9 +172,9 @@ class Predictor:
     # ------------------------------------------------------------------ network
     def _rows(self, rows: np.ndarray) -> np.ndarray:
         """Rows of the embedding table as float32 (a float16 table's through :data:`HALF_TO_FLOAT`)."""
-        if self._half is None:
+        if self.embed.dtype != np.float16:
             return self.embed[rows]
-        return np.take(HALF_TO_FLOAT, self._half[rows])
+        return np.take(HALF_TO_FLOAT, self.embed.view(np.uint16)[rows])
 
     def _entries(self, tokens: Sequence[str]) -> list[tuple]:
         """Per token, the work that depends on the token alone, cached per snapshot: ``(sentence
