@@ -95,16 +95,21 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
     def _prime(self, works) -> None:
         """Turns for context-tier snapshots that arrived together are encoded together, in small
         batches spread over the cores (:meth:`SentenceEncoder.prime`); :meth:`classify` then finds
-        their vectors in its cache."""
+        their vectors in its cache. For a cascade, only the turns its gate sends on."""
         by_encoder: dict[int, tuple] = {}  # one encoder per process in practice
         for work in works:
             predictor = self.cache.peek(self.aliases.get(_key(work)))
-            if predictor is not None and predictor.featurizer.context is not None:
+            if predictor is None or (predictor.fallback is None and predictor.featurizer.context is None):
+                continue  # the bag model alone: nothing to encode
+            words = [t.text for t in tokenize(work.request.text)]
+            if predictor.fallback is not None and predictor.escalates(words):
+                predictor = predictor.fallback  # a cascade's context tier will read this one
+            if predictor.featurizer.context is not None:
                 encoder = predictor.featurizer.context
-                by_encoder.setdefault(id(encoder), (encoder, []))[1].append(work.request.text)
-        for encoder, texts in by_encoder.values():
+                by_encoder.setdefault(id(encoder), (encoder, []))[1].append(words)
+        for encoder, utterances in by_encoder.values():
             try:
-                encoder.prime([[t.text for t in tokenize(text)] for text in texts])
+                encoder.prime(utterances)
             except Exception:  # each turn is then encoded on its own
                 log.exception("batched encoding failed")
 

@@ -31,7 +31,10 @@ def _weighted_rows(table: np.ndarray, rows: np.ndarray, weights: np.ndarray, seg
     return np.asarray(mix @ table, dtype=np.float32)
 
 
-def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
+def predict_batch(p: Predictor, texts: Sequence[str], *, answer: Predictor | None = None) -> list[Prediction]:
+    """:meth:`Predictor.predict` for every text (a cascade's second model for those its gate sends
+    on). ``answer``: the predictor whose threshold, matchers and decoder make the answers (``p``)."""
+    answer = answer or p
     n = len(texts)
     if n == 0:
         return []
@@ -139,11 +142,15 @@ def predict_batch(p: Predictor, texts: Sequence[str]) -> list[Prediction]:
         decode = tag_probs is not None and hi > lo and (p.decoder.prior or (tag_best[lo:hi] != o_tag).any())
         tags, shifted = (tag_probs[lo:hi], tag_shifted[lo:hi]) if decode else (None, None)
         out.append(
-            p.prediction(
+            answer.prediction(
                 text, tokens[i] if decode else (), p.labels[int(best[i])], float(confidence[i]), tags, shifted,
                 knows_a_word=bool(knows_a_word[i]),
             )
         )
+    if p.fallback is not None:  # the utterances the bag model is unsure of: the context tier's answers
+        sent = [i for i in range(n) if confidence[i] < p.gate]
+        for i, prediction in zip(sent, predict_batch(p.fallback, [texts[i] for i in sent], answer=answer) if sent else ()):
+            out[i] = prediction
     return out
 
 

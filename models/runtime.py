@@ -10,6 +10,11 @@ first convolution's kernel (its token bag and word vector through every slot of 
 kernel), so a convolution is a sum of shifted rows. Word bigrams' vocabulary rows are
 cached the same way. An utterance of known words then costs the sentence bag, two or
 three small products and the decoding.
+
+A cascade snapshot (``botyard train --cascade``) holds a second, context-tier model
+(arrays under ``cascade/``): it answers only the utterances the bag model is unsure of
+(intent confidence below the cascade's ``gate``), so most turns cost what the bag model
+costs.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from botyard.models.text import tag_spans, tokenize
 from botyard.models.vectors import require as require_vectors
 
 MODEL_KIND = "joint-bag-cnn"
+CASCADE = "cascade/"
+"""Prefix of a cascade's second model's arrays in a snapshot."""
 CACHE_SHARE = 0.25
 """A loaded snapshot with token convolutions (a tag head, or ``pool``) caches per-token work
 up to about this share of its own bytes (256 tokens at least): SNIPS's (44 MB) holds up to
@@ -102,6 +109,21 @@ class Predictor:
         model = manifest.get("model", {})
         if model.get("kind") != MODEL_KIND:
             raise ModelError(f"unsupported model kind {model.get('kind')!r}; this runtime serves {MODEL_KIND!r}")
+        cascade = model.get("cascade")
+        self.fallback: Predictor | None = None
+        """The cascade's context-tier model (None: this model answers every utterance)."""
+        if cascade:
+            sub = {k[len(CASCADE):]: v for k, v in arrays.items() if k.startswith(CASCADE)}
+            arrays = {k: v for k, v in arrays.items() if not k.startswith(CASCADE)}
+            if not isinstance(cascade, Mapping) or not isinstance(cascade.get("model"), Mapping):
+                raise ModelError("a cascade snapshot lacks its second model")
+            self.fallback = Predictor({"model": cascade["model"]}, sub)
+            self.gate = float(cascade.get("gate", 0.0))
+            if self.fallback.labels != list(model.get("labels", ())) or self.fallback.tags != list(model.get("tags", ())):
+                raise ModelError("a cascade's two models have different labels or tags")
+            if any((k in sub) != (k in arrays) or (k in sub and not np.array_equal(sub[k], arrays[k]))
+                   for k in ("decode/start", "decode/move")):  # one decoder reads both models' tags
+                raise ModelError("a cascade's two models decode tags differently")
         try:
             self.labels: list[str] = list(model["labels"])
             self.tags: list[str] = list(model.get("tags", ()))
@@ -164,6 +186,8 @@ class Predictor:
         if self._first is not None:
             self._token_cap = min(8192, max(256, int(self.nbytes * CACHE_SHARE) // per_token))
             self.nbytes += self._token_cap * per_token  # reserved: a model cache counts what it can grow to
+        if self.fallback is not None:
+            self.nbytes += self.fallback.nbytes
 
     @classmethod
     def from_snapshot(cls, snapshot) -> "Predictor":
@@ -261,7 +285,18 @@ class Predictor:
 
     def _outputs(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
         """:meth:`forward`'s, the tag logits minus each token's largest (for decoding), and
-        whether any token is a word the model was trained on."""
+        whether any token is a word the model was trained on. In a cascade, the second
+        model's when this one's intent confidence is below the gate."""
+        out = self._own_outputs(tokens)
+        if self.fallback is not None and out[0].max() < self.gate:
+            return self.fallback._outputs(tokens)
+        return out
+
+    def escalates(self, tokens: Sequence[str]) -> bool:
+        """Whether a cascade's second model answers this utterance."""
+        return self.fallback is not None and bool(self._own_outputs(tokens)[0].max() < self.gate)
+
+    def _own_outputs(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
         f = self.featurizer
         context = f.context.encode(tokens) if f.context is not None else None
         if self._first is None:  # no token convolutions, no per-token cache: every token at once

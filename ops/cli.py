@@ -62,9 +62,11 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
     from botyard.models.definition import load_bot
     from botyard.training.pipeline import TrainConfig
 
+    if args.gate is not None and not (args.cascade and 0.0 <= args.gate <= 1.0):
+        raise BotyardError("--gate is the cascade's confidence gate: it needs --cascade and a value within [0, 1]")
     definition = load_bot(args.bot_file)  # validated before TensorFlow is even imported
     chosen = {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size, "context": args.context or None,
-              "float16": args.float16 or None}
+              "cascade": args.cascade or None, "gate": args.gate, "float16": args.float16 or None}
     train_config = TrainConfig(**{k: v for k, v in chosen.items() if v is not None})
     with admin_for(config) as admin:
         if args.labels:
@@ -121,7 +123,7 @@ def _train_with_progress(definition, store, train_config, parent: str | None = N
     if as_json:  # one JSON line per epoch on stdout, for whoever runs this as a job
         def report(p: dict) -> None:
             keys = ("stage", "done", "total") if "stage" in p else ("epoch", "epochs", "loss", "val_accuracy")
-            print(json.dumps({k: p.get(k) for k in keys}), flush=True)
+            print(json.dumps({k: p.get(k) for k in (*keys, "model") if k in keys or k in p}), flush=True)
 
         info, result = train_to_store(definition, store, train_config, report, parent=parent)
         _summary(info, result)
@@ -132,13 +134,14 @@ def _train_with_progress(definition, store, train_config, parent: str | None = N
         f"{sum(len(i.examples) for i in definition.intents)} examples",
         file=sys.stderr,
     )
-    with tqdm(total=train_config.epochs, unit="epoch", file=sys.stderr, mininterval=0.5) as bar:
+    epochs = train_config.epochs + ((train_config.context_epochs or train_config.epochs) if train_config.cascade else 0)
+    with tqdm(total=epochs, unit="epoch", file=sys.stderr, mininterval=0.5) as bar:
 
         def progress(p: dict) -> None:
             if "stage" in p:  # the sentence encoder reading the examples, before the first epoch
                 bar.set_description(f"{p['stage']} {p['done']}/{p['total']}")
                 return
-            bar.set_description("training")
+            bar.set_description(f"training {p['model']}" if "model" in p else "training")
             bar.update(1)
             shown = {"loss": p.get("loss"), "acc": p.get("accuracy"), "val_acc": p.get("val_accuracy")}
             bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items() if v is not None})
@@ -313,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", action="store_true",
                    help="read each utterance with the shared sentence encoder (MiniLM-L6): more accurate, "
                         "milliseconds per turn instead of a tenth of one")
+    p.add_argument("--cascade", action="store_true",
+                   help="train the bag model and the context tier; the second answers only when the first is unsure "
+                        "(about the context tier's accuracy at a fraction of its time per turn)")
+    p.add_argument("--gate", type=float, help="with --cascade: the bag model's confidence below which the context tier answers (default 0.9)")
     p.add_argument("--float16", action="store_true",
                    help="store the embedding table in half precision: about half the bytes per snapshot and loaded model")
     p.add_argument("--workers", type=int, default=1, help="Horovod worker processes (gloo); 1 = train in this process")

@@ -38,6 +38,8 @@ class TrainBody(BaseModel):
     promote: str | None = Field(None, pattern=NAME, description="alias to point at the new snapshot")
     labels: bool = Field(False, description="add the bot's labelled turns to its examples")
     context: bool = Field(False, description="read utterances with the shared sentence encoder (more accurate, milliseconds per turn)")
+    cascade: bool = Field(False, description="the bag model first, the context tier only when it is unsure (about the context tier's accuracy, a fraction of its time)")
+    gate: float | None = Field(None, ge=0, le=1, description="with cascade: the bag model's confidence below which the context tier answers (default 0.9)")
     float16: bool = Field(False, description="store the embedding table in half precision (about half the bytes per loaded model)")
 
 
@@ -134,9 +136,11 @@ def add_routes(
         runner = jobs()
         if runner is None:
             raise AdminError("unavailable", "this node runs no training jobs")
+        if body.gate is not None and not body.cascade:
+            raise AdminError("invalid_request", "gate is the cascade's confidence gate: it needs cascade")
         saved = run(lambda a: a.definition(tenant, bot))
         options = TrainOptions(epochs=body.epochs, seed=body.seed, promote=body.promote, labels=body.labels, context=body.context,
-                               float16=body.float16)
+                               cascade=body.cascade, gate=body.gate, float16=body.float16)
         return runner.submit(tenant, bot, saved["definition"], options, actor="http")
 
     @app.get(base + "/jobs", tags=["bots"])

@@ -45,6 +45,10 @@ class TrainOptions:
     """Add the bot's labelled turns to its examples."""
     context: bool = False
     """Read utterances with the shared sentence encoder (``botyard train --context``)."""
+    cascade: bool = False
+    """The bag model first, the context tier when it is unsure (``botyard train --cascade``)."""
+    gate: float | None = None
+    """The cascade's confidence gate (``botyard train --gate``; default: the training configuration's)."""
     float16: bool = False
     """Store the embedding table in half precision (``botyard train --float16``)."""
 
@@ -76,7 +80,7 @@ class TrainingJobs:
         job = {
             "id": uuid.uuid4().hex[:16], "tenant": tenant, "bot": bot, "state": "queued", "actor": actor,
             "options": dataclasses.asdict(options), "submitted_at": time.time(), "started_at": None,
-            "finished_at": None, "epoch": 0, "epochs": options.epochs, "loss": None, "val_accuracy": None,
+            "finished_at": None, "epoch": 0, "epochs": options.epochs, "loss": None, "val_accuracy": None, "model": None,
             "snapshot": None, "moved": None, "error": None,
         }
         with self._lock:
@@ -133,13 +137,16 @@ class TrainingJobs:
             with open(path, "w", encoding="utf-8") as f:
                 json.dump(definition, f)
             cmd = [sys.executable, "-m", "botyard", "train", path, "--progress", "json"]
-            for flag, value in (("--epochs", options.epochs), ("--seed", options.seed), ("--promote", options.promote)):
+            for flag, value in (("--epochs", options.epochs), ("--seed", options.seed), ("--promote", options.promote),
+                                ("--gate", options.gate)):
                 if value is not None:
                     cmd += [flag, str(value)]
             if options.labels:
                 cmd.append("--labels")
             if options.context:
                 cmd.append("--context")
+            if options.cascade:
+                cmd.append("--cascade")
             if options.float16:
                 cmd.append("--float16")
             stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
@@ -169,7 +176,7 @@ class TrainingJobs:
         if not isinstance(record, dict):
             return
         if "epoch" in record:
-            self._update(job_id, **{k: record.get(k) for k in ("epoch", "epochs", "loss", "val_accuracy")})
+            self._update(job_id, **{k: record.get(k) for k in ("epoch", "epochs", "loss", "val_accuracy", "model")})
         elif "snapshot" in record:
             self._update(job_id, snapshot=record["snapshot"])
         elif "moved" in record:

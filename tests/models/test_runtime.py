@@ -37,7 +37,7 @@ def intents_only(example_bot):
 
 ARCHITECTURES = [
     "joint", "intents-only", "intents-pooled", "joint-pooled", "joint-novectors", "intents-novectors", "joint-prior",
-    "joint-context", "intents-context", "joint-float16", "intents-float16",
+    "joint-context", "intents-context", "joint-float16", "intents-float16", "joint-cascade",
 ]
 
 
@@ -45,7 +45,7 @@ def config_of(name: str) -> TrainConfig:
     return TrainConfig(
         epochs=6, seed=3, pool="pooled" in name, vectors="novectors" not in name,
         transition_weight=0.7 if "prior" in name else 0.0, context="context" in name,
-        float16="float16" in name,
+        float16="float16" in name, cascade="cascade" in name,
     )
 
 
@@ -58,14 +58,30 @@ def trained(request, example_bot):
     return result
 
 
+def models_of(trained) -> list[tuple[dict, dict]]:
+    """(model manifest, arrays) of each model in a snapshot: a cascade holds two."""
+    from botyard.models.runtime import CASCADE
+
+    meta, arrays = trained.manifest["model"], trained.arrays
+    if not meta.get("cascade"):
+        return [(meta, arrays)]
+    first = {k: v for k, v in arrays.items() if not k.startswith(CASCADE)}
+    second = {k[len(CASCADE):]: v for k, v in arrays.items() if k.startswith(CASCADE)}
+    return [({k: v for k, v in meta.items() if k != "cascade"}, first), (meta["cascade"]["model"], second)]
+
+
 def test_runtime_equals_keras(trained, example_bot):
+    for meta, arrays in models_of(trained):
+        _runtime_equals_keras(meta, arrays, example_bot)
+
+
+def _runtime_equals_keras(meta, arrays, example_bot):
     import tensorflow as tf
 
     from botyard.models import network
 
-    meta = trained.manifest["model"]
-    model = network.from_arrays(meta, trained.arrays)
-    predictor = Predictor(trained.manifest, trained.arrays)
+    model = network.from_arrays(meta, arrays)
+    predictor = Predictor({"model": meta}, arrays)
     featurizer = predictor.featurizer  # with the shared word vectors, if the model reads them
     names = {t.name for t in model.inputs}
     texts = UTTERANCES + [i.examples[0] for i in example_bot.intents]
@@ -251,3 +267,57 @@ def test_wordpiece_matches_bert():
     assert all(p.startswith("##") for p in split[1:]) and "unaffable"[: len(split[0]) + 1] not in wv.vocab
     assert wv.pieces("Café") == wv.pieces("cafe")
     assert wv.pieces("x" * 101) == [wv.unknown]
+
+
+def test_a_cascade_answers_with_its_second_model_below_the_gate(example_bot):
+    """The bag model answers what it is sure of; below the gate, the context tier answers
+    (intent, confidence, entities), one utterance or a batch; gate 0 never sends an utterance
+    on, gate 1 always does. Both models come from the same examples, in one snapshot."""
+    from botyard.models.batch import predict_batch
+    from botyard.models.errors import ModelError
+    from botyard.models.runtime import CASCADE
+    from botyard.snapshots.format import pack, unpack
+
+    result = train(example_bot, config_of("joint-cascade"))
+    meta = result.manifest["model"]
+    assert meta["cascade"]["gate"] == 0.9 and meta["cascade"]["model"]["context"] and "context" not in meta
+    assert 0 <= result.metrics["validation_escalated"] <= 1
+    snapshot_id, data = pack(result.manifest, result.arrays)
+    cascade = Predictor.from_snapshot(unpack(snapshot_id, data))
+    (bag_meta, bag_arrays), (context_meta, context_arrays) = models_of(result)
+    bag, context = Predictor({"model": bag_meta}, bag_arrays), Predictor({"model": context_meta}, context_arrays)
+    assert cascade.nbytes == bag.nbytes + context.nbytes
+
+    texts = UTTERANCES + [e.replace("[", "").replace("]", " ") for i in example_bot.intents for e in i.examples[:3]]
+    texts += ["where is order A-1234", "ship it to Germany please"]
+    answers = [(text, [t.text for t in tokenize(text)]) for text in texts]
+    sent = [cascade.escalates(tokens) for _, tokens in answers]
+    assert any(sent) and not all(sent), "the example bot should have sure and unsure utterances"
+    batched = predict_batch(cascade, texts)
+    for (text, tokens), escalated, in_batch in zip(answers, sent, batched):
+        own = bag.forward(tokens)[0]
+        assert escalated == (own.max() < 0.9)
+        expected = (context if escalated else bag).predict(text)
+        got = cascade.predict(text)
+        assert (got.intent, got.confidence) == (expected.intent, expected.confidence), text
+        assert [e.to_dict() for e in got.entities if e.extractor == "model"] == [
+            e.to_dict() for e in expected.entities if e.extractor == "model"
+        ], text
+        assert (in_batch.intent, in_batch.fallback) == (got.intent, got.fallback), text
+        assert abs(in_batch.confidence - got.confidence) <= 1e-5
+
+    def with_gate(gate: float) -> Predictor:
+        return Predictor({**result.manifest, "model": {**meta, "cascade": {**meta["cascade"], "gate": gate}}}, result.arrays)
+
+    never, always = with_gate(0.0), with_gate(1.0)
+    for text, tokens in answers:
+        assert not never.escalates(tokens) and always.escalates(tokens)
+        assert np.array_equal(never.forward(tokens)[0], bag.forward(tokens)[0])
+        assert np.array_equal(always.forward(tokens)[0], context.forward(tokens)[0])
+
+    other = {k: v for k, v in result.arrays.items() if k != CASCADE + "intent/kernel"}
+    with pytest.raises(ModelError, match="intent/kernel"):
+        Predictor(result.manifest, other)
+    relabelled = {**meta, "cascade": {**meta["cascade"], "model": {**meta["cascade"]["model"], "labels": meta["labels"][::-1]}}}
+    with pytest.raises(ModelError, match="different labels"):
+        Predictor({**result.manifest, "model": relabelled}, result.arrays)

@@ -350,6 +350,45 @@ def test_the_node_freezes_long_lived_objects_which_hold_no_cycles(make_node, nat
         gc.enable()
 
 
+BURST = [
+    "where is my order?", "hi there", "can I pay with PayPal", "how much is shipping to Austria",
+    "thanks a lot", "my parcel never arrived", "bye for now", "what does delivery cost", "hello again",
+    "has order 4821377 been sent?", "do you take credit cards", "goodbye",
+]
+"""Turns sent all at once to a node serving a context-tier model."""
+
+
+def say_counting_encoder_passes(nats_url, texts):
+    """All ``texts`` at once, each in a conversation of its own (after a warm-up turn that loads
+    the snapshot); the replies, and the batch size of each pass of the sentence encoder."""
+    from botyard.models import encoder
+
+    shared = encoder.available()
+    shared._cache.clear()
+    passes = []
+    hidden = shared.hidden
+    shared.hidden = lambda ids, mask: passes.append(ids.shape[0]) or hidden(ids, mask)
+    try:
+        async def go():
+            async with await Client.connect(nats_url) as client:
+                await client.say(TENANT, BOT, "warm-up", "hello")
+                passes.clear()
+                return await asyncio.gather(*(client.say(TENANT, BOT, f"c{i}", t) for i, t in enumerate(texts)))
+
+        return asyncio.run(go()), passes
+    finally:
+        del shared.hidden
+
+
+def assert_answered_as_alone(texts, replies, alone, snapshot_id):
+    """Each reply is the answer the snapshot gives its text alone."""
+    for text, reply in zip(texts, replies):
+        expected = alone.predict(text)
+        assert reply.snapshot == snapshot_id
+        assert (reply.intent, reply.fallback) == (expected.intent, expected.fallback), text
+        assert abs(reply.confidence - expected.confidence) < 1e-4, text
+
+
 def test_context_tier_turns_arriving_together_are_answered_as_one_by_one(make_node, nats_url, tmp_path, example_bot):
     """A node serving a context-tier snapshot encodes turns that arrive together in one pass
     of the sentence encoder (the worker primes the encoder's cache); every turn gets the
@@ -364,31 +403,32 @@ def test_context_tier_turns_arriving_together_are_answered_as_one_by_one(make_no
     assert result.manifest["model"]["context"]["name"] == encoder.NAME
     node = make_node(snapshot_dir=str(own))
     promote(node.config.events_url, node.config.data_dir, own, snapshot=info.id)
-    texts = [
-        "where is my order?", "hi there", "can I pay with PayPal", "how much is shipping to Austria",
-        "thanks a lot", "my parcel never arrived", "bye for now", "what does delivery cost", "hello again",
-        "has order 4821377 been sent?", "do you take credit cards", "goodbye",
-    ]
-    shared = encoder.available()
-    shared._cache.clear()
-    passes = []
-    hidden = shared.hidden
-    shared.hidden = lambda ids, mask: passes.append(ids.shape[0]) or hidden(ids, mask)
-    try:
-        async def go():
-            async with await Client.connect(nats_url) as client:
-                await client.say(TENANT, BOT, "warm-up", "hello")  # the snapshot is loaded
-                passes.clear()
-                return await asyncio.gather(*(client.say(TENANT, BOT, f"c{i}", t) for i, t in enumerate(texts)))
-
-        replies = asyncio.run(go())
-    finally:
-        del shared.hidden
+    texts = BURST
+    replies, passes = say_counting_encoder_passes(nats_url, texts)
     alone = Predictor(result.manifest, result.arrays)
-    shared._cache.clear()
-    for text, reply in zip(texts, replies):
-        expected = alone.predict(text)
-        assert reply.snapshot == info.id
-        assert (reply.intent, reply.fallback) == (expected.intent, expected.fallback), text
-        assert abs(reply.confidence - expected.confidence) < 1e-4, text
+    encoder.available()._cache.clear()
+    assert_answered_as_alone(texts, replies, alone, info.id)
     assert sum(passes) == len(texts)  # each utterance encoded once, alone or in a batch
+
+
+def test_a_cascade_encodes_only_the_turns_its_gate_sends_on(make_node, nats_url, tmp_path, example_bot):
+    """A node serving a cascade snapshot answers each turn as the snapshot does alone, and
+    runs the sentence encoder only for the turns the bag model is unsure of."""
+    from botyard.models import encoder
+    from botyard.models.runtime import Predictor
+    from botyard.models.text import tokenize
+    from botyard.snapshots.store import LocalSnapshotStore
+    from botyard.training.pipeline import TrainConfig, train_to_store
+
+    own = tmp_path / "cascade-snapshots"
+    info, result = train_to_store(example_bot, LocalSnapshotStore(own), TrainConfig(epochs=8, seed=2, cascade=True))
+    node = make_node(snapshot_dir=str(own))
+    promote(node.config.events_url, node.config.data_dir, own, snapshot=info.id)
+    texts = BURST + ["erm what", "the thing with the box"]
+    alone = Predictor(result.manifest, result.arrays)
+    sent = [t for t in texts if alone.escalates([w.text for w in tokenize(t)])]
+    assert 0 < len(sent) < len(texts), "the example bot should have sure and unsure turns"
+    replies, passes = say_counting_encoder_passes(nats_url, texts)
+    assert sum(passes) == len(sent)  # the sure turns never reached the encoder
+    encoder.available()._cache.clear()
+    assert_answered_as_alone(texts, replies, alone, info.id)
