@@ -37,6 +37,8 @@ from botyard.models.vectors import require as require_vectors
 MODEL_KIND = "joint-bag-cnn"
 CASCADE = "cascade/"
 """Prefix of a cascade's second model's arrays in a snapshot."""
+DECIDED = 64
+"""Outputs :meth:`Predictor.escalates` keeps for the answers that follow (a burst's worth)."""
 CACHE_SHARE = 0.25
 """A loaded snapshot with token convolutions (a tag head, or ``pool``) caches per-token work
 up to about this share of its own bytes (256 tokens at least): SNIPS's (44 MB) holds up to
@@ -110,6 +112,8 @@ class Predictor:
         if model.get("kind") != MODEL_KIND:
             raise ModelError(f"unsupported model kind {model.get('kind')!r}; this runtime serves {MODEL_KIND!r}")
         cascade = model.get("cascade")
+        self._decided: dict[tuple, tuple] = {}
+        """The bag model's outputs for tokens :meth:`escalates` was asked about, until answered."""
         self.fallback: Predictor | None = None
         """The cascade's context-tier model (None: this model answers every utterance)."""
         if cascade:
@@ -287,14 +291,23 @@ class Predictor:
         """:meth:`forward`'s, the tag logits minus each token's largest (for decoding), and
         whether any token is a word the model was trained on. In a cascade, the second
         model's when this one's intent confidence is below the gate."""
-        out = self._own_outputs(tokens)
+        out = self._decided.pop(tuple(tokens), None) if self._decided else None
+        if out is None:
+            out = self._own_outputs(tokens)
         if self.fallback is not None and out[0].max() < self.gate:
             return self.fallback._outputs(tokens)
         return out
 
     def escalates(self, tokens: Sequence[str]) -> bool:
-        """Whether a cascade's second model answers this utterance."""
-        return self.fallback is not None and bool(self._own_outputs(tokens)[0].max() < self.gate)
+        """Whether a cascade's second model answers this utterance. The bag model's outputs are
+        kept for the next answer to the same tokens (a node asks before it answers a burst)."""
+        if self.fallback is None:
+            return False
+        out = self._own_outputs(tokens)
+        if len(self._decided) >= DECIDED:
+            self._decided.clear()
+        self._decided[tuple(tokens)] = out
+        return bool(out[0].max() < self.gate)
 
     def _own_outputs(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
         f = self.featurizer
