@@ -67,7 +67,7 @@ CONFIGS = {
 # projection 92.75 / 92.47; a 512-wide sentence layer 92.38 / 92.75. BANKING77 10 epochs
 # 92.91 / 93.31 against 93.11 (seed 0) at 15, so it keeps 15; with dropout 0.5 92.41 / 92.81.
 # SNIPS intent: 10 epochs 98.86 / 98.43, 7 epochs 98.43 / 98.71, so it keeps 10.
-for _name in ("snips", "banking77", "hwu64"):
+for _name in ("snips", "banking77", "hwu64", "bot20"):
     CONFIGS[f"{_name}+context"] = replace(CONFIGS[_name], context=True)
 CONFIGS["hwu64+context"] = replace(CONFIGS["hwu64+context"], epochs=10)
 # The cascade (`botyard train --cascade`): the bag model, and the context tier for the utterances it
