@@ -157,7 +157,8 @@ def fit(
     return _fit_model(dataset, train_set, val_set, config, progress, hvd=hvd)
 
 
-def _fit_cascade(dataset, train_set, val_set, config: TrainConfig, progress: Progress | None, *, hvd=None) -> TrainResult:
+def _fit_cascade(dataset: Dataset, train_set: Sequence[Example], val_set: Sequence[Example], config: TrainConfig,
+                 progress: Progress | None, *, hvd=None) -> TrainResult:
     """The bag model, then the context tier; one snapshot holding both (the second's arrays under
     ``cascade/``), its threshold and figures those of the two together."""
     started = time.perf_counter()
