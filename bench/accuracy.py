@@ -34,7 +34,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from botyard.models.runtime import CASCADE, Predictor  # noqa: E402
+from botyard.models.runtime import Predictor, cascade_parts  # noqa: E402
 from botyard.models.text import tag_spans  # noqa: E402
 from botyard.snapshots.format import pack, unpack  # noqa: E402
 from botyard.training.dataset import Example, make_dataset, split  # noqa: E402
@@ -206,13 +206,12 @@ def keras_latency(result, test: list[Example], n: int = 200) -> tuple[float, flo
     if not m.get("cascade"):
         return _keras_latency(m, arrays, test[:n])
     cascade = Predictor(result.manifest, arrays)
-    first = {k: v for k, v in arrays.items() if not k.startswith(CASCADE)}
-    second = {k[len(CASCADE):]: v for k, v in arrays.items() if k.startswith(CASCADE)}
-    bag_s, bag_diff = _keras_latency({k: v for k, v in m.items() if k != "cascade"}, first, test[:n])
+    (bag, first), (context, second) = cascade_parts(m, arrays)
+    bag_s, bag_diff = _keras_latency(bag, first, test[:n])
     sent = [e for e in test[:n] if cascade.escalates(e.tokens)]
     if not sent:
         return bag_s, bag_diff
-    context_s, context_diff = _keras_latency(m["cascade"]["model"], second, sent)
+    context_s, context_diff = _keras_latency(context, second, sent)
     return bag_s + context_s * len(sent) / n, max(bag_diff, context_diff)
 
 

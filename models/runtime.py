@@ -49,6 +49,19 @@ utterance (100 -> 48 us) but add up to 0.5 MB, a quarter more per model, and a n
 thousands of them."""
 
 
+def cascade_parts(model: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> list[tuple[dict, dict]]:
+    """(model manifest, arrays) of each model a snapshot holds: its one, or a cascade's two (the
+    bag model's without ``cascade``; the context tier's arrays without their ``cascade/`` prefix)."""
+    cascade = model.get("cascade")
+    if not cascade:
+        return [(dict(model), dict(arrays))]
+    if not isinstance(cascade, Mapping) or not isinstance(cascade.get("model"), Mapping):
+        raise ModelError("a cascade snapshot lacks its second model")
+    first = {k: v for k, v in arrays.items() if not k.startswith(CASCADE)}
+    second = {k[len(CASCADE):]: v for k, v in arrays.items() if k.startswith(CASCADE)}
+    return [({k: v for k, v in model.items() if k != "cascade"}, first), (dict(cascade["model"]), second)]
+
+
 @dataclass(frozen=True, slots=True)
 class Prediction:
     intent: str
@@ -111,18 +124,14 @@ class Predictor:
         model = manifest.get("model", {})
         if model.get("kind") != MODEL_KIND:
             raise ModelError(f"unsupported model kind {model.get('kind')!r}; this runtime serves {MODEL_KIND!r}")
-        cascade = model.get("cascade")
         self._decided: dict[tuple, tuple] = {}
         """The bag model's outputs for tokens :meth:`escalates` was asked about, until answered."""
         self.fallback: Predictor | None = None
         """The cascade's context-tier model (None: this model answers every utterance)."""
-        if cascade:
-            sub = {k[len(CASCADE):]: v for k, v in arrays.items() if k.startswith(CASCADE)}
-            arrays = {k: v for k, v in arrays.items() if not k.startswith(CASCADE)}
-            if not isinstance(cascade, Mapping) or not isinstance(cascade.get("model"), Mapping):
-                raise ModelError("a cascade snapshot lacks its second model")
-            self.fallback = Predictor({"model": cascade["model"]}, sub)
-            self.gate = float(cascade.get("gate", 0.0))
+        if model.get("cascade"):
+            (_, arrays), (second, sub) = cascade_parts(model, arrays)
+            self.fallback = Predictor({"model": second}, sub)
+            self.gate = float(model["cascade"].get("gate", 0.0))
             if self.fallback.labels != list(model.get("labels", ())) or self.fallback.tags != list(model.get("tags", ())):
                 raise ModelError("a cascade's two models have different labels or tags")
             if any((k in sub) != (k in arrays) or (k in sub and not np.array_equal(sub[k], arrays[k]))

@@ -123,7 +123,10 @@ def _train_with_progress(definition, store, train_config, parent: str | None = N
     if as_json:  # one JSON line per epoch on stdout, for whoever runs this as a job
         def report(p: dict) -> None:
             keys = ("stage", "done", "total") if "stage" in p else ("epoch", "epochs", "loss", "val_accuracy")
-            print(json.dumps({k: p.get(k) for k in (*keys, "model") if k in keys or k in p}), flush=True)
+            line = {k: p.get(k) for k in keys}
+            if "model" in p:  # a cascade's: "bag", then "context"
+                line["model"] = p["model"]
+            print(json.dumps(line), flush=True)
 
         info, result = train_to_store(definition, store, train_config, report, parent=parent)
         _summary(info, result)
@@ -134,7 +137,7 @@ def _train_with_progress(definition, store, train_config, parent: str | None = N
         f"{sum(len(i.examples) for i in definition.intents)} examples",
         file=sys.stderr,
     )
-    epochs = train_config.epochs + ((train_config.context_epochs or train_config.epochs) if train_config.cascade else 0)
+    epochs = train_config.epochs + (train_config.context_tier_epochs if train_config.cascade else 0)
     with tqdm(total=epochs, unit="epoch", file=sys.stderr, mininterval=0.5) as bar:
 
         def progress(p: dict) -> None:

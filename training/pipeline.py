@@ -93,6 +93,11 @@ class TrainConfig:
     seed: int = 0
     features: FeatureConfig = FeatureConfig()
 
+    @property
+    def context_tier_epochs(self) -> int:
+        """A cascade's context tier's epochs: ``context_epochs``, else ``epochs``."""
+        return self.context_epochs or self.epochs
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -167,7 +172,7 @@ def _fit_cascade(dataset: Dataset, train_set: Sequence[Example], val_set: Sequen
     plain = replace(config, cascade=False, context_epochs=0)
     first = _fit_model(dataset, train_set, val_set, replace(plain, context=False), _labelled(progress, "bag"), hvd=hvd)
     second = _fit_model(
-        dataset, train_set, val_set, replace(plain, context=True, epochs=config.context_epochs or config.epochs),
+        dataset, train_set, val_set, replace(plain, context=True, epochs=config.context_tier_epochs),
         _labelled(progress, "context"), hvd=hvd,
     )
     model = {**first.manifest["model"], "cascade": {"gate": config.gate, "model": second.manifest["model"]}}

@@ -60,14 +60,9 @@ def trained(request, example_bot):
 
 def models_of(trained) -> list[tuple[dict, dict]]:
     """(model manifest, arrays) of each model in a snapshot: a cascade holds two."""
-    from botyard.models.runtime import CASCADE
+    from botyard.models.runtime import cascade_parts
 
-    meta, arrays = trained.manifest["model"], trained.arrays
-    if not meta.get("cascade"):
-        return [(meta, arrays)]
-    first = {k: v for k, v in arrays.items() if not k.startswith(CASCADE)}
-    second = {k[len(CASCADE):]: v for k, v in arrays.items() if k.startswith(CASCADE)}
-    return [({k: v for k, v in meta.items() if k != "cascade"}, first), (meta["cascade"]["model"], second)]
+    return cascade_parts(trained.manifest["model"], trained.arrays)
 
 
 def test_runtime_equals_keras(trained, example_bot):
