@@ -150,11 +150,15 @@ def score(predictor: Predictor, test: list[Example]) -> tuple[float, float | Non
         correct += label == e.intent
         gold, pred = set(tag_spans(list(e.tags))), set(tag_spans(tags))
         tp, n_pred, n_gold = tp + len(gold & pred), n_pred + len(pred), n_gold + len(gold)
-    f1 = None
-    if n_gold:
-        p, r = (tp / n_pred if n_pred else 0.0), tp / n_gold
-        f1 = 2 * p * r / (p + r) if tp else 0.0
-    return correct / len(test), f1
+    return correct / len(test), span_f1(tp, n_pred, n_gold)
+
+
+def span_f1(tp: int, n_pred: int, n_gold: int) -> float | None:
+    """Entity-level F1 from span counts (None when the gold set has no spans)."""
+    if not n_gold:
+        return None
+    p, r = (tp / n_pred if n_pred else 0.0), tp / n_gold
+    return 2 * p * r / (p + r) if tp else 0.0
 
 
 LATENCY_CODE = """
