@@ -15,8 +15,9 @@ valid split (intent accuracy plus slot F1), and test is scored once with it. Tra
 only for training; valid for choosing; test for the figures.
 
 It also runs the fine-tuned model in numpy, in a process that never imports TensorFlow (the
-encoder of ``models/encoder.py`` with the tuned layers swapped in), checks it against
-TensorFlow (max |Δp|) and times both at batch 1 (the first 200 test utterances).
+encoder of ``models/encoder.py`` with the tuned layers swapped in, on the utterances' piece
+ids), checks it against TensorFlow (max |Δp|) and times both at batch 1 (the first 200 test
+utterances).
 """
 
 from __future__ import annotations
@@ -62,18 +63,16 @@ wi, bi, wt, bt = (w[f"head/{j}"] for j in range(4))
 def softmax(v):
     v = np.exp(v - v.max(-1, keepdims=True))
     return v / v.sum(-1, keepdims=True)
-def forward(tokens):
-    ids, counts = encoder._pieces(tokens)
+def forward(ids, firsts):
     x = encoder.hidden(np.array([ids]), np.ones((1, len(ids)), np.float32))[1][0]
-    firsts = np.minimum(np.cumsum([1, *counts[:-1]]), len(ids) - 2)
     return softmax(x.mean(axis=0) @ wi + bi), softmax(x[firsts] @ wt + bt)
-utts = json.loads((tmp / "utts.json").read_text())
+utts = json.loads((tmp / "utts.json").read_text())  # [piece ids, first piece of each word] each
 for u in utts[:20]:
-    forward(u)
+    forward(*u)
 best = float("inf")
 for _ in range(3):
     started = time.perf_counter()
-    out = [forward(u) for u in utts]
+    out = [forward(*u) for u in utts]
     best = min(best, (time.perf_counter() - started) / len(utts))
 np.savez(tmp / "out.npz", **{f"intent{i}": a for i, (a, _) in enumerate(out)}, **{f"tags{i}": b for i, (_, b) in enumerate(out)})
 assert "tensorflow" not in sys.modules
@@ -268,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         weights = {f"layer{i}/{j}": v.numpy() for i, layer in enumerate(model.layers) for j, v in enumerate(layer)}
         weights.update({f"head/{j}": v.numpy() for j, v in enumerate(model.heads)})
         np.savez(Path(tmp) / "tuned.npz", **weights)
-        (Path(tmp) / "utts.json").write_text(json.dumps([list(e.tokens) for e in sample]))
+        (Path(tmp) / "utts.json").write_text(json.dumps([row[:2] for row in data["test"][: len(sample)]]))
         numpy_s = float(subprocess.run([sys.executable, "-c", NUMPY_CODE, tmp], capture_output=True, text=True,
                                        check=True).stdout.split()[-1])
         with np.load(Path(tmp) / "out.npz") as out:
@@ -293,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|")
     for title, w in (("bag model", 0.0), ("fine-tuned MiniLM", 1.0), (f"blend, w = {best} (chosen on valid)", best)):
         print(f"| {title} | {cell(valid_by_w[w])} | {cell(scores(labels, tags, decode, test, blend('test', w)))} |")
-    print(f"valid by w: " + ", ".join(f"{w}: {cell(s)}" for w, s in valid_by_w.items()))
+    print("valid by w: " + ", ".join(f"{w}: {cell(s)}" for w, s in valid_by_w.items()))
     print(f"fine-tuned model, batch 1: numpy {1e3 * numpy_s:.1f} ms, TensorFlow {1e3 * tf_s:.1f} ms per utterance; "
           f"max |Δp| numpy vs TensorFlow {diff:.1e} (first {len(sample)} test utterances)")
 
