@@ -24,6 +24,7 @@ from botyard.actors.model_cache import ModelCache
 from botyard.actors.outbox import Outbox, error_reply
 from botyard.models.runtime import Predictor
 from botyard.models.text import tokenize
+from botyard.models.tuned import TunedModel
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +97,16 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
         """Turns for context-tier snapshots that arrived together are encoded together, in small
         batches spread over the cores (:meth:`SentenceEncoder.prime`); :meth:`classify` then finds
         their vectors in its cache. For a cascade, only the turns its gate sends on."""
-        by_encoder: dict[int, tuple] = {}  # one encoder per process in practice
+        by_encoder: dict[int, tuple] = {}  # one encoder per process, and one per tuned snapshot
         for work in works:
             predictor = self.cache.peek(self.aliases.get(_key(work)))
             if predictor is None or (predictor.fallback is None and predictor.featurizer.context is None):
                 continue  # the bag model alone: nothing to encode
             words = [t.text for t in tokenize(work.request.text)]
             if predictor.fallback is not None and predictor.escalates(words):
-                predictor = predictor.fallback  # a cascade's context tier will read this one
-            if predictor.featurizer.context is not None:
-                encoder = predictor.featurizer.context
+                predictor = predictor.fallback  # a cascade's second model will read this one
+            encoder = predictor if isinstance(predictor, TunedModel) else predictor.featurizer.context
+            if encoder is not None:
                 by_encoder.setdefault(id(encoder), (encoder, []))[1].append(words)
         for encoder, utterances in by_encoder.values():
             try:

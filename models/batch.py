@@ -20,6 +20,7 @@ from scipy.sparse import csr_matrix
 from botyard.models.featurizer import CHAR, SHAPE, WORD, _hashes
 from botyard.models.runtime import Prediction, Predictor, _relu, _softmax, _softmax_shifted
 from botyard.models.text import TOKEN_RE, tokenize
+from botyard.models.tuned import TunedModel
 
 
 def _weighted_rows(table: np.ndarray, rows: np.ndarray, weights: np.ndarray, segments: np.ndarray, n: int) -> np.ndarray:
@@ -147,8 +148,13 @@ def predict_batch(p: Predictor, texts: Sequence[str], *, answer: Predictor | Non
                 knows_a_word=bool(knows_a_word[i]),
             )
         )
-    if p.fallback is not None:  # the utterances the bag model is unsure of: the context tier's answers
+    if p.fallback is not None:  # the utterances the bag model is unsure of: the second model's answers
         sent = [i for i in range(n) if confidence[i] < p.gate]
+        if isinstance(p.fallback, TunedModel):  # computed over the cores, then blended one by one
+            p.fallback.prime([words[i] for i in sent])
+            for i in sent:
+                out[i] = p.predict(texts[i])
+            return out
         for i, prediction in zip(sent, predict_batch(p.fallback, [texts[i] for i in sent], answer=answer) if sent else ()):
             out[i] = prediction
     return out

@@ -20,7 +20,6 @@ import json
 import os
 import struct
 import threading
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -32,6 +31,7 @@ from scipy.special import erf
 from botyard.models import blas
 from botyard.models import vectors as word_vectors
 from botyard.models.errors import ModelError
+from botyard.models.recent import Recent
 
 NAME = "all-MiniLM-L6-v2"
 LAYERS, HEADS, MAX_PIECES = 6, 12, 128
@@ -103,8 +103,8 @@ class SentenceEncoder:
             raise ModelError(f"{vectors.directory}: the encoder lacks {exc.args[0]!r}") from None
         self.dim = int(self.word.shape[1])
         self.cls, self.sep = vectors.vocab[CLS], vectors.vocab[SEP]
-        self._cache: OrderedDict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache = Recent(CACHE)
+        """Vectors of recent utterances: ``(sentence, words)`` by tokens."""
 
     def reference(self) -> dict:
         return {"name": NAME, "sha256": self.sha256, "dim": self.dim}
@@ -120,15 +120,27 @@ class SentenceEncoder:
         pieces = [p for token in per_token for p in token][: MAX_PIECES - 2]
         return [self.cls, *pieces, self.sep], [len(token) for token in per_token]
 
-    def hidden(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Unit sentence vectors ``[batch, dim]`` and the last layer ``[batch, length, dim]``."""
+    def first_pieces(self, tokens: Sequence[str]) -> tuple[list[int], list[int]]:
+        """:meth:`ids` and the position of each token's first piece in them (a token past the
+        pieces the encoder reads: the last piece before ``[SEP]``); what a tag per token reads."""
+        ids, counts = self._pieces(tokens)
+        firsts, at = [], 1
+        for count in counts:
+            firsts.append(min(at, len(ids) - 2))
+            at += count
+        return ids, firsts
+
+    def hidden(self, ids: np.ndarray, mask: np.ndarray, layers: Sequence[tuple] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Unit sentence vectors ``[batch, dim]`` and the last layer ``[batch, length, dim]``
+        (``layers``: other weights for the six layers, as :attr:`layers` holds them; a fine-tuned
+        model's, :mod:`botyard.models.tuned`)."""
         b, n = ids.shape
         x = self.word[ids] + self.position[:n] + self.type0
         x = _layer_norm(x, *self.norm0)
         heads, width = HEADS, self.dim // HEADS
         masked = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :].astype(np.float32)
         scale = np.float32(1.0 / np.sqrt(width))
-        for qkv, qkv_b, out, out_b, norm1, up, up_b, down, down_b, norm2 in self.layers:
+        for qkv, qkv_b, out, out_b, norm1, up, up_b, down, down_b, norm2 in layers or self.layers:
             q, k, v = np.split((x @ qkv + qkv_b).reshape(b, n, 3, heads, width).transpose(2, 0, 3, 1, 4), 3)
             scores = (q[0] @ k[0].transpose(0, 1, 3, 2)) * scale + masked
             scores = np.exp(scores - scores.max(-1, keepdims=True))
@@ -158,26 +170,23 @@ class SentenceEncoder:
     def encode(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """One utterance's unit vector ``[dim]`` and its words' ``[tokens, dim]`` (cached)."""
         key = tuple(tokens)
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
         ids, counts = self._pieces(tokens)
         sentence, last = self.hidden(np.array([ids]), np.ones((1, len(ids)), np.float32))
         out = (sentence[0], self.words(counts, last[0]))
-        self._remember(key, out)
+        self._cache.put(key, out)
         return out
 
     def prime(self, utterances: Sequence[Sequence[str]]) -> int:
         """Encode the utterances not yet cached, in batches of :data:`PRIME_BATCH` spread over
         the cores, and cache them, so that the :meth:`encode` calls that follow find them (a
         node primes each batch of turns that arrived together). Returns how many were encoded."""
-        with self._lock:
-            missing = list(dict.fromkeys(tuple(u) for u in utterances if tuple(u) not in self._cache))
+        missing = self._cache.missing(tuple(u) for u in utterances)
         if len(missing) > 1:
             for key, value in zip(missing, self.encode_many(missing, batch=PRIME_BATCH)):
-                self._remember(key, value)
+                self._cache.put(key, value)
             return len(missing)
         return 0
 
@@ -211,12 +220,6 @@ class SentenceEncoder:
                 if progress:
                     progress(min(done * batch, len(seqs)), len(seqs))
         return out
-
-    def _remember(self, key: tuple[str, ...], vec: tuple) -> None:
-        with self._lock:
-            self._cache[key] = vec
-            while len(self._cache) > CACHE:
-                self._cache.popitem(last=False)
 
 
 _loaded: dict[Path, SentenceEncoder] = {}

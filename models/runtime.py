@@ -32,6 +32,7 @@ from botyard.models.entities import Entity, Matchers
 from botyard.models.errors import ModelError
 from botyard.models.featurizer import CHAR, Featurizer, ngram_hashes, ngram_hashes_of_pairs
 from botyard.models.text import tag_spans, tokenize
+from botyard.models.tuned import KIND as TUNED_KIND, TunedModel
 from botyard.models.vectors import require as require_vectors
 
 MODEL_KIND = "joint-bag-cnn"
@@ -90,6 +91,20 @@ def _softmax_shifted(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return probs, shifted
 
 
+def _blended(own: tuple, second: tuple, weight: float) -> tuple:
+    """``(1 - weight) * own + weight * second`` of two models' :meth:`Predictor._outputs` (intent
+    and tag probabilities, the tags' log-probabilities minus each token's largest); whether the
+    utterance has a known word is the first model's to say."""
+    w = np.float32(weight)
+    intent = (1 - w) * own[0] + w * second[0]
+    if own[1] is None or second[1] is None:
+        return intent, None, None, own[3]
+    tags = (1 - w) * own[1] + w * second[1]
+    with np.errstate(divide="ignore"):
+        shifted = np.log(tags)
+    return intent, tags, shifted - shifted.max(axis=-1, keepdims=True), own[3]
+
+
 def _shifted_sum(z: np.ndarray, n: int, width: int, filters: int) -> np.ndarray:
     """``out[t] = sum_k z[t + k, k*filters:(k+1)*filters]`` for ``t < n``: a strided view, one sum.
 
@@ -126,16 +141,21 @@ class Predictor:
             raise ModelError(f"unsupported model kind {model.get('kind')!r}; this runtime serves {MODEL_KIND!r}")
         self._decided: dict[tuple, tuple] = {}
         """The bag model's outputs for tokens :meth:`escalates` was asked about, until answered."""
-        self.fallback: Predictor | None = None
-        """The cascade's context-tier model (None: this model answers every utterance)."""
+        self.fallback: Predictor | TunedModel | None = None
+        """The cascade's second model, a context tier or a fine-tuned encoder (None: this model
+        answers every utterance)."""
+        self.blend = 1.0
+        """The weight of the second model's answer against this one's (``(1 - blend) * own + blend * second``)."""
         if model.get("cascade"):
             (_, arrays), (second, sub) = cascade_parts(model, arrays)
-            self.fallback = Predictor({"model": second}, sub)
+            tuned = second.get("kind") == TUNED_KIND
+            self.fallback = TunedModel(second, sub) if tuned else Predictor({"model": second}, sub)
             self.gate = float(model["cascade"].get("gate", 0.0))
+            self.blend = float(model["cascade"].get("blend", 1.0))
             if self.fallback.labels != list(model.get("labels", ())) or self.fallback.tags != list(model.get("tags", ())):
                 raise ModelError("a cascade's two models have different labels or tags")
-            if any((k in sub) != (k in arrays) or (k in sub and not np.array_equal(sub[k], arrays[k]))
-                   for k in ("decode/start", "decode/move")):  # one decoder reads both models' tags
+            if not tuned and any((k in sub) != (k in arrays) or (k in sub and not np.array_equal(sub[k], arrays[k]))
+                                 for k in ("decode/start", "decode/move")):  # one decoder reads both models' tags
                 raise ModelError("a cascade's two models decode tags differently")
         try:
             self.labels: list[str] = list(model["labels"])
@@ -304,7 +324,8 @@ class Predictor:
         if out is None:
             out = self._own_outputs(tokens)
         if self.fallback is not None and out[0].max() < self.gate:
-            return self.fallback._outputs(tokens)
+            second = self.fallback._outputs(tokens)
+            return second if self.blend == 1.0 else _blended(out, second, self.blend)
         return out
 
     def escalates(self, tokens: Sequence[str]) -> bool:

@@ -39,7 +39,8 @@ class TrainBody(BaseModel):
     labels: bool = Field(False, description="add the bot's labelled turns to its examples")
     context: bool = Field(False, description="read utterances with the shared sentence encoder (more accurate, milliseconds per turn)")
     cascade: bool = Field(False, description="the bag model first, the context tier only when it is unsure (about the context tier's accuracy, a fraction of its time)")
-    gate: float | None = Field(None, ge=0, le=1, description="with cascade: the bag model's confidence below which the context tier answers (default 0.9)")
+    tuned: bool = Field(False, description="a cascade whose second model is the sentence encoder fine-tuned on the bot's examples (the most accurate; minutes to train)")
+    gate: float | None = Field(None, ge=0, le=1, description="with cascade or tuned: the bag model's confidence below which the second model answers (default 0.9)")
     float16: bool = Field(False, description="store the embedding table in half precision (about half the bytes per loaded model)")
 
 
@@ -136,11 +137,11 @@ def add_routes(
         runner = jobs()
         if runner is None:
             raise AdminError("unavailable", "this node runs no training jobs")
-        if body.gate is not None and not body.cascade:
-            raise AdminError("invalid_request", "gate is the cascade's confidence gate: it needs cascade")
+        if body.gate is not None and not (body.cascade or body.tuned):
+            raise AdminError("invalid_request", "gate is the cascade's confidence gate: it needs cascade or tuned")
         saved = run(lambda a: a.definition(tenant, bot))
         options = TrainOptions(epochs=body.epochs, seed=body.seed, promote=body.promote, labels=body.labels, context=body.context,
-                               cascade=body.cascade, gate=body.gate, float16=body.float16)
+                               cascade=body.cascade, tuned=body.tuned, gate=body.gate, float16=body.float16)
         return runner.submit(tenant, bot, saved["definition"], options, actor="http")
 
     @app.get(base + "/jobs", tags=["bots"])

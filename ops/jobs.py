@@ -47,6 +47,8 @@ class TrainOptions:
     """Read utterances with the shared sentence encoder (``botyard train --context``)."""
     cascade: bool = False
     """The bag model first, the context tier when it is unsure (``botyard train --cascade``)."""
+    tuned: bool = False
+    """The bag model blended with a fine-tuned sentence encoder when it is unsure (``botyard train --tuned``)."""
     gate: float | None = None
     """The cascade's confidence gate (``botyard train --gate``; default: the training configuration's)."""
     float16: bool = False
@@ -147,6 +149,8 @@ class TrainingJobs:
                 cmd.append("--context")
             if options.cascade:
                 cmd.append("--cascade")
+            if options.tuned:
+                cmd.append("--tuned")
             if options.float16:
                 cmd.append("--float16")
             stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)

@@ -70,7 +70,7 @@ def test_batches_spread_over_cores_equal_batches_run_one_after_another(sentence_
 
 
 def test_the_cache_is_bounded(sentence_encoder, monkeypatch):
-    monkeypatch.setattr(encoder, "CACHE", 3)
+    monkeypatch.setattr(sentence_encoder._cache, "size", 3)
     for i in range(6):
         sentence_encoder.encode(["utterance", str(i)])
     assert len(sentence_encoder._cache) == 3

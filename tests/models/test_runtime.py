@@ -37,7 +37,8 @@ def intents_only(example_bot):
 
 ARCHITECTURES = [
     "joint", "intents-only", "intents-pooled", "joint-pooled", "joint-novectors", "intents-novectors", "joint-prior",
-    "joint-context", "intents-context", "joint-float16", "intents-float16", "joint-cascade",
+    "joint-context", "intents-context", "joint-float16", "intents-float16", "joint-cascade", "joint-tuned",
+    "intents-tuned",
 ]
 
 
@@ -45,7 +46,7 @@ def config_of(name: str) -> TrainConfig:
     return TrainConfig(
         epochs=6, seed=3, pool="pooled" in name, vectors="novectors" not in name,
         transition_weight=0.7 if "prior" in name else 0.0, context="context" in name,
-        float16="float16" in name, cascade="cascade" in name,
+        float16="float16" in name, cascade="cascade" in name, tuned="tuned" in name, context_epochs=2 if "tuned" in name else 0,
     )
 
 
@@ -71,6 +72,10 @@ def test_runtime_equals_keras(trained, example_bot):
 
 
 def _runtime_equals_keras(meta, arrays, example_bot):
+    from botyard.models.tuned import KIND
+
+    if meta["kind"] == KIND:
+        return _tuned_equals_keras(meta, arrays, example_bot)
     import tensorflow as tf
 
     from botyard.models import network
@@ -93,6 +98,30 @@ def _runtime_equals_keras(meta, arrays, example_bot):
             worst = max(worst, float(np.abs(tags - keras_out["tags"][0]).max()))
         else:
             assert tags is None
+    assert worst <= 1e-5
+
+
+def _tuned_equals_keras(meta, arrays, example_bot):
+    """A fine-tuned encoder's probabilities in numpy and in Keras, one utterance at a time and
+    padded in one batch."""
+    from botyard.models import encoder, tuned_network
+    from botyard.models.tuned import TunedModel
+
+    shared = encoder.available()
+    model, runtime = tuned_network.from_arrays(shared, meta, arrays), TunedModel(meta, arrays)
+    utterances = [[t.text for t in tokenize(text)] for text in UTTERANCES + [i.examples[0] for i in example_bot.intents]]
+    together = model(tuned_network.inputs_of(shared, utterances))
+    worst = 0.0
+    for row, tokens in enumerate(utterances):
+        alone = model(tuned_network.inputs_of(shared, [tokens]))
+        intent, tags = runtime.forward(tokens)
+        for keras_out in (alone, {k: v[row : row + 1] for k, v in together.items()}):
+            worst = max(worst, float(np.abs(intent - np.asarray(keras_out["intent"][0])).max()))
+            if meta["tags"] and tokens:
+                assert tags.shape == (len(tokens), len(meta["tags"]))
+                worst = max(worst, float(np.abs(tags - np.asarray(keras_out["tags"][0])[: len(tokens)]).max()))
+            else:
+                assert tags is None
     assert worst <= 1e-5
 
 
@@ -166,8 +195,8 @@ def test_a_predictor_counts_what_its_caches_can_grow_to(trained, example_bot):
     """A node's model cache is bounded by ``Predictor.nbytes``: models with token
     convolutions reserve their per-token caches' cap from load, and intent-only models keep
     no per-token cache, so no predictor grows past what it declared."""
-    arrays_bytes = sum(a.nbytes for a in trained.arrays.values())
     predictor = Predictor(trained.manifest, trained.arrays)
+    arrays_bytes = sum(a.nbytes for a in trained.arrays.values()) + getattr(predictor.fallback, "reserved", 0)
     texts = UTTERANCES + [e for i in example_bot.intents for e in i.examples]
     for text in texts:
         predictor.forward([t.text for t in tokenize(text)])

@@ -360,14 +360,15 @@ BURST = [
 
 def say_counting_encoder_passes(nats_url, texts):
     """All ``texts`` at once, each in a conversation of its own (after a warm-up turn that loads
-    the snapshot); the replies, and the batch size of each pass of the sentence encoder."""
+    the snapshot); the replies, and the batch size of each pass of the sentence encoder (its own
+    layers or a fine-tuned model's)."""
     from botyard.models import encoder
 
     shared = encoder.available()
     shared._cache.clear()
     passes = []
     hidden = shared.hidden
-    shared.hidden = lambda ids, mask: passes.append(ids.shape[0]) or hidden(ids, mask)
+    shared.hidden = lambda ids, mask, *layers: passes.append(ids.shape[0]) or hidden(ids, mask, *layers)
     try:
         async def go():
             async with await Client.connect(nats_url) as client:
@@ -411,9 +412,11 @@ def test_context_tier_turns_arriving_together_are_answered_as_one_by_one(make_no
     assert sum(passes) == len(texts)  # each utterance encoded once, alone or in a batch
 
 
-def test_a_cascade_encodes_only_the_turns_its_gate_sends_on(make_node, nats_url, tmp_path, example_bot):
-    """A node serving a cascade snapshot answers each turn as the snapshot does alone, and
-    runs the sentence encoder only for the turns the bag model is unsure of."""
+@pytest.mark.parametrize("second", ["context", "tuned"])
+def test_a_cascade_encodes_only_the_turns_its_gate_sends_on(make_node, nats_url, tmp_path, example_bot, second):
+    """A node serving a cascade snapshot answers each turn as the snapshot does alone, and runs
+    the sentence encoder (its own layers, or a fine-tuned model's) only for the turns the bag
+    model is unsure of, once each."""
     from botyard.models import encoder
     from botyard.models.runtime import Predictor
     from botyard.models.text import tokenize
@@ -421,7 +424,8 @@ def test_a_cascade_encodes_only_the_turns_its_gate_sends_on(make_node, nats_url,
     from botyard.training.pipeline import TrainConfig, train_to_store
 
     own = tmp_path / "cascade-snapshots"
-    info, result = train_to_store(example_bot, LocalSnapshotStore(own), TrainConfig(epochs=8, seed=2, cascade=True))
+    config = TrainConfig(epochs=8, seed=2, cascade=True, tuned=second == "tuned", context_epochs=2 if second == "tuned" else 0)
+    info, result = train_to_store(example_bot, LocalSnapshotStore(own), config)
     node = make_node(snapshot_dir=str(own))
     promote(node.config.events_url, node.config.data_dir, own, snapshot=info.id)
     texts = BURST + ["erm what", "the thing with the box"]
@@ -430,5 +434,8 @@ def test_a_cascade_encodes_only_the_turns_its_gate_sends_on(make_node, nats_url,
     assert 0 < len(sent) < len(texts), "the example bot should have sure and unsure turns"
     replies, passes = say_counting_encoder_passes(nats_url, texts)
     assert sum(passes) == len(sent)  # the sure turns never reached the encoder
+    if second == "tuned":  # one utterance per pass, spread over the cores: each as it is computed alone
+        assert set(passes) == {1}
     encoder.available()._cache.clear()
     assert_answered_as_alone(texts, replies, alone, info.id)
+
