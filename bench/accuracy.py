@@ -348,11 +348,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", action="append", choices=sorted(CONFIGS), help="data set (repeatable; default all)")
     parser.add_argument("--epochs", type=int, help="override the epochs of every data set")
+    parser.add_argument("--seed", type=int, help="override the seed of every data set")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     args = parser.parse_args(argv)
     rows = []
     for name in args.data or ["snips", "banking77", "hwu64", "bot20", "snips+context", "banking77+context", "hwu64+context"]:
-        config = CONFIGS[name] if args.epochs is None else replace(CONFIGS[name], epochs=args.epochs)
+        chosen = {"epochs": args.epochs, "seed": args.seed}
+        config = replace(CONFIGS[name], **{k: v for k, v in chosen.items() if v is not None})
         print(f"training {name} ...", file=sys.stderr, flush=True)
         rows.append(run(name, config, not args.quiet))
     print()

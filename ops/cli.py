@@ -137,7 +137,13 @@ def _train_with_progress(definition, store, train_config, parent: str | None = N
         f"{sum(len(i.examples) for i in definition.intents)} examples",
         file=sys.stderr,
     )
-    epochs = train_config.epochs + (train_config.context_tier_epochs if train_config.is_cascade else 0)
+    second = train_config.context_tier_epochs if train_config.cascade else 0
+    if train_config.tuned:  # its epochs depend on the number of examples (corrected by its first record)
+        from botyard.training.tuning import epochs_for
+
+        examples = sum(len(i.examples) for i in definition.intents)
+        second = epochs_for(round(examples * (1 - train_config.validation_share)), train_config.context_epochs)
+    epochs = train_config.epochs + second
     with tqdm(total=epochs, unit="epoch", file=sys.stderr, mininterval=0.5) as bar:
 
         def progress(p: dict) -> None:
