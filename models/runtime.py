@@ -14,7 +14,8 @@ three small products and the decoding.
 A cascade snapshot (``botyard train --cascade``) holds a second, context-tier model
 (arrays under ``cascade/``): it answers only the utterances the bag model is unsure of
 (intent confidence below the cascade's ``gate``), so most turns cost what the bag model
-costs.
+costs. A tuned cascade's (``--tuned``) second model is a fine-tuned encoder
+(:mod:`botyard.models.tuned`), and those utterances get the two models' answers blended.
 """
 
 from __future__ import annotations

@@ -158,7 +158,7 @@ def test_cli_train_demo_and_history(tmp_path):
     bad.write_text("tenant: tiny\nbot: faq\nintents: {greet: {examples: [hi], responses: [yo]}}\n")
     out = subprocess.run([*cli, "train", str(bad)], env=env, capture_output=True, text=True)
     assert out.returncode == 2 and "bad.yml: intents" in out.stderr
-    for extra in (["--gate", "0.5"], ["--cascade", "--gate", "1.5"]):  # the cascade's gate, and only in [0, 1]
+    for extra in (["--gate", "0.5"], ["--cascade", "--gate", "1.5"], ["--tuned", "--gate", "-0.1"]):  # a cascade's, in [0, 1]
         out = subprocess.run([*cli, "train", str(bot_file), *extra], env=env, capture_output=True, text=True)
         assert out.returncode == 2 and "--gate is the cascade's confidence gate" in out.stderr, out.stderr
 
