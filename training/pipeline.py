@@ -187,8 +187,10 @@ def _fit_cascade(dataset: Dataset, train_set: Sequence[Example], val_set: Sequen
     if config.tuned:
         from botyard.training.tuning import fit_tuned  # noqa: PLC0415
 
-        second_model, second_arrays, history = fit_tuned(dataset, train_set, config, _labelled(progress, name), hvd=hvd)
+        second_model, second_arrays, history = fit_tuned(dataset, train_set, val_set, config, _labelled(progress, name), hvd=hvd)
         second_metrics = {"train_loss": round(history[-1]["loss"], 6)}
+        if "val_accuracy" in history[-1]:
+            second_metrics["validation_accuracy"] = round(history[-1]["val_accuracy"], 6)
         cascade["blend"] = 1.0
     else:
         second = _fit_model(
@@ -207,8 +209,8 @@ def _fit_cascade(dataset: Dataset, train_set: Sequence[Example], val_set: Sequen
     if val_set:
         metrics["validation_escalated"] = round(sum(predictor.escalates(e.tokens) for e in val_set) / len(val_set), 6)
         metrics["validation_accuracy_bag"] = first.metrics["validation_accuracy"]
-        if not config.tuned:
-            metrics["validation_accuracy_context"] = second_metrics["validation_accuracy"]
+        if "validation_accuracy" in second_metrics:
+            metrics[f"validation_accuracy_{name}"] = second_metrics["validation_accuracy"]
     metrics[f"train_loss_{name}"] = second_metrics["train_loss"]
     training = {k: v for k, v in asdict(config).items() if k != "features"}
     manifest = {**first.manifest, "model": model, "training": training, "metrics": metrics}

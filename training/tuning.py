@@ -43,10 +43,11 @@ def epochs_for(examples: int, epochs: int = 0) -> int:
 
 
 def fit_tuned(
-    dataset: Dataset, train_set: Sequence[Example], config, progress: Callable[[dict[str, Any]], None] | None = None,
-    *, hvd=None,
+    dataset: Dataset, train_set: Sequence[Example], val_set: Sequence[Example], config,
+    progress: Callable[[dict[str, Any]], None] | None = None, *, hvd=None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], list[dict[str, float]]]:
-    """Train; returns the model manifest, its arrays and the per-epoch history."""
+    """Train on ``train_set`` (its intent accuracy on ``val_set`` in each epoch's progress record);
+    returns the model manifest, its arrays and the per-epoch history."""
     import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
@@ -61,10 +62,12 @@ def fit_tuned(
     label_index = {name: i for i, name in enumerate(dataset.labels)}
     tag_index = {name: i for i, name in enumerate(dataset.tags)}
     has_tags = len(dataset.tags) > 1
-    rows = []
-    for e in train_set:
-        ids, firsts = encoder.first_pieces(e.tokens)
-        rows.append((ids, firsts, label_index[e.intent], [tag_index.get(t, 0) for t in e.tags]))
+
+    def rows_of(examples: Sequence[Example]) -> list[tuple]:
+        return [(*encoder.first_pieces(e.tokens), label_index[e.intent], [tag_index.get(t, 0) for t in e.tags])
+                for e in examples]
+
+    rows, val_rows = rows_of(train_set), rows_of(val_set)
 
     model = TunedEncoder(encoder, len(dataset.labels), len(dataset.tags), seed=config.seed)
     per_worker = max(1, BATCH // size)
@@ -101,6 +104,18 @@ def fit_tuned(
         head_opt.apply_gradients(zip(grads[len(body) :], heads))
         return loss
 
+    @tf.function(input_signature=signature[:3])
+    def infer(ids, mask, first):
+        intent, _ = model.logits({"ids": ids, "mask": mask, "first": first})
+        return tf.argmax(intent, axis=1, output_type=tf.int32)
+
+    def val_accuracy() -> float:
+        correct = 0
+        for start in range(0, len(val_rows), 64):
+            ids, mask, first, *_, labels = _padded(val_rows[start : start + 64])
+            correct += int((infer(ids, mask, first).numpy() == labels).sum())
+        return correct / len(val_rows)
+
     rng = np.random.default_rng(config.seed)
     history: list[dict[str, float]] = []
     done = 0
@@ -113,6 +128,8 @@ def fit_tuned(
             if progress and rank == 0 and done % REPORT_EVERY == 0:
                 progress({"stage": "tuning", "done": done, "total": steps * epochs})
         record = {"epoch": epoch + 1, "epochs": epochs, "loss": total / steps}
+        if val_rows and rank == 0 and (progress or epoch + 1 == epochs):
+            record["val_accuracy"] = val_accuracy()
         history.append(record)
         if progress and rank == 0:
             progress(record)

@@ -34,6 +34,7 @@ def test_below_the_gate_the_answer_is_the_blend_of_the_two_models(tuned, example
     meta = tuned.manifest["model"]
     assert meta["cascade"]["model"]["kind"] == KIND and meta["cascade"]["blend"] in BLENDS
     assert meta["cascade"]["gate"] == 0.9 and "train_loss_tuned" in tuned.metrics
+    assert 0 < tuned.metrics["validation_accuracy_tuned"] <= 1
     snapshot_id, data = pack(tuned.manifest, tuned.arrays)
     cascade = Predictor.from_snapshot(unpack(snapshot_id, data))
     (bag_meta, bag_arrays), (tuned_meta, tuned_arrays) = cascade_parts(meta, tuned.arrays)
