@@ -107,6 +107,7 @@ class TrainConfig:
 
     @property
     def is_cascade(self) -> bool:
+        """Two models, the second for the turns the first is unsure of (``cascade`` or ``tuned``)."""
         return self.cascade or self.tuned
 
 
@@ -180,6 +181,8 @@ def _fit_cascade(dataset: Dataset, train_set: Sequence[Example], val_set: Sequen
     started = time.perf_counter()
     if not 0.0 <= config.gate <= 1.0:
         raise TrainingError(f"the cascade's gate must be within [0, 1], not {config.gate}")
+    if sentence_encoder.available() is None:  # before the first model's training, not after it
+        raise TrainingError(f"a cascade's second model needs the sentence encoder; {word_vectors.INSTALL_HINT}")
     plain = replace(config, cascade=False, tuned=False, context_epochs=0)
     first = _fit_model(dataset, train_set, val_set, replace(plain, context=False), _labelled(progress, "bag"), hvd=hvd)
     name = "tuned" if config.tuned else "context"

@@ -95,3 +95,14 @@ def test_a_tuned_snapshot_that_does_not_fit_is_a_model_error(tuned):
     relabelled = {**meta["cascade"]["model"], "labels": meta["labels"][::-1]}
     with pytest.raises(ModelError, match="different labels"):
         with_cascade(tuned, model=relabelled)
+
+
+def test_without_the_encoder_a_cascade_is_refused_before_any_training(example_bot, monkeypatch, tmp_path):
+    from botyard.training.errors import TrainingError
+
+    monkeypatch.setenv("BOTYARD_VECTORS", str(tmp_path))  # a directory without the encoder's files
+    progress = []
+    for config in (TrainConfig(tuned=True), TrainConfig(cascade=True)):
+        with pytest.raises(TrainingError, match="needs the sentence encoder; install them"):
+            train(example_bot, config, progress.append)
+    assert progress == []  # refused before the bag model's first epoch
