@@ -116,8 +116,12 @@ class TunedEncoder(keras.Model):
 
 def inputs_of(encoder: SentenceEncoder, utterances) -> dict[str, np.ndarray]:
     """Padded model inputs of tokenised utterances."""
-    rows = [encoder.first_pieces(tokens) for tokens in utterances]
-    n, w = max(len(ids) for ids, _ in rows), max(max((len(f) for _, f in rows), default=1), 1)
+    return padded([encoder.first_pieces(tokens) for tokens in utterances])
+
+
+def padded(rows) -> dict[str, np.ndarray]:
+    """Model inputs of ``(piece ids, first piece of each token)`` rows, padded to the longest."""
+    n, w = max(len(ids) for ids, _ in rows), max(max(len(f) for _, f in rows), 1)
     ids, mask = np.zeros((len(rows), n), np.int32), np.zeros((len(rows), n), np.float32)
     first = np.zeros((len(rows), w), np.int32)
     for r, (piece_ids, firsts) in enumerate(rows):

@@ -155,12 +155,11 @@ def _batches(rows: Sequence[tuple], size: int, rng: np.random.Generator) -> list
 
 def _padded(batch: Sequence[tuple]) -> tuple[np.ndarray, ...]:
     """(ids, mask, first, word mask, tags, labels) of rows (piece ids, first pieces, label, tag ids), padded."""
-    n, w = max(len(r[0]) for r in batch), max(max(len(r[1]) for r in batch), 1)
-    ids, mask = np.zeros((len(batch), n), np.int32), np.zeros((len(batch), n), np.float32)
-    first, word_mask = np.zeros((len(batch), w), np.int32), np.zeros((len(batch), w), np.float32)
-    tags, labels = np.zeros((len(batch), w), np.int32), np.zeros(len(batch), np.int32)
-    for r, (piece_ids, firsts, label, tag_ids) in enumerate(batch):
-        ids[r, : len(piece_ids)], mask[r, : len(piece_ids)] = piece_ids, 1.0
-        first[r, : len(firsts)], word_mask[r, : len(firsts)] = firsts, 1.0
-        tags[r, : len(tag_ids)], labels[r] = tag_ids, label
-    return ids, mask, first, word_mask, tags, labels
+    from botyard.models.tuned_network import padded  # noqa: PLC0415 - imports Keras
+
+    inputs = padded([r[:2] for r in batch])
+    word_mask = np.zeros(inputs["first"].shape, np.float32)
+    tags, labels = np.zeros(inputs["first"].shape, np.int32), np.zeros(len(batch), np.int32)
+    for r, (_, firsts, label, tag_ids) in enumerate(batch):
+        word_mask[r, : len(firsts)], tags[r, : len(tag_ids)], labels[r] = 1.0, tag_ids, label
+    return inputs["ids"], inputs["mask"], inputs["first"], word_mask, tags, labels
