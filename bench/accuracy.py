@@ -87,6 +87,12 @@ CONFIGS["hwu64+cascade"] = replace(CONFIGS["hwu64+cascade"], context_epochs=10)
 for _name in ("snips", "banking77", "hwu64", "bot20"):
     CONFIGS[f"{_name}+tuned"] = replace(CONFIGS[_name], tuned=True)
 CONFIGS["snips+tuned"] = replace(CONFIGS["snips+tuned"], gate=1.0)
+# Only the top 3 layers tuned (`--tuned-layers 3`), 3 epochs: on BANKING77 valid (every 10th training
+# example) the tuned model alone scored 92.91, against 92.81 with all six layers and 5 epochs (93.21
+# after their 3rd), and 92.41 for the top 2 (3 epochs), in a third of the time. On SNIPS (valid, seed
+# 0) its slot F1 fell: the tuned model alone 92.90 (the bag model 93.55), so SNIPS keeps all six.
+for _name in ("banking77", "hwu64", "bot20"):
+    CONFIGS[f"{_name}+tuned3"] = replace(CONFIGS[f"{_name}+tuned"], tuned_layers=3, context_epochs=3 if _name != "bot20" else 0)
 # Half-precision embedding tables (`botyard train --float16`): the same training, rounded weights.
 for _name in ("snips", "banking77", "hwu64", "bot20"):
     CONFIGS[f"{_name}+f16"] = replace(CONFIGS[_name], float16=True)

@@ -1,11 +1,13 @@
 """A fine-tuned sentence encoder (numpy only): a cascade's most accurate second model.
 
-``botyard train --tuned`` fine-tunes all six layers of the shared MiniLM
-(:mod:`botyard.models.encoder`) on the bot's own examples, with two linear heads: the
-intent on the mean of the last layer over the utterance's pieces (``[CLS]`` and ``[SEP]``
-included), an entity tag per token on the token's first piece. The input embeddings stay
-frozen, so the snapshot carries the six layers and the heads (about 42 MB) and refers to
-the installed encoder for the rest, by the hash of its weights file.
+``botyard train --tuned`` fine-tunes the top layers of the shared MiniLM
+(:mod:`botyard.models.encoder`; ``TrainConfig.tuned_layers`` of its six) on the bot's own
+examples, with two linear heads: the intent on the mean of the last layer over the
+utterance's pieces (``[CLS]`` and ``[SEP]`` included), an entity tag per token on the
+token's first piece. The input embeddings and the layers below the tuned ones stay frozen,
+so the snapshot carries the tuned layers and the heads (about 7 MB per layer; the manifest's
+``frozen`` says how many layers are the encoder's) and refers to the installed encoder for
+the rest, by the hash of its weights file.
 
 It runs the encoder's own forward pass with the snapshot's layers: milliseconds per
 utterance (a hundred times the bag model), so a snapshot serves it only as a cascade's
@@ -62,10 +64,15 @@ class TunedModel:
         self.labels: list[str] = list(model.get("labels", ()))
         self.tags: list[str] = list(model.get("tags", ()))
         self.has_tags = len(self.tags) > 1
+        frozen = model.get("frozen", 0)
+        if type(frozen) is not int or not 0 <= frozen < LAYERS:
+            raise ModelError(f"a tuned model's frozen layers must be an integer in [0, {LAYERS}), not {frozen!r}")
+        self.frozen = frozen
+        """The bottom layers taken from the installed encoder (shared, memory-mapped), not the snapshot."""
         try:
             a = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
-            self.layers = []
-            for i in range(LAYERS):
+            self.layers = list(self.encoder.layers[:frozen])
+            for i in range(frozen, LAYERS):
                 p = [a[f"layer{i}/{part}"] for part in PARTS]
                 self.layers.append((*p[:4], (p[4], p[5]), *p[6:10], (p[10], p[11])))
             self.w_int, self.b_int = a["intent/kernel"], a["intent/bias"]

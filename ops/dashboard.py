@@ -40,6 +40,7 @@ class TrainBody(BaseModel):
     context: bool = Field(False, description="read utterances with the shared sentence encoder (more accurate, milliseconds per turn)")
     cascade: bool = Field(False, description="the bag model first, the context tier only when it is unsure (about the context tier's accuracy, a fraction of its time)")
     tuned: bool = Field(False, description="a cascade whose second model is the sentence encoder fine-tuned on the bot's examples (the most accurate; minutes to train)")
+    tuned_layers: int | None = Field(None, ge=1, le=6, description="with tuned: how many of the encoder's top layers to fine-tune (default 6; fewer: faster training, a smaller snapshot)")
     gate: float | None = Field(None, ge=0, le=1, description="with cascade or tuned: the bag model's confidence below which the second model answers (default 0.9)")
     float16: bool = Field(False, description="store the embedding table in half precision (about half the bytes per loaded model)")
 
@@ -139,9 +140,12 @@ def add_routes(
             raise AdminError("unavailable", "this node runs no training jobs")
         if body.gate is not None and not (body.cascade or body.tuned):
             raise AdminError("invalid_request", "gate is the cascade's confidence gate: it needs cascade or tuned")
+        if body.tuned_layers is not None and not body.tuned:
+            raise AdminError("invalid_request", "tuned_layers is how many of the encoder's layers tuned fine-tunes: it needs tuned")
         saved = run(lambda a: a.definition(tenant, bot))
         options = TrainOptions(epochs=body.epochs, seed=body.seed, promote=body.promote, labels=body.labels, context=body.context,
-                               cascade=body.cascade, tuned=body.tuned, gate=body.gate, float16=body.float16)
+                               cascade=body.cascade, tuned=body.tuned, gate=body.gate, float16=body.float16,
+                               tuned_layers=body.tuned_layers)
         return runner.submit(tenant, bot, saved["definition"], options, actor="http")
 
     @app.get(base + "/jobs", tags=["bots"])

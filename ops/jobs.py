@@ -49,6 +49,8 @@ class TrainOptions:
     """The bag model first, the context tier when it is unsure (``botyard train --cascade``)."""
     tuned: bool = False
     """The bag model blended with a fine-tuned sentence encoder when it is unsure (``botyard train --tuned``)."""
+    tuned_layers: int | None = None
+    """With ``tuned``: the encoder's top layers fine-tuned (``botyard train --tuned-layers``)."""
     gate: float | None = None
     """The cascade's confidence gate (``botyard train --gate``; default: the training configuration's)."""
     float16: bool = False
@@ -140,7 +142,7 @@ class TrainingJobs:
                 json.dump(definition, f)
             cmd = [sys.executable, "-m", "botyard", "train", path, "--progress", "json"]
             for flag, value in (("--epochs", options.epochs), ("--seed", options.seed), ("--promote", options.promote),
-                                ("--gate", options.gate)):
+                                ("--gate", options.gate), ("--tuned-layers", options.tuned_layers)):
                 if value is not None:
                     cmd += [flag, str(value)]
             if options.labels:

@@ -38,7 +38,7 @@ def intents_only(example_bot):
 ARCHITECTURES = [
     "joint", "intents-only", "intents-pooled", "joint-pooled", "joint-novectors", "intents-novectors", "joint-prior",
     "joint-context", "intents-context", "joint-float16", "intents-float16", "joint-cascade", "joint-tuned",
-    "intents-tuned",
+    "intents-tuned", "joint-tuned-top2",
 ]
 
 
@@ -47,6 +47,7 @@ def config_of(name: str) -> TrainConfig:
         epochs=6, seed=3, pool="pooled" in name, vectors="novectors" not in name,
         transition_weight=0.7 if "prior" in name else 0.0, context="context" in name,
         float16="float16" in name, cascade="cascade" in name, tuned="tuned" in name, context_epochs=2 if "tuned" in name else 0,
+        tuned_layers=2 if "top2" in name else 6,
     )
 
 

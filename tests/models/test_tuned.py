@@ -106,3 +106,42 @@ def test_without_the_encoder_a_cascade_is_refused_before_any_training(example_bo
         with pytest.raises(TrainingError, match="needs the sentence encoder; install them"):
             train(example_bot, config, progress.append)
     assert progress == []  # refused before the bag model's first epoch
+
+
+def test_a_model_tuning_its_top_layers_stores_only_those(example_bot, tuned):
+    """``tuned_layers=2``: the snapshot holds layers 4 and 5 and the heads; the four below are the
+    installed encoder's own (shared, not copied), and a node answers from the stored snapshot."""
+    from botyard.models.encoder import available
+
+    top = train(example_bot, TrainConfig(epochs=6, seed=3, tuned=True, context_epochs=2, tuned_layers=2))
+    meta = top.manifest["model"]["cascade"]["model"]
+    assert meta["frozen"] == 4 and tuned.manifest["model"]["cascade"]["model"]["frozen"] == 0
+    stored = {k.split("/")[1] for k in top.arrays if k.startswith(CASCADE + "layer")}
+    assert stored == {"layer4", "layer5"}
+    snapshot_id, data = pack(top.manifest, top.arrays)
+    cascade = Predictor.from_snapshot(unpack(snapshot_id, data))
+    shared = available()
+    assert all(mine is theirs for mine, theirs in zip(cascade.fallback.layers[:4], shared.layers[:4]))
+    assert not any(np.array_equal(mine[0], theirs[0]) for mine, theirs in zip(cascade.fallback.layers[4:], shared.layers[4:]))
+    full = Predictor(tuned.manifest, tuned.arrays)
+    assert cascade.fallback.nbytes < full.fallback.nbytes - 4 * 6_000_000  # about 7 MB per layer not stored
+    assert len(data) < len(pack(tuned.manifest, tuned.arrays)[1]) - 4 * 6_000_000
+    for text in TEXTS:
+        assert cascade.predict(text).intent == Predictor(top.manifest, top.arrays).predict(text).intent
+
+    _, (tuned_meta, tuned_arrays) = cascade_parts(top.manifest["model"], top.arrays)
+    for frozen in (6, -1, "4", 4.0):
+        with pytest.raises(ModelError, match="frozen layers must be an integer"):
+            TunedModel({**tuned_meta, "frozen": frozen}, tuned_arrays)
+    with pytest.raises(ModelError, match="layer3/qkv/kernel"):
+        TunedModel({**tuned_meta, "frozen": 3}, tuned_arrays)
+
+
+@pytest.mark.parametrize("layers", [0, 7, 2.5])
+def test_tuning_no_layers_or_more_than_the_encoder_has_is_refused_before_training(example_bot, layers):
+    from botyard.training.errors import TrainingError
+
+    progress = []
+    with pytest.raises(TrainingError, match="fine-tunes 1 to 6 layers"):
+        train(example_bot, TrainConfig(tuned=True, tuned_layers=layers), progress.append)
+    assert progress == []

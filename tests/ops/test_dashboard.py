@@ -94,6 +94,8 @@ def test_bad_requests_get_codes_and_change_nothing(api):
         ("post", f"{base}/train", {"cascade": True, "gate": 2}, 400, "invalid_request"),
         ("post", f"{base}/train", {"tuned": True, "gate": -1}, 400, "invalid_request"),
         ("post", f"{base}/train", {"tuned": "yes please"}, 400, "invalid_request"),
+        ("post", f"{base}/train", {"tuned_layers": 2}, 400, "invalid_request"),  # tuned_layers needs tuned
+        ("post", f"{base}/train", {"tuned": True, "tuned_layers": 7}, 400, "invalid_request"),
         ("put", f"{base}/definition", {}, 400, "invalid_request"),
         ("put", f"{base}/definition", {"yaml": "intents: [unclosed"}, 400, "invalid_definition"),
         ("put", f"{base}/definition", {"definition": {"intents": {"a": {"examples": ["x"], "responses": ["y"]}}}}, 400,

@@ -161,6 +161,9 @@ def test_cli_train_demo_and_history(tmp_path):
     for extra in (["--gate", "0.5"], ["--cascade", "--gate", "1.5"], ["--tuned", "--gate", "-0.1"]):  # a cascade's, in [0, 1]
         out = subprocess.run([*cli, "train", str(bot_file), *extra], env=env, capture_output=True, text=True)
         assert out.returncode == 2 and "--gate is the cascade's confidence gate" in out.stderr, out.stderr
+    for extra in (["--tuned-layers", "2"], ["--tuned", "--tuned-layers", "0"], ["--tuned", "--tuned-layers", "7"]):
+        out = subprocess.run([*cli, "train", str(bot_file), *extra], env=env, capture_output=True, text=True)
+        assert out.returncode == 2 and "--tuned-layers is how many" in out.stderr, out.stderr
 
     demo = subprocess.run(
         [*cli, "demo", "--bot-file", str(bot_file), "--conversation", "c1", "--epochs", "5"],
