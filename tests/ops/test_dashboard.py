@@ -162,6 +162,16 @@ def test_a_definition_saved_over_http_trains_as_a_job_and_serves(api_own_store, 
         events.close()
     assert kinds.count("DefinitionSaved") == 1 and kinds[-1] == "AliasMoved"
 
+    # a tuned cascade tuning only the encoder's top layer: the job passes `--tuned-layers 1` on
+    job = http.post(f"{base}/train", json={"epochs": 2, "tuned": True, "tuned_layers": 1}, headers=own).json()
+    deadline = time.monotonic() + 240
+    while (state := http.get(f"/api/v1/tenants/{TENANT}/jobs/{job['id']}", headers=own).json())["state"] not in (
+            "succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert state["state"] == "succeeded", state
+    manifest = http.get(f"{base}/snapshots/{state['snapshot']}", headers=own).json()["manifest"]
+    assert manifest["training"]["tuned_layers"] == 1 and manifest["model"]["cascade"]["model"]["frozen"] == 5
+
 
 def test_turns_are_logged_as_json_with_their_ids(api, nats_url):
     stream = io.StringIO()
