@@ -81,15 +81,17 @@ class TunedEncoder(keras.Model):
         layers (no dropout: they do not train)."""
         x = ops.take(self.word, ids, axis=0) + self.position[: ops.shape(ids)[1]] + self.type0
         x = self._norm(x, *self.norm0)
+        masked = self._masked(mask)
         for weights in self.fixed:
-            x = self._layer(x, mask, weights, False)
+            x = self._layer(x, masked, weights, False)
         return x
 
     def above(self, x, mask, first, training: bool = False):
         """Intent logits ``[batch, labels]`` and tag logits ``[batch, tokens, tags]`` (None without
         tags) from the frozen part's output."""
+        masked = self._masked(mask)
         for weights in self.body:
-            x = self._layer(x, mask, weights, training)
+            x = self._layer(x, masked, weights, training)
         pooled = ops.sum(x * mask[..., None], axis=1) / ops.sum(mask, axis=1, keepdims=True)
         intent = ops.matmul(self.drop(pooled, training=training), self.w_int) + self.b_int
         if not self.has_tags:
@@ -97,12 +99,16 @@ class TunedEncoder(keras.Model):
         words = ops.take_along_axis(self.drop(x, training=training), ops.expand_dims(first, -1), axis=1)
         return intent, ops.matmul(words, self.w_tag) + self.b_tag
 
-    def _layer(self, x, mask, weights, training: bool):
-        """One transformer layer (post-norm attention, then the GELU MLP)."""
+    @staticmethod
+    def _masked(mask):
+        """What attention adds to each score: -1e9 for padding, ``[batch, 1, 1, pieces]``."""
+        return ops.expand_dims(ops.expand_dims((1.0 - mask) * -1e9, 1), 1)
+
+    def _layer(self, x, masked, weights, training: bool):
+        """One transformer layer (post-norm attention, then the GELU MLP); ``masked`` from :meth:`_masked`."""
         qkv, qkv_b, out, out_b, g1, b1, up, up_b, down, down_b, g2, b2 = weights
         dim, width = self.dim, self.dim // HEADS
         b, n = ops.shape(x)[0], ops.shape(x)[1]
-        masked = ops.expand_dims(ops.expand_dims((1.0 - mask) * -1e9, 1), 1)
         h = ops.transpose(ops.reshape(ops.matmul(x, qkv) + qkv_b, (b, n, 3, HEADS, width)), (2, 0, 3, 1, 4))
         scores = ops.softmax(ops.matmul(h[0], ops.transpose(h[1], (0, 1, 3, 2))) * (1.0 / math.sqrt(width)) + masked, axis=-1)
         context = ops.reshape(ops.transpose(ops.matmul(scores, h[2]), (0, 2, 1, 3)), (b, n, dim))

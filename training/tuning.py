@@ -147,7 +147,8 @@ def fit_tuned(
     def val_accuracy() -> float:
         correct = 0
         for start in range(0, len(val_rows), 64):
-            x, mask, first, *_, labels = _padded(val_rows[start : start + 64], states_of(1, range(start, min(start + 64, len(val_rows)))))
+            chunk = range(start, min(start + 64, len(val_rows)))
+            x, mask, first, *_, labels = _padded([val_rows[i] for i in chunk], states_of(1, chunk))
             correct += int((infer(x, mask, first).numpy() == labels).sum())
         return correct / len(val_rows)
 
