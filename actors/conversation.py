@@ -22,7 +22,7 @@ from botyard.actors.messages import Classified, ClassifiedTurn, Inspect, Passiva
 from botyard.actors.outbox import Outbox, Outgoing, error_reply, ok_reply
 from botyard.events.conversation import Conversation
 from botyard.events.store import EventStore, IntegrityError
-from botyard.models.responses import respond
+from botyard.dialogue.responses import respond
 
 log = logging.getLogger(__name__)
 turn_log = logging.getLogger("botyard.turns")

@@ -240,7 +240,8 @@ def keras_latency(result, test: list[Example], n: int = 200) -> tuple[float, flo
 
 def _tuned_keras_latency(m: dict, arrays: dict, test: list[Example]) -> tuple[float, float]:
     """A fine-tuned MiniLM's batch-1 ``predict``, and its max |Δp| (intents and tags) against the runtime's."""
-    from botyard.models import encoder, tuned_network
+    from botyard.models import encoder
+    from botyard.training import tuned_network
     from botyard.models.tuned import TunedModel
 
     shared = encoder.available()
@@ -262,7 +263,7 @@ def _tuned_keras_latency(m: dict, arrays: dict, test: list[Example]) -> tuple[fl
 def _keras_latency(m: dict, arrays: dict, test: list[Example]) -> tuple[float, float]:
     import keras
 
-    from botyard.models import network
+    from botyard.training import network
 
     model = network.from_arrays(m, arrays)
     predictor = Predictor({"model": m}, arrays)

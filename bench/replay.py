@@ -44,7 +44,7 @@ from botyard.events.store import EventStore  # noqa: E402
 from botyard.events.turns import bot_turns  # noqa: E402
 from botyard.models.batch import predict_batch  # noqa: E402
 from botyard.models.definition import ANNOTATION_RE, parse_bot  # noqa: E402
-from botyard.models.responses import respond  # noqa: E402
+from botyard.dialogue.responses import respond  # noqa: E402
 from botyard.models.runtime import Predictor  # noqa: E402
 from botyard.ops.replay import Replay, compare  # noqa: E402
 from botyard.snapshots.store import LocalSnapshotStore  # noqa: E402

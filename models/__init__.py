@@ -1,6 +1,6 @@
 """Bot definitions, features and the TensorFlow-free serving runtime.
 
-The Keras architecture lives in :mod:`botyard.models.network`, imported only by training.
+The Keras architecture lives in :mod:`botyard.training.network`, imported only by training.
 """
 
 from botyard.models.definition import BotDefinition, Fallback, Intent, load_bot, parse_bot

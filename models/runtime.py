@@ -1,6 +1,6 @@
 """The serving runtime: a frozen snapshot run with numpy alone (no TensorFlow).
 
-It computes exactly what :mod:`botyard.models.network` computes in Keras (a test holds
+It computes exactly what :mod:`botyard.training.network` computes in Keras (a test holds
 the two within 1e-5): sums of a few embedding rows, three or four small matrix
 products, and a softmax; tens of microseconds per utterance.
 

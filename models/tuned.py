@@ -13,7 +13,7 @@ It runs the encoder's own forward pass with the snapshot's layers: milliseconds 
 utterance (a hundred times the bag model), so a snapshot serves it only as a cascade's
 second model, for the turns the bag model is unsure of, blended with the bag model's
 answer (``(1 - blend) * bag + blend * tuned``, the weight chosen on validation data).
-The Keras twin that trains it is :mod:`botyard.models.tuned_network`.
+The Keras twin that trains it is :mod:`botyard.training.tuned_network`.
 """
 
 from __future__ import annotations

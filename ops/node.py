@@ -30,7 +30,7 @@ from botyard.ops.config import Config
 from botyard.events.activity import Activity
 from botyard.ops.gc_pauses import GcPauses
 from botyard.ops.heartbeat import Heartbeats
-from botyard.ops.http import HttpServer, make_app
+from botyard.ops.web.http import HttpServer, make_app
 from botyard.ops.jobs import TrainingJobs
 from botyard.ops.metrics import NodeMetrics
 from botyard.ops.nats_server import EmbeddedNats

@@ -21,7 +21,7 @@ from botyard.events.store import EventStore
 from botyard.events.turns import TurnRow, bot_turns, conversation_turns
 from botyard.models.batch import predict_batch
 from botyard.models.definition import OUT_OF_SCOPE
-from botyard.models.responses import respond
+from botyard.dialogue.responses import respond
 from botyard.models.runtime import Prediction, Predictor
 from botyard.ops.errors import AdminError
 from botyard.snapshots.store import SnapshotStore

@@ -268,7 +268,7 @@ def _fit_model(
     import keras  # noqa: PLC0415 - training is the only place Keras is imported
     import tensorflow as tf  # noqa: PLC0415
 
-    from botyard.models import network  # noqa: PLC0415
+    from botyard.training import network  # noqa: PLC0415
 
     rank, size = (hvd.rank(), hvd.size()) if hvd else (0, 1)
     keras.utils.set_random_seed(config.seed)

@@ -55,7 +55,7 @@ def fit_tuned(
     import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
-    from botyard.models.tuned_network import TunedEncoder, padded  # noqa: PLC0415
+    from botyard.training.tuned_network import TunedEncoder, padded  # noqa: PLC0415
     from botyard.training.pipeline import _encoding_progress  # noqa: PLC0415
 
     encoder = sentence_encoder.available()
@@ -194,7 +194,7 @@ def _batches(rows: Sequence[tuple], size: int, rng: np.random.Generator) -> list
 def _padded(batch: Sequence[tuple], states: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
     """(frozen part's output, mask, first, word mask, tags, labels) of rows (piece ids, first
     pieces, label, tag ids) and their frozen part's outputs, padded."""
-    from botyard.models.tuned_network import padded  # noqa: PLC0415 - imports Keras
+    from botyard.training.tuned_network import padded  # noqa: PLC0415 - imports Keras
 
     inputs = padded([r[:2] for r in batch])
     x = np.zeros((*inputs["mask"].shape, states[0].shape[1]), np.float32)

@@ -79,7 +79,7 @@ def _runtime_equals_keras(meta, arrays, example_bot):
         return _tuned_equals_keras(meta, arrays, example_bot)
     import tensorflow as tf
 
-    from botyard.models import network
+    from botyard.training import network
 
     model = network.from_arrays(meta, arrays)
     predictor = Predictor({"model": meta}, arrays)
@@ -105,7 +105,8 @@ def _runtime_equals_keras(meta, arrays, example_bot):
 def _tuned_equals_keras(meta, arrays, example_bot):
     """A fine-tuned encoder's probabilities in numpy and in Keras, one utterance at a time and
     padded in one batch."""
-    from botyard.models import encoder, tuned_network
+    from botyard.models import encoder
+    from botyard.training import tuned_network
     from botyard.models.tuned import TunedModel
 
     shared = encoder.available()

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from botyard.errors import BotyardError
 from botyard.events.tenant import digest, new_token, token_tenant
 from botyard.events.activity import Activity
-from botyard.ops import dashboard
+from botyard.ops.web import dashboard
 from botyard.ops.admin import Admin
 from botyard.ops.jobs import TrainingJobs
 from botyard.ops.errors import AdminError

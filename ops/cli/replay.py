@@ -12,7 +12,7 @@ from typing import Any
 
 from botyard.errors import BotyardError
 from botyard.events.labels import turn_ref
-from botyard.ops.cli_snapshots import admin_for, bot_ref
+from botyard.ops.cli.common import admin_for, bot_ref
 from botyard.ops.config import Config
 
 DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")

@@ -20,11 +20,11 @@ from datetime import datetime
 from pathlib import Path
 
 from botyard.errors import BotyardError
-from botyard.ops import cli_cluster, cli_replay, cli_snapshots
-from botyard.ops.cli_snapshots import admin_for, bot_ref, known_nats_url, print_move, promote_after_training
+from botyard.ops.cli import cluster as cli_cluster, replay as cli_replay, snapshots as cli_snapshots
+from botyard.ops.cli.common import admin_for, bot_ref, known_nats_url, print_move, promote_after_training
 from botyard.ops.config import Config
 
-EXAMPLE_BOT = Path(__file__).resolve().parent.parent / "examples" / "shop-support.yml"
+EXAMPLE_BOT = Path(__file__).resolve().parents[2] / "examples" / "shop-support.yml"
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:

@@ -57,7 +57,7 @@ def cluster_view(beats: list[dict[str, Any]], bots: list[str], copies: int, hot_
 
 
 def cmd_cluster(args: argparse.Namespace, config: Config) -> int:
-    from botyard.ops.cli_snapshots import known_nats_url
+    from botyard.ops.cli.common import known_nats_url
 
     url = known_nats_url(config)
     if not url:

@@ -1,4 +1,4 @@
-"""``botyard snapshots list|show|log|promote|rollback|diff|gc`` and the stores the CLI opens.
+"""``botyard snapshots list|show|log|promote|rollback|diff|gc`` 
 
 The CLI changes aliases by recording the event itself (the event store is the truth),
 then tells running nodes on NATS; a node that does not hear it reads the move from the
@@ -8,111 +8,17 @@ event log within a second.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import logging
-from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 from botyard.errors import BotyardError
 from botyard.events.bot import PRODUCTION
-from botyard.ops import stores
-from botyard.ops.admin import Admin, alias_notification
+from botyard.ops.admin import Admin
+from botyard.ops.cli.common import admin_for, bot_ref, print_gate, print_move, when
 from botyard.ops.config import Config
 
 log = logging.getLogger(__name__)
-
-
-def known_nats_url(config: Config) -> str | None:
-    if config.nats_url:
-        return config.nats_url
-    url_file = config.data_dir / "nats.url"
-    return url_file.read_text().strip() if url_file.exists() else None
-
-
-def _notifier(config: Config):
-    url = known_nats_url(config)
-    if not url:
-        return None
-
-    def notify(event) -> None:
-        import nats
-
-        async def go() -> None:
-            nc = await nats.connect(url.split(","), connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
-            try:
-                await nc.publish(*alias_notification(event))
-                await nc.flush(2)
-            finally:
-                await nc.close()
-
-        asyncio.run(go())
-
-    return notify
-
-
-@contextlib.contextmanager
-def admin_for(config: Config) -> Iterator[Admin]:
-    events = stores.open_events(config)
-    try:
-        snapshots = stores.open_snapshots(config, known_nats_url(config))
-        try:
-            yield Admin(events, snapshots, notify=_notifier(config), gate=config.gate)
-        finally:
-            stores.close(snapshots)
-    finally:
-        events.close()
-
-
-def bot_ref(ref: str) -> tuple[str, str]:
-    parts = ref.split("/")
-    if len(parts) != 2 or not all(parts):
-        raise BotyardError(f"expected TENANT/BOT, got {ref!r}")
-    return parts[0], parts[1]
-
-
-def promote_after_training(admin: Admin, tenant: str, bot: str, snapshot_id: str, alias: str | None) -> dict | None:
-    """``--promote ALIAS`` moves that alias; without it a bot's first snapshot becomes production."""
-    aggregate = admin.events.bot(tenant, bot)
-    current = aggregate.aliases if aggregate else {}
-    if alias is None:
-        if PRODUCTION in current:
-            return None
-        alias = PRODUCTION
-    if current.get(alias) == snapshot_id:
-        return None
-    return admin.promote(tenant, bot, snapshot_id, alias=alias, reason="trained")
-
-
-# -- output -------------------------------------------------------------------------------------
-
-
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def print_move(move: dict[str, Any]) -> None:
-    print(
-        f"{move['tenant']}/{move['bot']}@{move['alias']}: {(move['previous'] or '-')[:12]} -> {move['target'][:12]} "
-        f"({move['kind']} by {move['actor']}{', ' + move['reason'] if move['reason'] else ''}; version {move['version']})"
-    )
-
-
-def print_gate(verdict: dict[str, Any]) -> None:
-    r = verdict["report"]
-    fr = r["fallback_rate"]
-    lab = r["labelled"]
-    print(f"replay gate: {'passed' if verdict['passed'] else 'REFUSED'} on the last {r['turns']} turns")
-    print(f"  intent changed on {r['changed_intent']} turns ({r['changed_intent_share']:.1%})")
-    if lab["turns"]:
-        print(f"  labelled turns: {lab['turns']}, right before {lab['right_before']}, right after {lab['right_after']}")
-    print(f"  fallback rate: {fr['before']:.1%} -> {fr['after']:.1%}")
-    for reason in verdict["reasons"]:
-        print(f"  refused: {reason}")
-    for c in verdict["examples"][:5]:
-        b, a = c["before"], c["after"]
-        print(f"  e.g. {c['ref']}: {c['user_text']!r}: {b['intent']} -> {a['intent']}" + (f" (label {c['label']})" if c["label"] else ""))
 
 
 def _print_list(result: dict[str, Any]) -> None:
@@ -120,7 +26,7 @@ def _print_list(result: dict[str, Any]) -> None:
     print(f"  {'id':<14}{'created':<21}{'size':>9}  {'parent':<14}aliases")
     for s in result["snapshots"]:
         print(
-            f"  {s['id'][:12]:<14}{_when(s['created_at']):<21}{s['size'] / 1e6:>7.2f}MB  "
+            f"  {s['id'][:12]:<14}{when(s['created_at']):<21}{s['size'] / 1e6:>7.2f}MB  "
             f"{(s['parent'] or '-')[:12]:<14}{', '.join(s['aliases'])}"
         )
 
@@ -128,7 +34,7 @@ def _print_list(result: dict[str, Any]) -> None:
 def _print_log(result: dict[str, Any]) -> None:
     print(f"{result['tenant']}/{result['bot']}: " + ", ".join(f"{a} -> {s[:12]}" for a, s in result["aliases"].items()))
     for m in result["moves"]:
-        print(f"  {_when(m['at'])}  ", end="")
+        print(f"  {when(m['at'])}  ", end="")
         print_move(m)
 
 

@@ -23,7 +23,7 @@ from botyard.ops.admin import Admin
 from botyard.ops.errors import AdminError
 from botyard.ops.jobs import TrainingJobs, TrainOptions
 
-STATIC = FsPath(__file__).resolve().parent / "dashboard"
+STATIC = FsPath(__file__).resolve().parent / "static"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 
