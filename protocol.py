@@ -24,6 +24,20 @@ JSON_CONTENT_TYPE = "application/json"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_CONVERSATION_ID = 128
 
+# Subjects between nodes (documented in docs/protocol.md, "Between nodes").
+TURN_SUBSCRIPTION = f"{TURN_PREFIX}.*.*"
+ADMIN_SUBSCRIPTION = f"{ADMIN_PREFIX}.>"
+ALIAS_SUBSCRIPTION = f"{ALIAS_PREFIX}.*.*"
+HEARTBEAT_SUBJECT = "botyard.cluster.heartbeat"
+DIRECT_PREFIX = "botyard.node"
+"""``botyard.node.<node>.turn.<tenant>.<bot>``: a turn forwarded to the node that owns its conversation."""
+QUEUE_GROUP = "botyard-nodes"
+"""Every node takes turn and admin requests in this queue group: each request reaches one node."""
+
+
+def direct_turn_subject(node: str, tenant: str, bot: str) -> str:
+    return f"{DIRECT_PREFIX}.{node}.turn.{tenant}.{bot}"
+
 # Stable error codes, documented in the README's protocol section.
 MALFORMED = "malformed"
 INVALID_REQUEST = "invalid_request"
@@ -79,10 +93,20 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
-def wants_json(headers: Mapping[str, str] | None) -> bool:
+def header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """The value of header ``name``, matched case-insensitively as in HTTP (``botyard-alias``
+    is ``Botyard-Alias``); None if absent."""
     if not headers:
-        return False
-    value = headers.get("Content-Type") or headers.get("content-type") or ""
+        return None
+    value = headers.get(name)
+    if value is not None:
+        return value
+    wanted = name.casefold()
+    return next((v for k, v in headers.items() if isinstance(k, str) and k.casefold() == wanted), None)
+
+
+def wants_json(headers: Mapping[str, str] | None) -> bool:
+    value = header(headers, "Content-Type") or ""
     return value.split(";")[0].strip().lower() == JSON_CONTENT_TYPE
 
 
@@ -148,6 +172,6 @@ def parse_turn(
     if not text.strip():
         raise ProtocolError(INVALID_REQUEST, "field 'text' must not be empty", field="text")
     turn_id = _string_field(body, "turn_id", required=False)
-    alias = (headers.get(ALIAS_HEADER) if headers else None) or _string_field(body, "alias", required=False)
+    alias = header(headers, ALIAS_HEADER) or _string_field(body, "alias", required=False)
     alias = DEFAULT_ALIAS if alias is None else check_name("alias", alias)
     return TurnRequest(tenant, bot, conversation_id, text, as_json, turn_id, alias)

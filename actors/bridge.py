@@ -53,6 +53,16 @@ class NatsBridge:
         """Run a coroutine on the loop from another (non-actor) thread and wait for it."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def spawn(self, coro: Awaitable[Any], done: Callable[[Any, BaseException | None], None]) -> None:
+        """Run a coroutine on the loop and return at once (thread-safe); ``done(result, error)``
+        is called on the loop thread when it ends, so it must only ``tell`` or schedule."""
+
+        def finished(future: Any) -> None:
+            error = future.exception()
+            done(None, error) if error is not None else done(future.result(), None)
+
+        asyncio.run_coroutine_threadsafe(coro, self.loop).add_done_callback(finished)
+
     def start(self, *, timeout: float = 10.0) -> None:
         self._thread.start()
 

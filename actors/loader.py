@@ -7,8 +7,10 @@ restarted node rebuilds every alias from the Bot aggregates' events). Each move 
 every intent worker as ``Install``; a worker asks for the snapshot's content with
 ``Load`` when it needs it (a cold bot's first turn, or a switch of a bot it holds), and
 this actor reads and verifies it in its own thread, so no worker blocks on a disk or
-network read. A snapshot that fails to load is reported back and the worker keeps
-serving what it had.
+network read. A store that can fetch without blocking (the NATS object store's
+``fetch_later``) is read that way: the bytes come back to this actor as a message and are
+verified here, so not even the loader waits on the network. A snapshot that fails to
+load is reported back and the worker keeps serving what it had.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from typing import Callable
 import pykka
 
 from botyard.actors.failures import Supervised
-from botyard.actors.messages import AliasChanged, Install, Load, Loaded, Reconcile
+from botyard.actors.messages import AliasChanged, Fetched, Install, Load, Loaded, Reconcile
 from botyard.errors import BotyardError
 from botyard.events.store import EventStore
 from botyard.models.runtime import Predictor
+from botyard.snapshots.format import unpack
 from botyard.snapshots.store import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -52,7 +55,15 @@ class SnapshotLoader(Supervised, pykka.ThreadingActor):
 
     def on_receive(self, message: object) -> object:
         if isinstance(message, Load):
-            message.worker.tell(self.load(message.snapshot))
+            fetch_later = getattr(self.store, "fetch_later", None)
+            if fetch_later is None:
+                message.worker.tell(self.load(message.snapshot))
+                return None
+            started, me = time.perf_counter(), self.actor_ref
+            fetch_later(message.snapshot, lambda data, error: me.tell(Fetched(message, data, error, started)))
+            return None
+        if isinstance(message, Fetched):
+            message.load.worker.tell(self._loaded(message))
             return None
         if isinstance(message, AliasChanged):
             self.apply((message.tenant, message.bot, message.alias), message.version, message.target)
@@ -67,10 +78,24 @@ class SnapshotLoader(Supervised, pykka.ThreadingActor):
         try:
             predictor = Predictor.from_snapshot(self.store.load(snapshot_id))
         except BotyardError as exc:
-            self.failed_loads += 1
-            return Loaded(snapshot_id, None, f"{exc.code}: {exc}", time.perf_counter() - started)
+            return self._failed(snapshot_id, exc, started)
         self.loads += 1
         return Loaded(snapshot_id, predictor, "", time.perf_counter() - started)
+
+    def _loaded(self, fetched: Fetched) -> Loaded:
+        snapshot_id = fetched.load.snapshot
+        try:
+            if fetched.error is not None:
+                raise fetched.error
+            predictor = Predictor.from_snapshot(unpack(snapshot_id, fetched.data))
+        except BotyardError as exc:
+            return self._failed(snapshot_id, exc, fetched.started)
+        self.loads += 1
+        return Loaded(snapshot_id, predictor, "", time.perf_counter() - fetched.started)
+
+    def _failed(self, snapshot_id: str, exc: BotyardError, started: float) -> Loaded:
+        self.failed_loads += 1
+        return Loaded(snapshot_id, None, f"{exc.code}: {exc}", time.perf_counter() - started)
 
     # -- following the moves --------------------------------------------------------------------
 

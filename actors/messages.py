@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     import pykka
 
+    from botyard.errors import BotyardError
     from botyard.models.definition import BotDefinition
     from botyard.models.runtime import Predictor
 
@@ -120,6 +121,17 @@ class Load:
 
     snapshot: str
     worker: "pykka.ActorRef"
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """To the loader, from its store's loop thread: the bytes of a snapshot ``load`` asked for
+    (or why they could not be read), not yet verified."""
+
+    load: Load
+    data: bytes | None
+    error: "BotyardError | None"
+    started: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import logging
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import pykka
 
@@ -26,7 +26,6 @@ from botyard.actors.messages import Reconcile, Sweep, TurnWork
 from botyard.actors.snapshotter import Snapshotter
 from botyard.actors.outbox import Outbox
 from botyard.events.store import EventStore
-from botyard.ops.admin import Admin
 from botyard.snapshots.store import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ class Supervisor(pykka.ThreadingActor):
         events: EventStore,
         snapshots: SnapshotStore,
         outbox: Outbox,
-        admin: Admin,
+        admin: Callable[[str, Any], Any],
         node_id: str,
         workers: int,
         shards: int,

@@ -40,6 +40,7 @@ import msgpack
 import nats
 import numpy as np
 
+from botyard import protocol  # noqa: E402
 from botyard.ops.nats_server import EmbeddedNats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +83,8 @@ def make_bots(work: Path, bots: int, base: int, events_url: str = "") -> list[tu
     from botyard.events.store import EventStore
     from botyard.models.definition import parse_bot
     from botyard.snapshots.store import LocalSnapshotStore
-    from botyard.training.pipeline import TrainConfig, train
+    from botyard.training.config import TrainConfig
+    from botyard.training.pipeline import train
 
     manifest_file = work / "bots.json"
     if manifest_file.exists():
@@ -173,7 +175,7 @@ class Heartbeats:
             self.gc_ms += [tuple(p) for p in beat.get("gc_ms", [])]
             self.write_ms += [tuple(w) for w in beat.get("write_ms", [])]
 
-        await nc.subscribe("botyard.cluster.heartbeat", cb=take)
+        await nc.subscribe(protocol.HEARTBEAT_SUBJECT, cb=take)
 
 
 async def timed_turn(nc, subject, body) -> tuple[float, bool, float]:

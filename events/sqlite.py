@@ -13,7 +13,8 @@ SQLite never sees a second writer. Readers are not affected (WAL mode).
 against a power cut for commits without an fsync (:data:`SYNCHRONOUS`).
 
 Each write is also timed (waiting for the lock, and the whole transaction) so that a
-slow commit is visible: :func:`take_write_times`, reported in heartbeats and metrics.
+slow commit is visible: :meth:`WriterLockedDatastore.take_write_times` (the event store's
+``take_write_times``), which the node's heartbeat reports and its metrics count.
 
 Selected with ``PERSISTENCE_MODULE=botyard.events.sqlite:Factory``
 (:func:`botyard.events.store.store_env` does).
@@ -37,17 +38,8 @@ acknowledged turn survives a power cut. ``normal``: commits reach the operating 
 only and the disk at checkpoints; an acknowledged turn survives the node's process being
 killed, not the machine losing power (the trade Rails makes by default for SQLite)."""
 TIMED_FROM = 0.005
-"""Write transactions shorter than this (seconds) are not kept for :func:`take_write_times`."""
-
-_write_times: deque[tuple[float, float]] = deque(maxlen=1000)
-
-
-def take_write_times() -> list[tuple[float, float]]:
-    """(seconds waiting for the writer lock, seconds in all) of this process's slow writes since the last call."""
-    out = []
-    while _write_times:
-        out.append(_write_times.popleft())
-    return out
+"""Write transactions shorter than this (seconds) are not kept for ``take_write_times``."""
+KEPT_WRITE_TIMES = 1000
 
 
 class _WriterLock:
@@ -85,6 +77,14 @@ class WriterLockedDatastore(SQLiteDatastore):
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
         self.synchronous = synchronous
+        self._write_times: deque[tuple[float, float]] = deque(maxlen=KEPT_WRITE_TIMES)
+
+    def take_write_times(self) -> list[tuple[float, float]]:
+        """(seconds waiting for the writer lock, seconds in all) of the slow writes since the last call."""
+        out = []
+        while self._write_times:
+            out.append(self._write_times.popleft())
+        return out
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
@@ -101,7 +101,7 @@ class WriterLockedDatastore(SQLiteDatastore):
                 yield cursor
         took = time.perf_counter() - started
         if took >= TIMED_FROM:
-            _write_times.append((waited, took))
+            self._write_times.append((waited, took))
 
     def close(self) -> None:
         super().close()

@@ -116,6 +116,11 @@ class EventStore(Application):
             e for e in self.conversation_events(tenant, bot, conversation_id) if isinstance(e, Conversation.TurnRecorded)
         ]
 
+    def take_write_times(self) -> list[tuple[float, float]]:
+        """The slow write transactions since the last call, as (lock wait, total) seconds (SQLite only)."""
+        take = getattr(self.factory.datastore, "take_write_times", None)
+        return take() if take is not None else []
+
     def save_all(self, conversations: Iterable[Conversation]) -> list:
         """Commit the pending events of many conversations in one transaction.
 

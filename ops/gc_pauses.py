@@ -39,3 +39,12 @@ class GcPauses:
         while self._pauses:
             out.append(self._pauses.popleft())
         return out
+
+
+def freeze_survivors() -> None:
+    """Collect the young generations (cheap), then move every survivor into the permanent
+    generation: full collections stop scanning the node's imports, models and
+    conversations, which are long-lived and free of cycles (a cycle that reached the old
+    generation since the last freeze is kept for good: rare, and small)."""
+    gc.collect(1)
+    gc.freeze()

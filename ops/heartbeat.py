@@ -7,15 +7,14 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 import pykka
 
 from botyard import protocol
-from botyard.events.sqlite import take_write_times
-
-if TYPE_CHECKING:
-    from botyard.ops.node import Node
+from botyard.ops.gc_pauses import GcPauses
+from botyard.ops.metrics import NodeMetrics
+from botyard.ops.status import NodeStatus
 
 LOADS_REPORTED = 500
 """Cold-load times (ms) since the last heartbeat, at most this many."""
@@ -24,21 +23,39 @@ HOT_REPORTED = 20
 
 
 class Heartbeats:
-    def __init__(self, node: "Node") -> None:
-        self.node = node
+    """Builds, publishes and records one heartbeat per :meth:`beat` (on the node's ticker thread)."""
+
+    def __init__(
+        self,
+        status: NodeStatus,
+        *,
+        publish: Callable[[str, bytes], None],
+        hot_rate: float,
+        heartbeat_file: str | None,
+        metrics: NodeMetrics,
+        gc_pauses: GcPauses,
+        write_times: Callable[[], list[tuple[float, float]]],
+    ) -> None:
+        self.status = status
+        self.publish = publish
+        self.hot_rate = hot_rate
+        self.heartbeat_file = heartbeat_file
+        self.metrics = metrics
+        self.gc_pauses = gc_pauses
+        self.write_times = write_times
         self.last = time.monotonic()
-        self.last_received = node.turns_received
+        self.last_received = status.turns_received
 
     def beat(self) -> dict[str, Any]:
-        node, cfg = self.node, self.node.config
+        status, metrics = self.status, self.metrics
         now = time.monotonic()
         interval = max(1e-3, now - self.last)
-        received = node.turns_received
+        received = status.turns_received
         load = (received - self.last_received) / interval
         self.last, self.last_received = now, received
         resident, resident_bytes, counts, cache = 0, 0, {}, {"hits": 0, "misses": 0, "evictions": 0}
         loads: list[float] = []
-        for ref in list(node.routing.workers) if node.routing else []:
+        for ref in status.workers():
             try:
                 stats, turns, took = ref.proxy().take_heartbeat().get(timeout=2)
             except (pykka.ActorDeadError, pykka.Timeout):
@@ -50,41 +67,32 @@ class Heartbeats:
             resident_bytes += stats["resident_bytes"]
             for k in cache:
                 cache[k] += stats[f"cache_{k}" if k != "evictions" else k]
-        floor = cfg.hot_rate / 2  # reported from half the threshold: copies add up over nodes
+        floor = self.hot_rate / 2  # reported from half the threshold: copies add up over nodes
         hot = sorted(((b, n / interval) for b, n in counts.items() if n / interval >= floor), key=lambda x: -x[1])
         beat = {
-            "node": cfg.node_id, "capacity": cfg.capacity, "load": round(load, 1), "resident": resident,
+            "node": status.node_id, "capacity": status.capacity, "load": round(load, 1), "resident": resident,
             "resident_bytes": resident_bytes, "hot": {b: round(r, 1) for b, r in hot[:HOT_REPORTED]},
-            "in_flight": node.bridge.in_flight if node.bridge else 0, "started_at": node.started_at,
+            "in_flight": status.in_flight, "started_at": status.started_at,
             "at": time.time(), "draining": False, "cache": cache, "rss_bytes": rss_bytes(),
             "load_ms": [round(x * 1e3, 3) for x in loads[-LOADS_REPORTED:]],
-            "restarts": _restarts(node), "http": node.http.url if node.http else None,
+            "restarts": status.restarts(), "http": status.http_url,
         }
-        pauses = node.gc_pauses.take()
+        pauses = self.gc_pauses.take()
         beat["gc_ms"] = [[generation, round(seconds * 1e3, 3)] for generation, seconds in pauses]
-        writes = take_write_times()
+        writes = self.write_times()
         beat["write_ms"] = [[round(waited * 1e3, 3), round(took * 1e3, 3)] for waited, took in writes[-LOADS_REPORTED:]]
         for waited, took in writes:
-            node.metrics.slow_write_seconds.labels("total").observe(took)
-            node.metrics.slow_write_seconds.labels("lock_wait").observe(waited)
+            metrics.slow_write_seconds.labels("total").observe(took)
+            metrics.slow_write_seconds.labels("lock_wait").observe(waited)
         for seconds in loads:
-            node.metrics.model_load_seconds.observe(seconds)
+            metrics.model_load_seconds.observe(seconds)
         for generation, seconds in pauses:
-            node.metrics.gc_seconds.labels(str(generation)).observe(seconds)
-        node.last_beat = beat
-        node.bridge.publish("botyard.cluster.heartbeat", protocol.encode_body(beat, False))
-        if cfg.heartbeat_file:
-            members = sorted(node.membership.members)  # read across threads: a copy of the keys is enough
-            write_atomic(Path(cfg.heartbeat_file), json.dumps({**beat, "nats": node.nats_url, "members": members}))
+            metrics.gc_seconds.labels(str(generation)).observe(seconds)
+        status.last_beat = beat
+        self.publish(protocol.HEARTBEAT_SUBJECT, protocol.encode_body(beat, False))
+        if self.heartbeat_file:
+            write_atomic(Path(self.heartbeat_file), json.dumps({**beat, "nats": status.nats_url, "members": status.members}))
         return beat
-
-
-def _restarts(node: "Node") -> int:
-    sup = node.supervisor
-    try:
-        return sup.proxy().stats().get(timeout=2)["restarts"] if sup is not None and sup.is_alive() else 0
-    except (pykka.ActorDeadError, pykka.Timeout):
-        return 0
 
 
 def write_atomic(path: Path, text: str) -> None:

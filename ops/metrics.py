@@ -9,15 +9,13 @@ last heartbeat and its bridge. No label carries a tenant or bot: their number is
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from botyard.actors.outbox import Outgoing
-
-if TYPE_CHECKING:
-    from botyard.ops.node import Node
+from botyard.ops.status import NodeStatus
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CLASSIFY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
@@ -65,8 +63,8 @@ class NodeMetrics:
         if item.received_at:
             self.turn_seconds.observe(time.time() - item.received_at)
 
-    def watch(self, node: "Node") -> None:
-        self.registry.register(_NodeCollector(node))
+    def watch(self, status: NodeStatus) -> None:
+        self.registry.register(_NodeCollector(status))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -75,28 +73,28 @@ class NodeMetrics:
 class _NodeCollector:
     """Figures the node already keeps, read at scrape time (no actor is asked)."""
 
-    def __init__(self, node: "Node") -> None:
-        self.node = node
+    def __init__(self, status: NodeStatus) -> None:
+        self.status = status
 
     def collect(self) -> Iterable[Metric]:
-        node = self.node
-        beat = node.last_beat or {}
+        status = self.status
+        beat = status.last_beat or {}
         cache = beat.get("cache", {})
         for name, help_, value in (
             ("botyard_model_cache_hits", "Turns whose model was in memory", cache.get("hits", 0)),
             ("botyard_model_cache_misses", "Turns that had to wait for a model to load", cache.get("misses", 0)),
             ("botyard_model_cache_evictions", "Models dropped from memory to stay within the budget", cache.get("evictions", 0)),
             ("botyard_actor_restarts", "Actors the supervisor restarted after they died", beat.get("restarts", 0)),
-            ("botyard_nats_reconnects", "Reconnections to NATS", node.bridge.reconnects if node.bridge else 0),
-            ("botyard_turns_received", "Turn requests received from NATS (before forwarding)", node.turns_received),
-            ("botyard_turns_forwarded", "Turns forwarded to the node owning their conversation", node.turns_forwarded),
+            ("botyard_nats_reconnects", "Reconnections to NATS", status.reconnects),
+            ("botyard_turns_received", "Turn requests received from NATS (before forwarding)", status.turns_received),
+            ("botyard_turns_forwarded", "Turns forwarded to the node owning their conversation", status.turns_forwarded),
         ):
             yield CounterMetricFamily(name, help_, value=value)
         for name, help_, value in (
             ("botyard_models_resident", "Models in memory", beat.get("resident", 0)),
             ("botyard_model_cache_resident_bytes", "Bytes of the models in memory", beat.get("resident_bytes", 0)),
-            ("botyard_turns_in_flight", "Turns received and not yet answered", node.bridge.in_flight if node.bridge else 0),
+            ("botyard_turns_in_flight", "Turns received and not yet answered", status.in_flight),
             ("botyard_process_resident_bytes", "Resident memory of the node's process", beat.get("rss_bytes", 0)),
-            ("botyard_cluster_members", "Nodes this node hears (itself included)", len(node.membership.members)),
+            ("botyard_cluster_members", "Nodes this node hears (itself included)", len(status.members)),
         ):
             yield GaugeMetricFamily(name, help_, value=value)

@@ -8,6 +8,7 @@ with Node(Config.from_mapping()) as node:   # embedded nats-server unless nats_u
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import secrets
@@ -16,42 +17,26 @@ import time
 from typing import Any
 
 import pykka
-from nats.aio.msg import Msg
 
 from botyard import protocol
 from botyard.actors.bridge import NatsBridge
 from botyard.actors.membership import Membership
-from botyard.actors.messages import AdminWork, AliasChanged, Inspect, Passivate, Turns, TurnWork
-from botyard.actors.outbox import error_reply
+from botyard.actors.messages import Inspect, Passivate, TurnWork
+from botyard.actors.router import TurnRouter
 from botyard.actors.supervisor import Routing, Supervisor, Tick
-from botyard.ops import stores
-from botyard.ops.admin import Admin, alias_notification
-from botyard.ops.config import Config
 from botyard.events.activity import Activity
-from botyard.ops.gc_pauses import GcPauses
+from botyard.ops import stores
+from botyard.ops.admin import Admin, alias_notification, handle
+from botyard.ops.config import Config
+from botyard.ops.gc_pauses import GcPauses, freeze_survivors
 from botyard.ops.heartbeat import Heartbeats
-from botyard.ops.web.http import HttpServer, make_app
 from botyard.ops.jobs import TrainingJobs
 from botyard.ops.metrics import NodeMetrics
 from botyard.ops.nats_server import EmbeddedNats
+from botyard.ops.status import NodeStatus
+from botyard.ops.web.http import HttpServer, make_app
 
 log = logging.getLogger(__name__)
-
-TURN_SUBSCRIPTION = f"{protocol.TURN_PREFIX}.*.*"
-ADMIN_SUBSCRIPTION = f"{protocol.ADMIN_PREFIX}.>"
-ALIAS_SUBSCRIPTION = f"{protocol.ALIAS_PREFIX}.*.*"
-HEARTBEAT_SUBJECT = "botyard.cluster.heartbeat"
-DIRECT_PREFIX = "botyard.node"
-QUEUE_GROUP = "botyard-nodes"
-
-
-def freeze_survivors() -> None:
-    """Collect the young generations (cheap), then move every survivor into the permanent
-    generation: full collections stop scanning the node's imports, models and
-    conversations, which are long-lived and free of cycles (a cycle that reached the old
-    generation since the last freeze is kept for good: rare, and small)."""
-    gc.collect(1)
-    gc.freeze()
 
 
 class Node:
@@ -64,21 +49,16 @@ class Node:
         self.bridge: NatsBridge | None = None
         self.supervisor = None
         self.routing: Routing | None = None
+        self.router: TurnRouter | None = None
         self.nats_url = config.nats_url
         self._stopped = threading.Event()
-        self._handing: dict[str, tuple[pykka.ActorRef, list[TurnWork]]] = {}
-        """Turns taken in this pass of the NATS loop, by intent worker (loop thread only)."""
         self._ticker: threading.Thread | None = None
         self.membership = Membership(
             config.node_id, capacity=config.capacity, timeout=config.node_timeout, copies=config.copies,
             hot_rate=config.hot_rate, spread=config.conversation_spread,
         )
-        self.turns_received = 0
-        self.turns_forwarded = 0
-        self.started_at = time.time()
+        self.status = NodeStatus(config.node_id, config.capacity, time.time())
         self.metrics = NodeMetrics()
-        self.last_beat: dict[str, Any] | None = None
-        """The newest heartbeat this node published (read by the metrics collector)."""
         self.http: HttpServer | None = None
         self.operator_token: str | None = None
         """The HTTP API's operator token (configured, or made in the data dir), once it serves."""
@@ -99,19 +79,21 @@ class Node:
                 self.nats_url = self.embedded.start()
                 (cfg.data_dir / "nats.url").write_text(self.nats_url + "\n")
             self.events = stores.open_events(cfg)
-            self.snapshots = stores.open_snapshots(cfg, self.nats_url)
             self.bridge = NatsBridge(
                 self.nats_url.split(","), name=f"botyard-node-{cfg.node_id}", observe=self.metrics.replied if cfg.metrics else None
             )
             self.bridge.start()
+            self.snapshots = stores.open_snapshots(cfg, self.nats_url, bridge=self.bridge)
             self.admin = Admin(self.events, self.snapshots, notify=self._notify, gate=cfg.gate)
+            self.router = TurnRouter(self.bridge, self.membership, node_id=cfg.node_id, max_text_bytes=cfg.max_text_bytes)
+            self.status.nats_url, self.status.router, self.status.bridge = self.nats_url, self.router, self.bridge
             # Alias notifications first, so none is missed between rebuilding and listening.
-            self.bridge.subscribe(ALIAS_SUBSCRIPTION, self._on_alias, requests=False)
+            self.bridge.subscribe(protocol.ALIAS_SUBSCRIPTION, self.router.on_alias, requests=False)
             self.supervisor = Supervisor.start(
                 events=self.events,
                 snapshots=self.snapshots,
                 outbox=self.bridge,
-                admin=self.admin,
+                admin=functools.partial(handle, self.admin),
                 node_id=cfg.node_id,
                 workers=cfg.intent_workers,
                 shards=cfg.conversation_shards,
@@ -121,12 +103,10 @@ class Node:
                 snapshot_every=cfg.conversation_snapshot_every,
                 observe_classify=self.metrics.classify_seconds.observe if cfg.metrics else None,
             )
-            self.routing = self.supervisor.proxy().get_routing().get()
-            self.bridge.subscribe(HEARTBEAT_SUBJECT, self._on_heartbeat, requests=False)
-            self.bridge.subscribe(f"{DIRECT_PREFIX}.{cfg.node_id}.turn.*.*", self._on_direct_turn)
-            self.bridge.subscribe(TURN_SUBSCRIPTION, self._on_turn, queue=QUEUE_GROUP)
-            self.bridge.subscribe(ADMIN_SUBSCRIPTION, self._on_admin, queue=QUEUE_GROUP)
-            self.metrics.watch(self)
+            self.routing = self.router.routing = self.supervisor.proxy().get_routing().get()
+            self.status.supervisor = self.supervisor
+            self.router.subscribe()
+            self.metrics.watch(self.status)
             self.gc_pauses.install()
             if cfg.http_port >= 0:
                 self.http = self._serve_http()
@@ -145,13 +125,17 @@ class Node:
         return self
 
     def _tick(self) -> None:
-        beats = Heartbeats(self)
+        cfg = self.config
+        beats = Heartbeats(
+            self.status, publish=self.bridge.publish, hot_rate=cfg.hot_rate, heartbeat_file=cfg.heartbeat_file,
+            metrics=self.metrics, gc_pauses=self.gc_pauses, write_times=self.events.take_write_times,
+        )
         beats.beat()
         last_tick = last_freeze = time.monotonic()
         while not self._stopped.wait(self.config.heartbeat_seconds):
             try:
                 beats.beat()
-                self.bridge.loop.call_soon_threadsafe(self._expire)
+                self.router.expire()
             except Exception as exc:  # a failed heartbeat must not stop the ticking
                 log.warning("heartbeat failed: %s", exc)
             sup = self.supervisor
@@ -179,6 +163,7 @@ class Node:
             lambda: self.admin, self.metrics.exposition, token, activity=lambda: self.activity, jobs=lambda: self.jobs,
         )
         server = HttpServer(app, cfg.http_host, cfg.http_port).start()
+        self.status.http_url = server.url
         (cfg.data_dir / "http.url").write_text(server.url + "\n")
         log.info("admin HTTP API and /metrics on %s", server.url)
         return server
@@ -189,7 +174,7 @@ class Node:
         self.gc_pauses.remove()
         if self.bridge is not None:
             try:
-                self.bridge.publish(HEARTBEAT_SUBJECT, protocol.encode_body({"node": self.config.node_id, "draining": True}, False))
+                self.bridge.publish(protocol.HEARTBEAT_SUBJECT, protocol.encode_body({"node": self.config.node_id, "draining": True}, False))
                 self.bridge.stop_accepting()
             except Exception as exc:
                 log.warning("draining turns failed: %s", exc)
@@ -224,107 +209,6 @@ class Node:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    # -- the turn's entry point (on the bridge's loop thread) -----------------------------
-
-    def _on_turn(self, msg: Msg) -> None:
-        """Any node may receive a turn: it answers it if it owns the conversation, else forwards it."""
-        self.turns_received += 1
-        received_at = time.time()
-        req = self._parse(msg, msg.subject)
-        if req is None:
-            return
-        bot_key = f"{req.tenant}/{req.bot}"
-        owner = self.membership.owner_of(bot_key, f"{bot_key}/{req.conversation_id}")
-        if owner == self.config.node_id:
-            self._take(req, msg)
-            return
-        self.turns_forwarded += 1
-        self.bridge.relay(
-            msg, f"{DIRECT_PREFIX}.{owner}.turn.{req.tenant}.{req.bot}", timeout=10.0,
-            on_no_responders=lambda: self._take(req, msg),  # the owner is gone: answer here
-            on_timeout=lambda: self.bridge.respond_now([error_reply(
-                msg.reply, req.as_json, protocol.UNAVAILABLE, f"node {owner} did not answer; retry with the same turn_id",
-                node=owner, received_at=received_at,
-            )]),
-        )
-
-    def _on_direct_turn(self, msg: Msg) -> None:
-        """A turn forwarded by another node: answered here, never forwarded again."""
-        parts = msg.subject.split(".")
-        req = self._parse(msg, protocol.turn_subject(parts[-2], parts[-1]))
-        if req is not None:
-            self._take(req, msg)
-
-    def _parse(self, msg: Msg, subject: str) -> protocol.TurnRequest | None:
-        try:
-            return protocol.parse_turn(subject, msg.data, msg.headers, max_text_bytes=self.config.max_text_bytes)
-        except protocol.ProtocolError as exc:
-            as_json = protocol.wants_json(msg.headers)
-            self.bridge.respond_now([error_reply(msg.reply, as_json, exc.code, exc.message, received_at=time.time(), **exc.fields)])
-            return None
-
-    def _take(self, req: protocol.TurnRequest, msg: Msg) -> None:
-        """Queue the turn for its intent worker; the turns taken in one pass of the loop go
-        to each worker in one message (:meth:`_hand_over`, scheduled by the first of them)."""
-        work = TurnWork(req, msg.reply, time.time())
-        ref = self.routing.worker_for(work)
-        if not self._handing:
-            self.bridge.loop.call_soon(self._hand_over)
-        self._handing.setdefault(ref.actor_urn, (ref, []))[1].append(work)
-
-    def _hand_over(self) -> None:
-        handing, self._handing = self._handing, {}
-        for ref, works in handing.values():
-            ref.tell(Turns(tuple(works)))
-
-    # -- membership (on the bridge's loop thread) ----------------------------------------------
-
-    def _on_heartbeat(self, msg: Msg) -> None:
-        try:
-            beat = protocol.decode_body(msg.data, False)
-            changed = self.membership.heard(beat)
-        except (protocol.ProtocolError, KeyError, TypeError, ValueError) as exc:
-            log.warning("ignoring a malformed heartbeat: %s", exc)
-            return
-        if changed:
-            self._placement_changed()
-
-    def _expire(self) -> None:
-        if self.membership.expire():
-            self._placement_changed()
-
-    def _placement_changed(self) -> None:
-        nodes = sorted(self.membership.members)
-        log.info("placement %d: nodes %s", self.membership.version, ", ".join(nodes))
-        if self.routing is not None:
-            # Conversations that moved to other owners are forgotten, so a later turn here
-            # rebuilds from the event log rather than writing on a stale copy. Those still
-            # ours stay (a node that wrote one meanwhile, on an older view, makes our next
-            # write fail the version check: it is then rebuilt and retried).
-            view, me = self.membership.frozen(), self.config.node_id
-
-            def keep(tenant: str, bot: str, conversation_id: str) -> bool:
-                bot_key = f"{tenant}/{bot}"
-                return view.owner_of(bot_key, f"{bot_key}/{conversation_id}") == me
-
-            for ref in self.routing.conversations:
-                ref.tell(Passivate(keep))
-
-    def _on_admin(self, msg: Msg) -> None:
-        verb = msg.subject[len(protocol.ADMIN_PREFIX) + 1 :]
-        self.routing.admin.tell(AdminWork(verb, msg.data, protocol.wants_json(msg.headers), msg.reply))
-
-    def _on_alias(self, msg: Msg) -> None:
-        if self.routing is None:
-            return  # still starting: the loader's first look at the event log includes this move
-        try:
-            b = protocol.decode_body(msg.data, False)
-            change = AliasChanged(b["tenant"], b["bot"], b["alias"], b["target"], int(b["version"]))
-        except (protocol.ProtocolError, KeyError, TypeError, ValueError) as exc:
-            log.warning("ignoring a malformed alias notification on %s: %s", msg.subject, exc)
-            return
-        self.routing.loader.tell(change)
 
     def _notify(self, event) -> None:
         self.bridge.publish(*alias_notification(event))
@@ -369,6 +253,6 @@ class Node:
             **self.supervisor.proxy().stats().get(timeout=10),
             **self.routing.loader.proxy().stats().get(timeout=10),
             **self.worker_stats(),
-            "turns_received": self.turns_received,
-            "turns_forwarded": self.turns_forwarded,
+            "turns_received": self.status.turns_received,
+            "turns_forwarded": self.status.turns_forwarded,
         }

@@ -1,21 +1,24 @@
 """Snapshots in the NATS JetStream object store, for nodes that share no disk.
 
 One object per snapshot, named by its id; the object's description holds the
-:class:`SnapshotInfo` as JSON, so listing reads no content. The store keeps its own
-connection and event loop thread (a :class:`NatsBridge`), so it can be called from any
-actor thread; it must not be called from an asyncio loop.
+:class:`SnapshotInfo` as JSON, so listing reads no content. The store runs on a
+:class:`NatsLoop` it is given (the node's bridge, or one the CLI starts for it:
+:func:`botyard.ops.stores.open_snapshots`): the blocking methods of the
+:class:`~botyard.snapshots.store.SnapshotStore` protocol may be called from any thread but
+the loop's, and :meth:`NatsSnapshotStore.fetch_later` reads a snapshot without blocking
+the caller at all (the node's snapshot loader uses it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 import numpy as np
 from nats.js.api import ObjectMeta, StorageType
 from nats.js.errors import DigestMismatchError, NotFoundError, ObjectNotFoundError
 
-from botyard.actors.bridge import NatsBridge
 from botyard.snapshots.errors import SnapshotCorrupt, SnapshotError, SnapshotNotFound
 from botyard.snapshots.format import Snapshot, pack, unpack
 from botyard.snapshots.store import SnapshotInfo, check_id, latest, same_content, sort_infos
@@ -24,26 +27,44 @@ DEFAULT_BUCKET = "botyard-snapshots"
 TIMEOUT = 30.0
 
 
+class NatsLoop(Protocol):
+    """An asyncio loop in a thread of its own, holding a NATS connection (``nc``)."""
+
+    nc: Any
+
+    def call(self, coro: Awaitable[Any], timeout: float | None = ...) -> Any:
+        """Run ``coro`` on the loop and wait for its result (from another thread)."""
+
+    def spawn(self, coro: Awaitable[Any], done: Callable[[Any, BaseException | None], None]) -> None:
+        """Run ``coro`` on the loop and return at once; ``done(result, error)`` follows on the loop thread."""
+
+
+Fetched = Callable[[bytes | None, SnapshotError | None], None]
+
+
 class NatsSnapshotStore:
-    def __init__(self, servers: Sequence[str] | str, *, bucket: str = DEFAULT_BUCKET) -> None:
+    def __init__(self, loop: NatsLoop, *, bucket: str = DEFAULT_BUCKET, on_close: Callable[[], None] | None = None) -> None:
         self.bucket = bucket
-        self.bridge = NatsBridge([servers] if isinstance(servers, str) else list(servers), name="botyard-snapshots")
-        self.bridge.start()
+        self.loop = loop
+        self._on_close = on_close
         try:
-            self._obs = self.bridge.call(self._open())
+            self._obs = self.loop.call(self._open(), TIMEOUT)
         except Exception as exc:
-            self.bridge.stop()
+            self.close()
             raise SnapshotError(f"cannot open NATS object store {bucket!r}: {exc}") from None
 
     async def _open(self):
-        js = self.bridge.nc.jetstream(timeout=TIMEOUT)
+        js = self.loop.nc.jetstream(timeout=TIMEOUT)
         try:
             return await js.object_store(self.bucket)
         except NotFoundError:
             return await js.create_object_store(self.bucket, storage=StorageType.FILE)
 
     def close(self) -> None:
-        self.bridge.stop()
+        """Closes the loop too when this store was given it to own (``on_close``)."""
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
     def __enter__(self) -> "NatsSnapshotStore":
         return self
@@ -53,7 +74,7 @@ class NatsSnapshotStore:
 
     def _call(self, coro: Any) -> Any:
         try:
-            return self.bridge.call(coro, TIMEOUT)
+            return self.loop.call(coro, TIMEOUT)
         except (ObjectNotFoundError, NotFoundError, DigestMismatchError, SnapshotError):
             raise
         except Exception as exc:
@@ -75,11 +96,31 @@ class NatsSnapshotStore:
         check_id(snapshot_id)
         try:
             result = self._call(self._obs.get(snapshot_id))
-        except (ObjectNotFoundError, NotFoundError):
-            raise SnapshotNotFound(snapshot_id) from None
-        except DigestMismatchError:
-            raise SnapshotCorrupt(snapshot_id, "the object's chunks do not match its digest") from None
+        except Exception as exc:
+            raise self._fetch_error(snapshot_id, exc) from None
         return unpack(snapshot_id, bytes(result.data))
+
+    def fetch_later(self, snapshot_id: str, done: Fetched) -> None:
+        """Read a snapshot's bytes without waiting: ``done(data, None)`` or ``done(None, error)``
+        follows on the loop's thread. The caller verifies them with :func:`~botyard.snapshots.format.unpack`."""
+        check_id(snapshot_id)
+
+        async def get() -> bytes:
+            return bytes((await asyncio.wait_for(self._obs.get(snapshot_id), TIMEOUT)).data)
+
+        def finished(data: Any, error: BaseException | None) -> None:
+            done(None, self._fetch_error(snapshot_id, error)) if error is not None else done(data, None)
+
+        self.loop.spawn(get(), finished)
+
+    def _fetch_error(self, snapshot_id: str, exc: BaseException) -> SnapshotError:
+        if isinstance(exc, (ObjectNotFoundError, NotFoundError)):
+            return SnapshotNotFound(snapshot_id)
+        if isinstance(exc, DigestMismatchError):
+            return SnapshotCorrupt(snapshot_id, "the object's chunks do not match its digest")
+        if isinstance(exc, SnapshotError):
+            return exc
+        return SnapshotError(f"NATS object store {self.bucket!r}: {type(exc).__name__}: {exc}")
 
     def info(self, snapshot_id: str) -> SnapshotInfo:
         check_id(snapshot_id)

@@ -31,7 +31,7 @@ async def listen(url: str, seconds: float) -> list[dict[str, Any]]:
             if isinstance(beat, dict) and "node" in beat:
                 beats[str(beat["node"])] = beat
 
-        await nc.subscribe("botyard.cluster.heartbeat", cb=take)
+        await nc.subscribe(protocol.HEARTBEAT_SUBJECT, cb=take)
         await asyncio.sleep(seconds)
     finally:
         await nc.close()

@@ -10,7 +10,6 @@ import pytest
 
 from botyard.events import Conversation, EventStore
 from botyard.events.errors import EventStoreError
-from botyard.events.sqlite import take_write_times
 
 WRITERS, CONVERSATIONS, TURNS = 3, 20, 5
 
@@ -57,7 +56,7 @@ def test_processes_share_one_file_without_losing_a_write(tmp_path):
 def test_slow_writes_are_timed(tmp_path):
     store = EventStore(f"sqlite:///{tmp_path / 'events.db'}", tmp_path)
     try:
-        take_write_times()
+        store.take_write_times()
         lock = store.factory.datastore.writer
         conv = Conversation(tenant="acme", bot="faq", conversation_id=uuid.uuid4().hex)
         started, done = threading.Event(), threading.Event()
@@ -73,7 +72,7 @@ def test_slow_writes_are_timed(tmp_path):
             time.sleep(0.2)
             assert not done.is_set()  # the commit waits for the lock
         assert done.wait(10)
-        times = take_write_times()
+        times = store.take_write_times()
         assert times and times[-1][1] >= times[-1][0] > 0
         assert store.load_conversation("acme", "faq", conv.conversation_id) is not None
     finally:

@@ -14,7 +14,7 @@ import pytest
 
 from botyard import Client, TurnError
 from botyard.events.store import EventStore
-from botyard.snapshots.nats_store import NatsSnapshotStore
+from botyard.ops.stores import nats_snapshots
 from botyard.snapshots.store import LocalSnapshotStore
 from tests.conftest import promote
 
@@ -33,7 +33,7 @@ def store_settings(request, snapshots, nats_url, tmp_path):
         return {"snapshot_dir": str(snapshots["dir"])}
     bucket = f"snaps-{uuid.uuid4().hex[:8]}"
     source = LocalSnapshotStore(snapshots["dir"])
-    with NatsSnapshotStore(nats_url, bucket=bucket) as store:
+    with nats_snapshots(nats_url, bucket=bucket) as store:
         for info in source.list():
             snap = source.load(info.id)
             assert store.save(snap.manifest, snap.arrays).id == info.id

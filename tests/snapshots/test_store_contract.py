@@ -8,7 +8,7 @@ import pytest
 from nats.js.api import ObjectMeta
 
 from botyard.snapshots import LocalSnapshotStore, SnapshotCorrupt, SnapshotNotFound, content_hash, pack, unpack
-from botyard.snapshots.nats_store import NatsSnapshotStore
+from botyard.ops.stores import nats_snapshots
 
 
 def content(seed=0, created_at=1.0, parent=None, bot="faq"):
@@ -36,7 +36,7 @@ class Local:
 class Nats:
     def __init__(self, tmp_path, nats_url):
         self.url, self.bucket = nats_url, f"snaps-{tmp_path.name[-20:]}".replace("_", "-")
-        self.store = NatsSnapshotStore(nats_url, bucket=self.bucket)
+        self.store = nats_snapshots(nats_url, bucket=self.bucket)
 
     def corrupt(self, snapshot_id, change):
         """Rewrite the object under the same name with other bytes, as a bad disk or a bad writer would."""
@@ -144,3 +144,39 @@ def test_a_local_store_hashes_a_file_once_and_again_after_it_changes(tmp_path):
         store.load(info.id)
     with pytest.raises(SnapshotCorrupt):
         LocalSnapshotStore(tmp_path).load(info.id)  # and a new store hashes it anyway
+
+
+def test_nats_store_fetches_without_blocking_the_caller(tmp_path, nats_url):
+    """``fetch_later`` returns at once; the bytes (or the error) come back on the store's loop
+    thread, and unpacking them verifies them as ``load`` does."""
+    import threading
+
+    backend = Nats(tmp_path, nats_url)
+    try:
+        info = backend.store.save(*content())
+        got: list = []
+        done = threading.Event()
+
+        def fetched(data, error):
+            got.append((data, error, threading.current_thread().name))
+            done.set()
+
+        backend.store.fetch_later(info.id, fetched)
+        assert done.wait(10)
+        data, error, thread = got[0]
+        assert error is None and thread != threading.current_thread().name
+        assert unpack(info.id, data).manifest == backend.store.load(info.id).manifest
+        got.clear()
+        done.clear()
+        backend.store.fetch_later("0" * 32, fetched)
+        assert done.wait(10)
+        assert got[0][0] is None and isinstance(got[0][1], SnapshotNotFound)
+        backend.corrupt(info.id, flip)
+        got.clear()
+        done.clear()
+        backend.store.fetch_later(info.id, fetched)
+        assert done.wait(10)
+        with pytest.raises(SnapshotCorrupt):
+            unpack(info.id, got[0][0])
+    finally:
+        backend.close()
