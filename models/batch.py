@@ -18,7 +18,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from botyard.models.featurizer import CHAR, SHAPE, WORD, _hashes
-from botyard.models.runtime import Prediction, Predictor, _relu, _softmax, _softmax_shifted
+from botyard.models.numerics import relu, softmax, softmax_shifted
+from botyard.models.runtime import Prediction, Predictor
 from botyard.models.text import TOKEN_RE, tokenize
 from botyard.models.tuned import TunedModel
 
@@ -88,9 +89,9 @@ def predict_batch(p: Predictor, texts: Sequence[str], *, answer: Predictor | Non
         raw = vec
         if p.w_vec is not None:
             vec = vec @ p.w_vec
-        sentence = _relu(bag @ p.w_sent[:width] + vec @ p.w_sent[width:] + p.b_sent)
+        sentence = relu(bag @ p.w_sent[:width] + vec @ p.w_sent[width:] + p.b_sent)
     else:
-        sentence = _relu(bag @ p.w_sent + p.b_sent)
+        sentence = relu(bag @ p.w_sent + p.b_sent)
 
     x = None
     total = int(tok_base[-1])
@@ -109,7 +110,7 @@ def predict_batch(p: Predictor, texts: Sequence[str], *, answer: Predictor | Non
             x = np.concatenate([x, tok_vec if p.w_vec is None else tok_vec @ p.w_vec], axis=1)
         token_utt = np.repeat(np.arange(n), lengths)
         for flat, bias, width in p.conv:
-            x = _relu(_conv_segments(x, token_utt, flat, bias, width))
+            x = relu(_conv_segments(x, token_utt, flat, bias, width))
 
     if p.pool:
         pooled = np.zeros((n, len(p.conv[-1][1])), np.float32)
@@ -122,7 +123,7 @@ def predict_batch(p: Predictor, texts: Sequence[str], *, answer: Predictor | Non
         logits = sentence @ p.w_int[: sentence.shape[1]] + p.b_int
     if p.skip:
         logits += raw @ p.w_int[-raw.shape[1] :]
-    intent = _softmax(logits)
+    intent = softmax(logits)
     best = intent.argmax(axis=1)
     confidence = intent[np.arange(n), best]
 
@@ -131,7 +132,7 @@ def predict_batch(p: Predictor, texts: Sequence[str], *, answer: Predictor | Non
         split = x.shape[1]
         token_utt = np.repeat(np.arange(n), lengths)
         tag_logits = x @ p.w_tag[:split] + (sentence @ p.w_tag[split:] + p.b_tag)[token_utt]
-        tag_probs, tag_shifted = _softmax_shifted(tag_logits)
+        tag_probs, tag_shifted = softmax_shifted(tag_logits)
         tag_best = tag_probs.argmax(axis=1)
         o_tag = p.tags.index("O") if "O" in p.tags else -1
 

@@ -32,8 +32,10 @@ from botyard.models.encoder import require as require_encoder
 from botyard.models.entities import Entity, Matchers
 from botyard.models.errors import ModelError
 from botyard.models.featurizer import CHAR, Featurizer, ngram_hashes, ngram_hashes_of_pairs
+from botyard.models.numerics import relu, softmax, softmax_shifted
 from botyard.models.text import tag_spans, tokenize
-from botyard.models.tuned import KIND as TUNED_KIND, TunedModel
+from botyard.models.tuned import KIND as TUNED_KIND
+from botyard.models.tuned import TunedModel
 from botyard.models.vectors import require as require_vectors
 
 MODEL_KIND = "joint-bag-cnn"
@@ -71,25 +73,6 @@ class Prediction:
     entities: tuple[Entity, ...] = ()
     fallback: bool = False
     """True when the bot should say "I don't know": out of scope or below the threshold."""
-
-
-def _relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0.0, out=x)
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(axis=-1, keepdims=True)
-    np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True)
-    return x
-
-
-def _softmax_shifted(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The softmax and its first step, ``x`` minus its largest per row (what decoding takes)."""
-    shifted = x - x.max(axis=-1, keepdims=True)
-    probs = np.exp(shifted)
-    probs /= probs.sum(axis=-1, keepdims=True)
-    return probs, shifted
 
 
 def _blended(own: tuple, second: tuple, weight: float) -> tuple:
@@ -365,9 +348,9 @@ class Predictor:
             raw = vec
             if self.w_vec is not None:
                 vec = vec @ self.w_vec
-            sentence = _relu(np.concatenate([bag, vec]) @ self.w_sent + self.b_sent)
+            sentence = relu(np.concatenate([bag, vec]) @ self.w_sent + self.b_sent)
         else:
-            sentence = _relu(bag @ self.w_sent + self.b_sent)
+            sentence = relu(bag @ self.w_sent + self.b_sent)
         x = None
         if self._first is not None and tokens:
             # Conv1D(padding="same") as products per token and shifted sums: the first
@@ -387,7 +370,7 @@ class Predictor:
                     z[pad : pad + n] = (flat.T @ x.T).T
                 x = _shifted_sum(z, n, width, filters)
                 x += bias
-                _relu(x)
+                relu(x)
         if self.pool:
             pooled = x.max(axis=0) if x is not None else np.zeros(len(self.conv[-1][1]), np.float32)
             logits = sentence @ self.w_int[: len(sentence)] + pooled @ self.w_int[len(sentence) :][: len(pooled)] + self.b_int
@@ -395,13 +378,13 @@ class Predictor:
             logits = sentence @ self.w_int[: len(sentence)] + self.b_int
         if self.skip:
             logits += raw @ self.w_int[-len(raw) :]
-        intent = _softmax(logits)
+        intent = softmax(logits)
         if not self.has_tags or x is None:
             return intent, None, None, knows_a_word
         # [x, sentence] @ W == x @ W[:conv] + sentence @ W[conv:]
         split = x.shape[1]
         logits = x @ self.w_tag[:split] + (sentence @ self.w_tag[split:] + self.b_tag)
-        return (intent, *_softmax_shifted(logits), knows_a_word)
+        return (intent, *softmax_shifted(logits), knows_a_word)
 
     # ------------------------------------------------------------------ serving
     def decode(self, tag_probs: np.ndarray, shifted: np.ndarray | None = None) -> list[int]:

@@ -24,8 +24,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from botyard.models.encoder import LAYERS, require as require_encoder
+from botyard.models.encoder import LAYERS
+from botyard.models.encoder import require as require_encoder
 from botyard.models.errors import ModelError
+from botyard.models.numerics import softmax
 from botyard.models.recent import Recent
 
 KIND = "tuned-minilm"
@@ -45,13 +47,6 @@ def layer_arrays(layers: Sequence[tuple]) -> dict[str, np.ndarray]:
 def _flat(layer: tuple) -> list[np.ndarray]:
     """A layer's arrays in :data:`PARTS` order (the layer norms' pairs unpacked)."""
     return [*layer[:4], *layer[4], *layer[5:9], *layer[9]]
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(axis=-1, keepdims=True)
-    np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True)
-    return x
 
 
 class TunedModel:
@@ -108,7 +103,7 @@ class TunedModel:
     def _compute(self, tokens: Sequence[str]) -> tuple:
         ids, firsts = self.encoder.first_pieces(tokens)
         last = self.encoder.hidden(np.array([ids]), np.ones((1, len(ids)), np.float32), self.layers)[1][0]
-        intent = _softmax(last.mean(axis=0) @ self.w_int + self.b_int)
+        intent = softmax(last.mean(axis=0) @ self.w_int + self.b_int)
         if not self.has_tags or not len(firsts):
             return intent, None, None, True
         logits = last[firsts] @ self.w_tag + self.b_tag
