@@ -15,7 +15,8 @@ from typing import Any
 
 import msgpack
 import nats
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 
 from botyard.errors import TurnError
 from botyard.protocol import admin_subject, turn_subject
@@ -23,6 +24,8 @@ from botyard.protocol import admin_subject, turn_subject
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """The reply to a turn, typed: the fields of ``botyard.protocol.reply_body``."""
+
     conversation_id: str
     turn: int
     text: str

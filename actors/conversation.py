@@ -16,13 +16,13 @@ from typing import Any, Callable
 
 import pykka
 
-from botyard.actors.failures import Supervised
 from botyard import protocol
+from botyard.actors.failures import Supervised
 from botyard.actors.messages import Classified, ClassifiedTurn, Inspect, Passivate, Sweep, TakeSnapshot
 from botyard.actors.outbox import Outbox, Outgoing, error_reply, ok_reply
+from botyard.dialogue.responses import respond
 from botyard.events.conversation import Conversation
 from botyard.events.store import EventStore, IntegrityError
-from botyard.dialogue.responses import respond
 
 log = logging.getLogger(__name__)
 turn_log = logging.getLogger("botyard.turns")
@@ -132,41 +132,26 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             return
         previous = conversation.find_turn(req.turn_id)
         if previous is not None:  # a retry of a turn already recorded: answer it again
-            body = self._body(conversation, req, previous)
+            body = protocol.reply_body(req.conversation_id, previous, self.node_id)
             self.pending.append(_Pending(turn, conversation, body))
             return
-        definition = turn.definition
-        fallback = turn.fallback
         number = conversation.turns + 1
-        reply = respond(definition, turn.intent, fallback, number, turn.entities)
-        conversation.record_turn(
+        record = protocol.TurnRecord(
             turn=number,
             turn_id=req.turn_id,
             user_text=req.text,
             intent=turn.intent,
             confidence=turn.confidence,
-            reply=reply,
-            fallback=fallback,
+            reply=respond(turn.definition, turn.intent, turn.fallback, number, turn.entities),
+            fallback=turn.fallback,
             snapshot=turn.snapshot,
             node=self.node_id,
             received_at=turn.work.received_at,
             entities=list(turn.entities),
         )
-        self.pending.append(_Pending(turn, conversation, self._body(conversation, req, conversation.recent[-1])))
-
-    def _body(self, conversation: Conversation, req: protocol.TurnRequest, turn: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "conversation_id": req.conversation_id,
-            "turn": turn["turn"],
-            "turn_id": turn["turn_id"],
-            "text": turn["reply"],
-            "intent": turn["intent"],
-            "confidence": turn["confidence"],
-            "fallback": turn["fallback"],
-            "entities": turn.get("entities", []),
-            "snapshot": turn["snapshot"],
-            "node": self.node_id,
-        }
+        conversation.record_turn(**record.as_dict())
+        body = protocol.reply_body(req.conversation_id, record.reply_fields(), self.node_id)
+        self.pending.append(_Pending(turn, conversation, body))
 
     def _flush(self) -> None:
         """Commit every pending turn in one transaction, then reply to all of them."""

@@ -2,8 +2,8 @@
 
 It follows the notification log (``Conversation.Started``/``TurnRecorded``,
 ``Bot.AliasMoved``, ``Labels.Started``/``TurnLabelled``) from the last position it read,
-decoding the msgpack state straight off each notification: no aggregate is rebuilt,
-nothing is written, and a projection started late catches up from the beginning.
+reading each notification through the store's mapper (so upcasters run): no aggregate is
+rebuilt, nothing is written, and a projection started late catches up from the beginning.
 Memory is bounded per bot (buckets kept, conversations indexed, review queue length).
 
 Per bot it keeps: one bucket per second of turns (count, fallbacks, confidence sum,
@@ -21,18 +21,17 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.utils import get_topic
-
 from botyard.events.bot import Bot
 from botyard.events.conversation import Conversation
 from botyard.events.labels import Labels
+from botyard.events.topics import topics_of
 
-STARTED = get_topic(Conversation.Started)
-TURN = get_topic(Conversation.TurnRecorded)
-MOVED = get_topic(Bot.AliasMoved)
-LABELS_STARTED = get_topic(Labels.Started)
-LABELLED = get_topic(Labels.TurnLabelled)
-TOPICS = [STARTED, TURN, MOVED, LABELS_STARTED, LABELLED]
+STARTED = Conversation.Started
+TURN = Conversation.TurnRecorded
+MOVED = Bot.AliasMoved
+LABELS_STARTED = Labels.Started
+LABELLED = Labels.TurnLabelled
+TOPICS = topics_of(STARTED, TURN, MOVED, LABELS_STARTED, LABELLED)
 PAGE = 5000
 LATENCY_SAMPLES = 128
 """Latencies kept per one-second bucket (the first ones; enough for p50/p99 per point)."""
@@ -93,34 +92,36 @@ class Activity:
     def catch_up(self) -> int:
         """Read every notification recorded since the last call; returns how many were applied."""
         with self._lock:
-            decode = self.store.mapper.transcoder.decode
+            read = self.store.mapper.to_domain_event
             applied = 0
             while True:
                 page = self.store.recorder.select_notifications(self.position + 1, PAGE, topics=TOPICS)
                 for n in page:
-                    self._apply(n.topic, n.originator_id, decode(n.state), n.originator_version)
+                    e = read(n)
+                    self._apply(type(e), n.originator_id, vars(e), n.originator_version)
                 applied += len(page)
                 if page:
                     self.position = page[-1].id
                 if len(page) < PAGE:
                     return applied
 
-    def _apply(self, topic: str, originator: UUID, state: dict, version: int) -> None:
-        if topic == TURN:
+    def _apply(self, kind: type, originator: UUID, state: dict, version: int) -> None:
+        """``state``: the event's fields (upcast), by name."""
+        if kind is TURN:
             owner = self._owners.get(originator)
             if owner is not None:
                 self._turn(owner, state)
-        elif topic == STARTED:
+        elif kind is STARTED:
             self._owners[originator] = (state["tenant"], state["bot"], state["conversation_id"])
-        elif topic == MOVED:
+        elif kind is MOVED:
             self._bot((state["tenant"], state["bot"])).moves.append({
                 "alias": state["alias"], "previous": state["previous"], "target": state["target"],
                 "kind": state["kind"], "actor": state["actor"], "reason": state["reason"],
                 "at": _seconds(state.get("timestamp")), "version": version,
             })
-        elif topic == LABELS_STARTED:
+        elif kind is LABELS_STARTED:
             self._label_owners[originator] = (state["tenant"], state["bot"])
-        elif topic == LABELLED:
+        elif kind is LABELLED:
             key = self._label_owners.get(originator)
             if key is not None:
                 ref = f"{state['conversation_id']}#{state['turn']}"

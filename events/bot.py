@@ -25,9 +25,18 @@ def bot_uuid(tenant: str, bot: str) -> UUID:
 
 
 class Bot(Aggregate):
+    TOPIC = "botyard:Bot"
+
+    class Created(Aggregate.Created):
+        """Never recorded (``Registered`` is the first event); named because with explicit topics the
+        library wants a topic on every event class of the aggregate, this inherited one too."""
+
+        TOPIC = "botyard:Bot.Created"
+
     class Registered(Aggregate.Created):
         """The bot's first event (stable name: ``Bot.Registered`` v1)."""
 
+        TOPIC = "botyard:Bot.Registered"
         class_version = 1
         tenant: str
         bot: str
@@ -40,6 +49,7 @@ class Bot(Aggregate):
         ``rollback`` (the history is popped down to ``target``).
         """
 
+        TOPIC = "botyard:Bot.AliasMoved"
         class_version = 1
         tenant: str
         bot: str
@@ -58,6 +68,7 @@ class Bot(Aggregate):
         content hash, the one snapshots record.
         """
 
+        TOPIC = "botyard:Bot.DefinitionSaved"
         class_version = 1
         tenant: str
         bot: str
@@ -79,7 +90,9 @@ class Bot(Aggregate):
         self.definition_hash: str | None = None
 
     @event(AliasMoved)
-    def _move(self, tenant: str, bot: str, alias: str, previous: str | None, target: str, kind: str, actor: str, reason: str) -> None:
+    def _move(
+        self, tenant: str, bot: str, alias: str, previous: str | None, target: str, kind: str, actor: str, reason: str
+    ) -> None:
         stack = self.history.setdefault(alias, [])
         if kind == "rollback":
             while stack and stack.pop() != target:

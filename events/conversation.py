@@ -1,5 +1,6 @@
 """The Conversation aggregate: every turn of a conversation is one ``TurnRecorded`` event.
 
+A ``TurnRecorded`` event stores a :class:`~botyard.protocol.TurnRecord`, field by field.
 Applying an event only changes fields of the aggregate: replay does no I/O.
 """
 
@@ -9,6 +10,8 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
+
+from botyard.protocol import TURN_FIELDS, TurnRecord
 
 RECENT_TURNS = 16
 """How many recent turns a live conversation keeps in memory (for retried turn ids)."""
@@ -20,21 +23,32 @@ def conversation_uuid(tenant: str, bot: str, conversation_id: str) -> UUID:
 
 
 class Conversation(Aggregate):
+    TOPIC = "botyard:Conversation"
+
+    class Created(Aggregate.Created):
+        """Never recorded (``Started`` is the first event); named because with explicit topics the
+        library wants a topic on every event class of the aggregate, this inherited one too."""
+
+        TOPIC = "botyard:Conversation.Created"
+
     class Started(Aggregate.Created):
         """The conversation's first event (stable name: ``Conversation.Started`` v1)."""
 
+        TOPIC = "botyard:Conversation.Started"
         class_version = 1
         tenant: str
         bot: str
         conversation_id: str
 
     class TurnRecorded(Aggregate.Event):
-        """One user turn and the bot's answer (stable name: ``Conversation.TurnRecorded`` v2).
+        """One user turn and the bot's answer (stable name: ``Conversation.TurnRecorded`` v2):
+        the fields of a :class:`~botyard.protocol.TurnRecord`, in its order (:attr:`record`).
 
         v2 added ``entities`` (a list of ``{entity, value, start, end, extractor,
         confidence}``); v1 events are upcast with no entities.
         """
 
+        TOPIC = "botyard:Conversation.TurnRecorded"
         class_version = 2
         turn: int
         turn_id: str | None
@@ -51,6 +65,10 @@ class Conversation(Aggregate):
         @staticmethod
         def upcast_v1_v2(state: dict) -> None:
             state["entities"] = []
+
+        @property
+        def record(self) -> TurnRecord:
+            return TurnRecord(*(getattr(self, name) for name in TURN_FIELDS))
 
     @staticmethod
     def create_id(tenant: str, bot: str, conversation_id: str) -> UUID:
@@ -80,16 +98,16 @@ class Conversation(Aggregate):
         received_at: float,
         entities: list,
     ) -> None:
+        record = TurnRecord(
+            turn, turn_id, user_text, intent, confidence, reply, fallback, snapshot, node, received_at, entities
+        )
         self.turns = turn
         self.last_intent = intent
-        self.recent = [
-            *self.recent[-(RECENT_TURNS - 1) :],
-            {"turn": turn, "turn_id": turn_id, "intent": intent, "confidence": confidence,
-             "reply": reply, "fallback": fallback, "snapshot": snapshot, "entities": entities},
-        ]
+        self.recent = [*self.recent[-(RECENT_TURNS - 1) :], record.reply_fields()]
 
     def find_turn(self, turn_id: str | None) -> dict[str, Any] | None:
-        """A recent turn with this client turn id (a retry of a committed turn)."""
+        """A recent turn with this client turn id (a retry of a committed turn): its
+        record's ``REPLY_FIELDS`` (:func:`botyard.protocol.reply_body` makes the reply)."""
         if turn_id is None:
             return None
         for item in reversed(self.recent):

@@ -23,9 +23,18 @@ def turn_ref(tenant: str, bot: str, conversation_id: str, turn: int) -> str:
 
 
 class Labels(Aggregate):
+    TOPIC = "botyard:Labels"
+
+    class Created(Aggregate.Created):
+        """Never recorded (``Started`` is the first event); named because with explicit topics the
+        library wants a topic on every event class of the aggregate, this inherited one too."""
+
+        TOPIC = "botyard:Labels.Created"
+
     class Started(Aggregate.Created):
         """The bot's first label (stable name: ``Labels.Started`` v1)."""
 
+        TOPIC = "botyard:Labels.Started"
         class_version = 1
         tenant: str
         bot: str
@@ -34,6 +43,7 @@ class Labels(Aggregate):
         """Turn ``turn`` of ``conversation_id`` should have been ``intent`` (stable name:
         ``Labels.TurnLabelled`` v1). ``served_intent`` and ``snapshot`` are what it got."""
 
+        TOPIC = "botyard:Labels.TurnLabelled"
         class_version = 1
         conversation_id: str
         turn: int

@@ -1,7 +1,8 @@
 """The event store: an ``eventsourcing`` Application over SQLite or PostgreSQL.
 
 ``events_url`` selects the backend: empty or ``sqlite:///path/events.db`` for SQLite,
-``postgresql://user:pass@host:port/dbname`` for PostgreSQL. Stored events are msgpack.
+``postgresql://user:pass@host:port/dbname`` for PostgreSQL. Stored events are msgpack,
+under stable topics (:mod:`botyard.events.topics`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Transcoder
-from eventsourcing.utils import get_topic
 
 from botyard.events.bot import Bot, bot_uuid
 from botyard.events.codec import MsgpackTranscoder
 from botyard.events.conversation import Conversation, conversation_uuid
+from botyard.events.errors import EventStoreError, UnknownConversation
 from botyard.events.labels import Labels, labels_uuid
 from botyard.events.sqlite import SYNCHRONOUS
 from botyard.events.tenant import Tenant, tenant_uuid
-from botyard.events.errors import EventStoreError, UnknownConversation
+from botyard.events.topics import topics_of
 
 __all__ = ["EventStore", "IntegrityError", "store_env"]
 
@@ -33,7 +34,9 @@ def store_env(events_url: str | None, data_dir: str | Path) -> dict[str, str]:
         synchronous = "full"
         if events_url:
             if not events_url.startswith("sqlite:///"):
-                raise EventStoreError(f"SQLite URLs look like sqlite:///relative.db or sqlite:////abs/path.db, not {events_url!r}")
+                raise EventStoreError(
+                    f"SQLite URLs look like sqlite:///relative.db or sqlite:////abs/path.db, not {events_url!r}"
+                )
             location, _, query = events_url[len("sqlite:///") :].partition("?")
             options = parse_qs(query, keep_blank_values=True)
             synchronous = (options.pop("synchronous", ["full"])[-1] or "full").lower()
@@ -195,7 +198,7 @@ class EventStore(Application):
         stop = self.recorder.max_notification_id() or 0
         if stop <= after:
             return [], after
-        notifications = self.recorder.select_notifications(after + 1, limit, stop=stop, topics=[ALIAS_MOVED_TOPIC])
+        notifications = self.recorder.select_notifications(after + 1, limit, stop=stop, topics=ALIAS_MOVED_TOPICS)
         moves = [self.mapper.to_domain_event(n) for n in notifications]
         return moves, (notifications[-1].id if len(notifications) == limit else stop)
 
@@ -205,7 +208,7 @@ class EventStore(Application):
         found: list[tuple[str, str]] = []
         position = 0
         while True:
-            notifications = self.recorder.select_notifications(position + 1, 1000, topics=[BOT_REGISTERED_TOPIC])
+            notifications = self.recorder.select_notifications(position + 1, 1000, topics=BOT_REGISTERED_TOPICS)
             if not notifications:
                 return found
             for n in notifications:
@@ -213,5 +216,6 @@ class EventStore(Application):
                 found.append((e.tenant, e.bot))
             position = notifications[-1].id
 
-ALIAS_MOVED_TOPIC = get_topic(Bot.AliasMoved)
-BOT_REGISTERED_TOPIC = get_topic(Bot.Registered)
+
+ALIAS_MOVED_TOPICS = topics_of(Bot.AliasMoved)
+BOT_REGISTERED_TOPICS = topics_of(Bot.Registered)

@@ -38,15 +38,25 @@ def token_tenant(token: str) -> str | None:
 
 
 class Tenant(Aggregate):
+    TOPIC = "botyard:Tenant"
+
+    class Created(Aggregate.Created):
+        """Never recorded (``Registered`` is the first event); named because with explicit topics the
+        library wants a topic on every event class of the aggregate, this inherited one too."""
+
+        TOPIC = "botyard:Tenant.Created"
+
     class Registered(Aggregate.Created):
         """The tenant's first event (stable name: ``Tenant.Registered`` v1)."""
 
+        TOPIC = "botyard:Tenant.Registered"
         class_version = 1
         tenant: str
 
     class TokenIssued(Aggregate.Event):
         """A token was issued (stable name: ``Tenant.TokenIssued`` v1); ``digest`` is its SHA-256."""
 
+        TOPIC = "botyard:Tenant.TokenIssued"
         class_version = 1
         digest: str
         name: str
@@ -55,6 +65,7 @@ class Tenant(Aggregate):
     class TokenRevoked(Aggregate.Event):
         """A token stops working (stable name: ``Tenant.TokenRevoked`` v1)."""
 
+        TOPIC = "botyard:Tenant.TokenRevoked"
         class_version = 1
         digest: str
         actor: str

@@ -2,45 +2,37 @@
 
 Turn events do not repeat their tenant and bot (a conversation's ``Started`` event holds
 them), so a bot's conversations are found first, from the ``Started`` notifications
-alone, then its turns are read from the ``TurnRecorded`` notifications, decoded straight
-from msgpack: no aggregate is rebuilt and nothing is written.
+alone, then its turns are read from the ``TurnRecorded`` notifications. Each one is read
+through the store's mapper, so the event classes' upcasters run (a v1 turn gets its
+``entities``); no aggregate is rebuilt and nothing is written.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Iterator
 from uuid import UUID
 
-from eventsourcing.utils import get_topic
-
 from botyard.events.conversation import Conversation
 from botyard.events.labels import turn_ref
+from botyard.events.topics import topics_of
+from botyard.protocol import TURN_FIELDS, TurnRecord
 
-STARTED_TOPIC = get_topic(Conversation.Started)
-TURN_TOPIC = get_topic(Conversation.TurnRecorded)
+STARTED_TOPICS = topics_of(Conversation.Started)
+TURN_TOPICS = topics_of(Conversation.TurnRecorded)
 PAGE = 5000
 
 
-@dataclass(frozen=True, slots=True)
-class TurnRow:
-    """One recorded turn, as replay, export and the gate see it."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnRow(TurnRecord):
+    """One recorded turn, as replay, export and the gate see it: the record, and where and
+    when it was recorded."""
 
     tenant: str
     bot: str
     conversation_id: str
-    turn: int
-    user_text: str
-    intent: str
-    confidence: float
-    reply: str
-    fallback: bool
-    snapshot: str
-    node: str
-    received_at: float
-    entities: list = field(default_factory=list)
-    turn_id: str | None = None
     recorded_at: float = 0.0
     """When the turn was recorded (the event's timestamp): ``recorded_at - received_at`` is
     the time from the request reaching the node to its answer being ready to commit."""
@@ -65,12 +57,17 @@ class TurnRow:
         }
 
     @classmethod
-    def from_state(cls, tenant: str, bot: str, conversation_id: str, state: dict, position: int = 0) -> "TurnRow":
+    def from_event(
+        cls, tenant: str, bot: str, conversation_id: str, e: Conversation.TurnRecorded, position: int = 0
+    ) -> "TurnRow":
         return cls(
-            tenant, bot, conversation_id, state["turn"], state["user_text"], state["intent"], state["confidence"],
-            state["reply"], state["fallback"], state["snapshot"], state["node"], state["received_at"],
-            state.get("entities") or [], state.get("turn_id"), _seconds(state.get("timestamp")), position,
+            *_record_of(vars(e)), tenant=tenant, bot=bot, conversation_id=conversation_id,
+            recorded_at=_seconds(e.timestamp), position=position,
         )
+
+
+_record_of = itemgetter(*TURN_FIELDS)
+"""The record's fields, in order, from an event's fields by name."""
 
 
 def _seconds(when: Any) -> float:
@@ -79,12 +76,12 @@ def _seconds(when: Any) -> float:
 
 def conversations_of(store, tenant: str, bot: str) -> dict[UUID, str]:
     """Aggregate id -> conversation id of every conversation of one bot."""
-    decode = store.mapper.transcoder.decode
+    read = store.mapper.to_domain_event
     found: dict[UUID, str] = {}
-    for n in _forward(store, [STARTED_TOPIC], 0, None):
-        state = decode(n.state)
-        if state["tenant"] == tenant and state["bot"] == bot:
-            found[n.originator_id] = state["conversation_id"]
+    for n in _forward(store, STARTED_TOPICS, 0, None):
+        e = read(n)
+        if e.tenant == tenant and e.bot == bot:
+            found[n.originator_id] = e.conversation_id
     return found
 
 
@@ -102,19 +99,19 @@ def bot_turns(
     owners = conversations_of(store, tenant, bot)
     if not owners:
         return []
-    decode = store.mapper.transcoder.decode
+    read = store.mapper.to_domain_event
     rows: list[TurnRow] = []
     top = store.recorder.max_notification_id() or 0
-    pages = _backward(store, top) if last is not None else _forward(store, [TURN_TOPIC], 0, top)
+    pages = _backward(store, top) if last is not None else _forward(store, TURN_TOPICS, 0, top)
     for n in pages:
         conversation_id = owners.get(n.originator_id)
         if conversation_id is None:
             continue
-        state = decode(n.state)
-        at = state["received_at"]
+        e = read(n)
+        at = e.received_at
         if (since is not None and at < since) or (until is not None and at >= until):
             continue
-        rows.append(TurnRow.from_state(tenant, bot, conversation_id, state, n.id))
+        rows.append(TurnRow.from_event(tenant, bot, conversation_id, e, n.id))
         if last is not None and len(rows) >= last:
             break
     if last is not None:
@@ -125,7 +122,7 @@ def bot_turns(
 def conversation_turns(store, tenant: str, bot: str, conversation_id: str) -> list[TurnRow]:
     """Every turn of one conversation (raises ``UnknownConversation`` for none)."""
     return [
-        TurnRow.from_state(tenant, bot, conversation_id, vars(e), 0) for e in store.turns(tenant, bot, conversation_id)
+        TurnRow.from_event(tenant, bot, conversation_id, e) for e in store.turns(tenant, bot, conversation_id)
     ]
 
 
@@ -144,6 +141,6 @@ def _backward(store, top: int) -> Iterator:
     hi = top
     while hi > 0:
         lo = max(1, hi - PAGE * 4 + 1)
-        window = list(_forward(store, [TURN_TOPIC], lo - 1, hi))
+        window = list(_forward(store, TURN_TOPICS, lo - 1, hi))
         yield from reversed(window)
         hi = lo - 1
