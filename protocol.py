@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 import msgpack
@@ -175,3 +175,70 @@ def parse_turn(
     alias = header(headers, ALIAS_HEADER) or _string_field(body, "alias", required=False)
     alias = DEFAULT_ALIAS if alias is None else check_name("alias", alias)
     return TurnRequest(tenant, bot, conversation_id, text, as_json, turn_id, alias)
+
+
+# -- a recorded turn, and its reply -------------------------------------------------------------
+# One record for every layer: a conversation's ``TurnRecorded`` event stores exactly its fields
+# (same names: the stored form), the read side's ``TurnRow`` is a record plus where and when it
+# was recorded, and a turn's reply on the wire is ``reply_body`` of the record's REPLY_FIELDS
+# (``client.Reply`` is that reply, typed).
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """One user turn and the bot's answer, as recorded."""
+
+    turn: int
+    """1, 2, ... within its conversation."""
+    turn_id: str | None
+    """The client's id for the turn: a retry with the same id gets the recorded reply again."""
+    user_text: str
+    intent: str
+    confidence: float
+    reply: str
+    """The bot's answer (``text`` in the reply)."""
+    fallback: bool
+    snapshot: str
+    """The id of the model snapshot that classified the turn."""
+    node: str
+    """The node that recorded the turn."""
+    received_at: float
+    """When the request reached that node, in seconds since the Unix epoch."""
+    entities: list
+    """``{entity, value, start, end, extractor, confidence}`` per entity in the user's text."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields by name: what ``Conversation.record_turn`` takes."""
+        return {name: getattr(self, name) for name in TURN_FIELDS}
+
+    def reply_fields(self) -> dict[str, Any]:
+        """The :data:`REPLY_FIELDS` by name."""
+        return {name: getattr(self, name) for name in REPLY_FIELDS}
+
+
+TURN_FIELDS = tuple(f.name for f in fields(TurnRecord))
+REPLY_FIELDS = ("turn", "turn_id", "intent", "confidence", "reply", "fallback", "snapshot", "entities")
+"""What a turn's reply repeats of its record. A conversation keeps these of its recent turns
+(``Conversation.recent``, in this order, also in its aggregate snapshots) to answer a
+retried turn id again."""
+
+
+def reply_body(conversation_id: str, turn: Mapping[str, Any], node: str) -> dict[str, Any]:
+    """The reply to a turn, as the wire carries it (``docs/protocol.md``).
+
+    ``turn`` holds a record's :data:`REPLY_FIELDS` (``TurnRecord.reply_fields()``, or one of
+    a conversation's recent turns); ``node`` is the node answering, which for a retry may
+    not be the one that recorded the turn.
+    """
+    return {
+        "conversation_id": conversation_id,
+        "turn": turn["turn"],
+        "turn_id": turn["turn_id"],
+        "text": turn["reply"],
+        "intent": turn["intent"],
+        "confidence": turn["confidence"],
+        "fallback": turn["fallback"],
+        "entities": turn["entities"],
+        "snapshot": turn["snapshot"],
+        "node": node,
+    }

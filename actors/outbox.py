@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple, Protocol, Sequence
 
-from botyard.protocol import encode_body, error_body
+from botyard.errors import wire_error
+from botyard.protocol import encode_body
 
 OK = "ok"
 
@@ -29,7 +30,8 @@ class Outbox(Protocol):
 def error_reply(
     reply_to: str, as_json: bool, code: str, message: str, *, received_at: float = 0.0, **fields: Any
 ) -> Outgoing:
-    return Outgoing(reply_to, encode_body(error_body(code, message, **fields), as_json), as_json, code, received_at)
+    body = {"error": wire_error(code, message, **fields)}  # the one wire form of errors, as HTTP's
+    return Outgoing(reply_to, encode_body(body, as_json), as_json, code, received_at)
 
 
 def ok_reply(reply_to: str, as_json: bool, body: Mapping[str, Any], *, received_at: float = 0.0) -> Outgoing:

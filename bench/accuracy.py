@@ -38,11 +38,12 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from botyard.models.runtime import Predictor, cascade_parts  # noqa: E402
-from botyard.models.tuned import KIND as TUNED_KIND  # noqa: E402
 from botyard.models.text import tag_spans  # noqa: E402
+from botyard.models.tuned import KIND as TUNED_KIND  # noqa: E402
 from botyard.snapshots.format import pack, unpack  # noqa: E402
+from botyard.training.config import TrainConfig  # noqa: E402
 from botyard.training.dataset import Example, make_dataset, split  # noqa: E402
-from botyard.training.pipeline import TrainConfig, fit  # noqa: E402
+from botyard.training.pipeline import fit  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "intents"
 
@@ -241,8 +242,8 @@ def keras_latency(result, test: list[Example], n: int = 200) -> tuple[float, flo
 def _tuned_keras_latency(m: dict, arrays: dict, test: list[Example]) -> tuple[float, float]:
     """A fine-tuned MiniLM's batch-1 ``predict``, and its max |Δp| (intents and tags) against the runtime's."""
     from botyard.models import encoder
-    from botyard.training import tuned_network
     from botyard.models.tuned import TunedModel
+    from botyard.training import tuned_network
 
     shared = encoder.available()
     model, runtime = tuned_network.from_arrays(shared, m, arrays), TunedModel(m, arrays)
@@ -348,7 +349,8 @@ def run(name: str, config: TrainConfig, progress: bool) -> dict:
         "data": name, "acc": acc, "f1": f1, "svm": svm_acc, "train_s": train_s, "svm_s": svm_s,
         "latency_us": latency * 1e6, "median_us": median * 1e6, "keras_ms": keras_s * 1e3, "speedup": keras_s / latency,
         "escalated": sum(predictor.escalates(e.tokens) for e in test) / len(test) if config.is_cascade else None,
-        "blend": result.manifest["model"].get("cascade", {}).get("blend"), "max_diff": diff, "snapshot_mb": len(data) / 1e6, "resident_mb": resident_bytes(snapshot_id, data, test) / 1e6,
+        "blend": result.manifest["model"].get("cascade", {}).get("blend"), "max_diff": diff,
+        "snapshot_mb": len(data) / 1e6, "resident_mb": resident_bytes(snapshot_id, data, test) / 1e6,
     }
 
 
@@ -366,7 +368,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"training {name} ...", file=sys.stderr, flush=True)
         rows.append(run(name, config, not args.quiet))
     print()
-    print("| data | accuracy | SVM accuracy | slot F1 | train s (SVM s) | runtime µs/utt | Keras predict ms/utt | speed-up | max |Δp| | snapshot MB | resident MB |")
+    print(
+        "| data | accuracy | SVM accuracy | slot F1 | train s (SVM s) | runtime µs/utt | Keras predict ms/utt | speed-up"
+        " | max |Δp| | snapshot MB | resident MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         f1 = f"{100 * r['f1']:.2f}" if r["f1"] is not None else "–"

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from botyard.models import encoder
-from botyard.models import blas
+from botyard.models import blas, encoder
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "intents" / "hwu64" / "test" / "seq.in"
 

@@ -52,7 +52,9 @@ CLIENT_GC: list[float] = []
 """This process's own collector pauses (ms) of 1 ms or more: the clients' latencies include them."""
 
 
-def _time_client_gc(phase: str, info: dict, started=[0.0]) -> None:
+def _time_client_gc(phase: str, info: dict, started=None) -> None:
+    if started is None:
+        started = [0.0]
     if phase == "start":
         started[0] = time.perf_counter()
     elif (took := (time.perf_counter() - started[0]) * 1e3) >= 1.0:
@@ -80,7 +82,6 @@ def intents_of(source: str) -> dict[str, list[str]]:
 
 def make_bots(work: Path, bots: int, base: int, events_url: str = "") -> list[tuple[str, list[str]]]:
     """Train ``base`` models, save ``bots`` snapshots, promote each; return (id, probe texts) per bot."""
-    from botyard.events.store import EventStore
     from botyard.models.definition import parse_bot
     from botyard.snapshots.store import LocalSnapshotStore
     from botyard.training.config import TrainConfig

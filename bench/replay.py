@@ -39,12 +39,12 @@ from eventsourcing.application import project_aggregate
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from botyard.dialogue.responses import respond  # noqa: E402
 from botyard.events.conversation import Conversation, conversation_uuid  # noqa: E402
 from botyard.events.store import EventStore  # noqa: E402
 from botyard.events.turns import bot_turns  # noqa: E402
 from botyard.models.batch import predict_batch  # noqa: E402
 from botyard.models.definition import ANNOTATION_RE, parse_bot  # noqa: E402
-from botyard.dialogue.responses import respond  # noqa: E402
 from botyard.models.runtime import Predictor  # noqa: E402
 from botyard.ops.replay import Replay, compare  # noqa: E402
 from botyard.snapshots.store import LocalSnapshotStore  # noqa: E402
@@ -74,7 +74,8 @@ def definition():
 
 
 def snapshots(work: Path) -> tuple[LocalSnapshotStore, str, str]:
-    from botyard.training.pipeline import TrainConfig, train_to_store
+    from botyard.training.config import TrainConfig
+    from botyard.training.pipeline import train_to_store
 
     store = LocalSnapshotStore(work / "snapshots")
     ids = {}

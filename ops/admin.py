@@ -14,9 +14,12 @@ import getpass
 import logging
 from typing import Any, Callable, Mapping
 
+from pydantic import BaseModel, ValidationError
+
 from botyard.events.bot import PRODUCTION, Bot
 from botyard.events.errors import UnknownBot
 from botyard.events.store import EventStore
+from botyard.ops import requests
 from botyard.ops.errors import AdminError
 from botyard.ops.replay import GateLimits, Replay, gate_summary, known_intents
 from botyard.protocol import alias_subject, check_name, encode_body
@@ -288,93 +291,61 @@ def _numbers(*values: Any) -> bool:
 # -- the NATS admin subjects ---------------------------------------------------------------------
 
 VERBS = ("list", "show", "log", "promote", "rollback", "diff", "gc", "replay", "whatif", "label", "labels", "export")
-EXPORT_PAGE = 1000
-MAX_EXPORT_PAGE = 10_000
-
-
-class _Fields:
-    """Typed fields of an admin request body; a wrong one is ``invalid_request`` naming it."""
-
-    def __init__(self, body: dict) -> None:
-        self.body = body
-
-    def _bad(self, name: str, what: str) -> AdminError:
-        return AdminError("invalid_request", f"field '{name}' must be {what}", field=name)
-
-    def text(self, name: str, required: bool = True) -> str | None:
-        value = self.body.get(name)
-        if value is None and not required:
-            return None
-        if not isinstance(value, str) or not value:
-            raise self._bad(name, "a non-empty string")
-        return value
-
-    def whole(self, name: str, default: int | None = None, *, least: int = 0) -> int | None:
-        value = self.body.get(name, default)
-        if value is None:
-            return None
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise self._bad(name, f"a whole number ≥ {least}")
-        return value
-
-    def seconds(self, name: str) -> float | None:
-        value = self.body.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise self._bad(name, "a time in seconds since the epoch")
-        return float(value)
-
-    def flag(self, name: str) -> bool:
-        value = self.body.get(name, False)
-        if not isinstance(value, bool):
-            raise self._bad(name, "a boolean")
-        return value
+REQUESTS: dict[str, type[BaseModel]] = {
+    "list": requests.BotRequest, "log": requests.BotRequest, "labels": requests.BotRequest,
+    "show": requests.ShowRequest, "diff": requests.DiffRequest, "gc": requests.GcRequest,
+    "replay": requests.TranscriptRequest, "whatif": requests.WhatIfRequest, "export": requests.ExportRequest,
+    "label": requests.LabelRequest, "promote": requests.PromoteRequest, "rollback": requests.RollbackRequest,
+}
+"""Each verb's request model, shared with the HTTP API (:mod:`botyard.ops.requests`)."""
 
 
 def handle(admin: Admin, verb: str, body: Any) -> dict[str, Any]:
-    """Run one ``botyard.admin.<verb>`` request body; raise a botyard error to refuse it."""
+    """Run one ``botyard.admin.<verb>`` request body; raise a botyard error to refuse it.
+
+    The body is validated strictly by the verb's model; a nil field counts as absent."""
     if verb not in VERBS:
         raise AdminError("unknown_verb", f"no admin verb {verb!r}; known: {', '.join(VERBS)}", verb=verb)
     if not isinstance(body, dict):
         raise AdminError("invalid_request", f"request body must be a map, not {type(body).__name__}")
-    f = _Fields(body)
+    try:
+        r: Any = REQUESTS[verb].model_validate({k: v for k, v in body.items() if v is not None})
+    except ValidationError as exc:
+        raise requests.refusal(exc.errors()) from None
     if verb == "gc":
-        tenant = check_name("tenant", body["tenant"]) if body.get("tenant") is not None else None
-        bot = check_name("bot", body["bot"]) if body.get("bot") is not None else None
-        return admin.gc(tenant, bot, keep=body.get("keep", 5), dry_run=f.flag("dry_run"))
-    tenant, bot = check_name("tenant", body.get("tenant")), check_name("bot", body.get("bot"))
+        return admin.gc(r.tenant, r.bot, keep=r.keep, dry_run=r.dry_run)
+    tenant, bot = r.tenant, r.bot
     if verb == "list":
         return admin.list(tenant, bot)
     if verb == "log":
         return admin.log(tenant, bot)
     if verb == "show":
-        return admin.show(tenant, bot, f.text("snapshot"))
+        return admin.show(tenant, bot, r.snapshot)
     if verb == "diff":
-        return admin.diff(tenant, bot, f.text("a"), f.text("b"))
+        return admin.diff(tenant, bot, r.a, r.b)
     if verb == "replay":
-        return admin.replay.transcript(tenant, bot, f.text("conversation_id"), at=f.whole("at"))
+        return admin.replay.transcript(tenant, bot, r.conversation_id, at=r.at)
     if verb == "whatif":
         return admin.whatif(
-            tenant, bot, f.text("snapshot"), conversation_id=f.text("conversation_id", False),
-            since=f.seconds("since"), until=f.seconds("until"), last=f.whole("last", least=1),
-            max_changes=f.whole("max_changes", 100),
+            tenant, bot, r.snapshot, conversation_id=r.conversation_id, since=r.since, until=r.until, last=r.last,
+            max_changes=r.max_changes,
         )
     if verb == "labels":
         return {"tenant": tenant, "bot": bot, "labels": admin.replay.labels(tenant, bot)}
     if verb == "export":
-        after = f.whole("after", 0)
-        limit = min(f.whole("limit", EXPORT_PAGE, least=1), MAX_EXPORT_PAGE)
-        rows = admin.replay.export(tenant, bot, since=f.seconds("since"), until=f.seconds("until"))
-        page = rows[after : after + limit]
-        return {"turns": page, "total": len(rows), "next": after + len(page) if after + len(page) < len(rows) else None}
-    actor = f.text("actor", False) or "nats"
+        return export_page(admin, tenant, bot, r)
     if verb == "label":
-        return admin.label(
-            tenant, bot, f.text("conversation_id"), f.whole("turn", least=1), f.text("intent"), actor=actor
-        )
-    who = {"actor": actor, "reason": f.text("reason", False) or ""}
-    alias = f.text("alias", False) or PRODUCTION
+        return admin.label(tenant, bot, r.conversation_id, r.turn, r.intent, actor=r.actor)
     if verb == "promote":
-        return admin.promote(tenant, bot, f.text("snapshot"), alias=alias, gate=f.flag("gate"), force=f.flag("force"), **who)
-    return admin.rollback(tenant, bot, alias=alias, to=f.text("to", False), **who)
+        return admin.promote(
+            tenant, bot, r.snapshot, alias=r.alias, gate=r.gate, force=r.force, actor=r.actor, reason=r.reason
+        )
+    return admin.rollback(tenant, bot, alias=r.alias, to=r.to, actor=r.actor, reason=r.reason)
+
+
+def export_page(admin: Admin, tenant: str, bot: str, query: requests.ExportQuery) -> dict[str, Any]:
+    """One page of the bot's recorded turns (``export``; HTTP ``GET .../turns``)."""
+    rows = admin.replay.export(tenant, bot, since=query.since, until=query.until)
+    page = rows[query.after : query.after + query.limit]
+    end = query.after + len(page)
+    return {"turns": page, "total": len(rows), "next": end if end < len(rows) else None}

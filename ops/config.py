@@ -1,23 +1,38 @@
 """Configuration: a frozen dataclass built from an injected mapping.
 
 Every field ``x_y`` is read from ``BOTYARD_X_Y``; the process environment is only the
-default mapping, and CLI flags of the same name override it.
+default mapping, and CLI flags of the same name override it. Pydantic converts and checks
+the values (the bounds are in the field types); every problem is reported at once, each
+naming its variable, as one :class:`~botyard.ops.errors.ConfigError`.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
+
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.dataclasses import dataclass
 
 from botyard.ops.errors import ConfigError
 
 PREFIX = "BOTYARD_"
+EMPTY_IS_A_VALUE = ("nats_url", "events_url")
+"""Fields where an empty value is a value (the embedded server, SQLite); elsewhere it means unset."""
+
+Positive = Annotated[int, Field(ge=1)]
+Share = Annotated[float, Field(ge=0, le=1)]
 
 
-@dataclass(frozen=True)
+def var(name: str) -> str:
+    """The variable of field ``name``: ``BOTYARD_<NAME>``."""
+    return PREFIX + name.upper()
+
+
+@dataclass(frozen=True, config=ConfigDict(coerce_numbers_to_str=True))
 class Config:
     nats_url: str = ""
     """NATS server URL(s), comma-separated. Empty: start an embedded nats-server."""
@@ -27,52 +42,52 @@ class Config:
     """Event store. Empty: SQLite in the data directory; ``postgresql://...``: PostgreSQL."""
     snapshot_dir: Path | None = None
     """Local snapshot store. Empty: ``<data_dir>/snapshots``."""
-    snapshot_store: str = "local"
+    snapshot_store: Literal["local", "nats"] = "local"
     """``local``: the snapshot directory; ``nats``: the NATS JetStream object store (nodes sharing no disk)."""
     snapshot_bucket: str = "botyard-snapshots"
     """Object-store bucket when ``snapshot_store`` is ``nats``."""
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     """This node's name in events and logs."""
-    max_text_bytes: int = 4096
+    max_text_bytes: Positive = 4096
     """Longest accepted user text, in UTF-8 bytes."""
-    idle_seconds: float = 300.0
+    idle_seconds: Annotated[float, Field(gt=0)] = 300.0
     """A conversation idle this long is dropped from memory (rebuilt from events on its next turn)."""
-    max_conversations: int = 10_000
+    max_conversations: Positive = 10_000
     """Most conversations kept in memory per node; the least recently used go first."""
-    conversation_shards: int = 1
+    conversation_shards: Positive = 1
     """Conversation actors (threads); each owns the conversations hashed to it. One actor
     group-committing everything measured fastest on SQLite and PostgreSQL alike
     (``bench/turns.py --shards``)."""
-    intent_workers: int = 1
+    intent_workers: Positive = 1
     """Intent-worker actors (threads) classifying utterances."""
-    model_cache_bytes: int = 1 << 30
+    model_cache_bytes: Positive = 1 << 30
     """Memory for loaded models, all intent workers together; the least recently used go first."""
-    capacity: float = 1.0
+    capacity: Annotated[float, Field(gt=0)] = 1.0
     """This node's weight in placement: a node of capacity 2 gets about twice the bots."""
-    copies: int = 2
+    copies: Positive = 2
     """Nodes that serve each bot (either answers); a hot bot gets more."""
     hot_rate: float = 50.0
     """Turns per second over the cluster above which a bot gets one more copy (per multiple)."""
-    conversation_spread: str = "hot"
+    conversation_spread: Literal["hot", "all"] = "hot"
     """``hot``: the conversations of a bot below ``hot_rate`` all go to its first copy (its
     other copies stand by and take over when that node leaves), so each node's model cache
     holds only its share of the bots; a hot bot's spread over all its copies. ``all``:
     every bot's conversations spread over its copies (each copy loads the model)."""
-    heartbeat_seconds: float = 1.0
+    heartbeat_seconds: Annotated[float, Field(gt=0)] = 1.0
     """How often this node publishes its heartbeat."""
-    node_timeout: float = 3.0
+    node_timeout: Annotated[float, Field(validate_default=True)] = 3.0
     """A node not heard from for this long is out: others take over its bots and conversations."""
     heartbeat_file: str = ""
     """If set, a file rewritten with this node's status on every heartbeat (for liveness probes)."""
-    conversation_snapshot_every: int = 100
+    conversation_snapshot_every: Annotated[int, Field(ge=0)] = 100
     """Take a conversation's aggregate snapshot every this many events (off the turn path),
     so activating a long conversation replays at most this many; 0: never."""
-    gate_turns: int = 1000
+    gate_turns: Positive = 1000
     """The replay gate (``promote --gate``) replays the bot's last this many turns."""
-    gate_max_changed: float = 0.10
+    gate_max_changed: Share = 0.10
     """The gate refuses a candidate whose intent differs from the label on more than this
     share of the labelled turns replayed (from what was served, if none is labelled)."""
-    gate_max_fallback_rise: float = 0.05
+    gate_max_fallback_rise: Share = 0.05
     """The gate refuses a candidate whose fallback rate is higher by more than this."""
     metrics: int = 1
     """1: count every reply and time every turn and classification for ``/metrics``; 0: do
@@ -94,7 +109,7 @@ class Config:
     frozen in is kept. 0: leave the collector alone."""
     log_level: str = "INFO"
     """Python logging level. At INFO every committed turn is logged (``botyard.turns``)."""
-    log_format: str = "text"
+    log_format: Literal["text", "json"] = "text"
     """``text``: one readable line per record; ``json``: one JSON object per line with the
     record's fields (``tenant``, ``bot``, ``conversation_id``, ``turn``, ``turn_id``, ...)."""
 
@@ -102,44 +117,30 @@ class Config:
     def snapshots_path(self) -> Path:
         return self.snapshot_dir or self.data_dir / "snapshots"
 
+    @field_validator("node_timeout")
+    @classmethod
+    def _longer_than_a_heartbeat(cls, value: float, info: ValidationInfo) -> float:
+        beat = info.data.get("heartbeat_seconds")
+        if beat is not None and value <= beat:
+            raise ValueError(f"must be longer than {var('heartbeat_seconds')} ({beat})")
+        return value
+
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
         """Build from ``BOTYARD_*`` keys of ``mapping`` (default: ``os.environ``), then ``overrides``."""
         mapping = os.environ if mapping is None else mapping
         values: dict[str, Any] = {}
         for f in fields(cls):
-            var = PREFIX + f.name.upper()
             raw = overrides.get(f.name)
             if raw is None:
-                raw = mapping.get(var)
-            if raw is None or raw == "" and f.name not in ("nats_url", "events_url"):
+                raw = mapping.get(var(f.name))
+            if raw is None or raw == "" and f.name not in EMPTY_IS_A_VALUE:
                 continue
-            values[f.name] = _convert(var, f.type, raw)
-        config = cls(**values)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        if self.max_text_bytes < 1:
-            raise ConfigError("BOTYARD_MAX_TEXT_BYTES", "must be at least 1")
-        if self.conversation_shards < 1 or self.intent_workers < 1:
-            raise ConfigError("BOTYARD_CONVERSATION_SHARDS", "actor counts must be at least 1")
-        if self.snapshot_store not in ("local", "nats"):
-            raise ConfigError("BOTYARD_SNAPSHOT_STORE", f"must be 'local' or 'nats', not {self.snapshot_store!r}")
-        if self.copies < 1 or self.capacity <= 0 or self.model_cache_bytes < 1:
-            raise ConfigError("BOTYARD_COPIES", "copies, capacity and model_cache_bytes must be positive")
-        if self.heartbeat_seconds <= 0 or self.node_timeout <= self.heartbeat_seconds:
-            raise ConfigError("BOTYARD_NODE_TIMEOUT", "must be longer than BOTYARD_HEARTBEAT_SECONDS (> 0)")
-        if self.idle_seconds <= 0:
-            raise ConfigError("BOTYARD_IDLE_SECONDS", "must be positive")
-        if self.conversation_snapshot_every < 0 or self.gate_turns < 1:
-            raise ConfigError("BOTYARD_GATE_TURNS", "gate_turns must be ≥ 1 and conversation_snapshot_every ≥ 0")
-        if self.conversation_spread not in ("hot", "all"):
-            raise ConfigError("BOTYARD_CONVERSATION_SPREAD", f"must be 'hot' or 'all', not {self.conversation_spread!r}")
-        if self.log_format not in ("text", "json"):
-            raise ConfigError("BOTYARD_LOG_FORMAT", f"must be 'text' or 'json', not {self.log_format!r}")
-        if not (0 <= self.gate_max_changed <= 1 and 0 <= self.gate_max_fallback_rise <= 1):
-            raise ConfigError("BOTYARD_GATE_MAX_CHANGED", "gate shares must be between 0 and 1")
+            values[f.name] = raw
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise config_error(exc) from None
 
     @property
     def gate(self):
@@ -149,18 +150,20 @@ class Config:
         return GateLimits(self.gate_turns, self.gate_max_changed, self.gate_max_fallback_rise)
 
     def with_(self, **changes: Any) -> "Config":
-        return replace(self, **changes)
+        """A copy with ``changes``, checked like the original."""
+        try:
+            return replace(self, **changes)
+        except ValidationError as exc:
+            raise config_error(exc) from None
 
 
-def _convert(var: str, type_: Any, raw: Any) -> Any:
-    kind = str(type_)
-    try:
-        if "Path" in kind:
-            return Path(raw)
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        return str(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(var, f"cannot read {raw!r} as {kind}") from None
+def config_error(exc: ValidationError) -> ConfigError:
+    """Every problem pydantic found, each under its field's variable."""
+    problems: dict[str, str] = {}
+    for e in exc.errors():
+        name = var(str(e["loc"][0])) if e.get("loc") else "BOTYARD_*"
+        message = e["msg"].removeprefix("Value error, ")
+        if e.get("type") != "value_error" and "input" in e:
+            message += f", not {e['input']!r}"
+        problems.setdefault(name, message[:1].lower() + message[1:])
+    return ConfigError.of(problems)

@@ -1,5 +1,7 @@
 """The root error of :mod:`botyard.ops`."""
 
+from typing import Mapping
+
 from botyard.errors import BotyardError
 
 
@@ -8,10 +10,20 @@ class OpsError(BotyardError):
 
 
 class ConfigError(OpsError):
+    """Configuration that cannot be used: ``variable`` names the (first) variable at fault,
+    ``problems`` maps every variable at fault to what is wrong with it."""
+
     code = "invalid_config"
 
-    def __init__(self, variable: str, problem: str) -> None:
-        super().__init__(f"{variable}: {problem}", variable=variable)
+    def __init__(self, variable: str, problem: str, **more: str) -> None:
+        problems = {variable: problem, **more}
+        super().__init__("; ".join(f"{v}: {p}" for v, p in problems.items()), variable=variable, problems=problems)
+
+    @classmethod
+    def of(cls, problems: Mapping[str, str]) -> "ConfigError":
+        """One error for several variables' problems (``{"BOTYARD_COPIES": "must be ..."}``)."""
+        (variable, problem), *more = problems.items()
+        return cls(variable, problem, **dict(more))
 
 
 class NatsServerError(OpsError):

@@ -3,7 +3,8 @@ its progress read from the child's JSON lines.
 
 The node serving turns never imports TensorFlow: training runs in its own process,
 against the node's own stores (the child gets the node's configuration as ``BOTYARD_*``
-variables and the node's working directory, so relative paths name the same files), and ends like ``botyard train --promote ALIAS``: a snapshot in the store and,
+variables and the node's working directory, so relative paths name the same files), and
+ends like ``botyard train --promote ALIAS``: a snapshot in the store and,
 if asked, an alias moved by event, which every node follows.
 """
 
@@ -21,10 +22,11 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from typing import Any
+from typing import Any, Mapping
 
 from botyard.ops.config import PREFIX, Config
 from botyard.ops.errors import AdminError
+from botyard.training.config import as_args, user_settings
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +36,29 @@ STDERR_LINES = 20
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TrainOptions:
-    """What a training job is asked to do."""
+    """What a training job is asked to do: the user's choice of the training settings
+    (:func:`botyard.training.config.user_settings`, declared once on ``TrainConfig``), and
+    what follows training."""
 
-    epochs: int | None = None
-    """Training epochs (default: the training configuration's)."""
-    seed: int | None = None
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Chosen settings by name; one absent, None or False keeps the training configuration's default."""
     promote: str | None = None
     """Point this alias at the new snapshot; None: a bot's first snapshot becomes production."""
     labels: bool = False
     """Add the bot's labelled turns to its examples."""
-    context: bool = False
-    """Read utterances with the shared sentence encoder (``botyard train --context``)."""
-    cascade: bool = False
-    """The bag model first, the context tier when it is unsure (``botyard train --cascade``)."""
-    tuned: bool = False
-    """The bag model blended with a fine-tuned sentence encoder when it is unsure (``botyard train --tuned``)."""
-    tuned_layers: int | None = None
-    """With ``tuned``: the encoder's top layers fine-tuned (``botyard train --tuned-layers``)."""
-    gate: float | None = None
-    """The cascade's confidence gate (``botyard train --gate``; default: the training configuration's)."""
-    float16: bool = False
-    """Store the embedding table in half precision (``botyard train --float16``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job record's ``options``: every setting (None, or False for a flag, if not chosen), ``promote``, ``labels``."""
+        unset = {s.name: False if s.type is bool else None for s in user_settings()}
+        chosen = {k: v for k, v in self.settings.items() if k in unset and v is not None}
+        return {**unset, **chosen, "promote": self.promote, "labels": self.labels}
+
+    def args(self) -> list[str]:
+        """The job's flags of ``botyard train``."""
+        args = as_args(self.settings)
+        if self.promote is not None:
+            args += ["--promote", self.promote]
+        return args + (["--labels"] if self.labels else [])
 
 
 def child_env(config: Config) -> dict[str, str]:
@@ -83,8 +87,8 @@ class TrainingJobs:
     def submit(self, tenant: str, bot: str, definition: dict, options: TrainOptions, *, actor: str) -> dict[str, Any]:
         job = {
             "id": uuid.uuid4().hex[:16], "tenant": tenant, "bot": bot, "state": "queued", "actor": actor,
-            "options": dataclasses.asdict(options), "submitted_at": time.time(), "started_at": None,
-            "finished_at": None, "epoch": 0, "epochs": options.epochs, "loss": None, "val_accuracy": None, "model": None,
+            "options": options.to_dict(), "submitted_at": time.time(), "started_at": None,
+            "finished_at": None, "epoch": 0, "epochs": options.settings.get("epochs"), "loss": None, "val_accuracy": None, "model": None,
             "snapshot": None, "moved": None, "error": None,
         }
         with self._lock:
@@ -140,21 +144,7 @@ class TrainingJobs:
             path = os.path.join(tmp, "bot.json")
             with open(path, "w", encoding="utf-8") as f:
                 json.dump(definition, f)
-            cmd = [sys.executable, "-m", "botyard", "train", path, "--progress", "json"]
-            for flag, value in (("--epochs", options.epochs), ("--seed", options.seed), ("--promote", options.promote),
-                                ("--gate", options.gate), ("--tuned-layers", options.tuned_layers)):
-                if value is not None:
-                    cmd += [flag, str(value)]
-            if options.labels:
-                cmd.append("--labels")
-            if options.context:
-                cmd.append("--context")
-            if options.cascade:
-                cmd.append("--cascade")
-            if options.tuned:
-                cmd.append("--tuned")
-            if options.float16:
-                cmd.append("--float16")
+            cmd = [sys.executable, "-m", "botyard", "train", path, "--progress", "json", *options.args()]
             stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
             child = self._child = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(self.config),
@@ -170,7 +160,7 @@ class TrainingJobs:
             self._update(job_id, state="succeeded", finished_at=time.time())
             log.info("training job %s made snapshot %s", job_id, self.jobs[job_id]["snapshot"], extra={"job": job_id})
         else:
-            error = next((l.strip() for l in reversed(stderr_tail) if l.strip()), f"exit status {code}")
+            error = next((line.strip() for line in reversed(stderr_tail) if line.strip()), f"exit status {code}")
             self._update(job_id, state="failed", finished_at=time.time(), error=error[:2000])
             log.warning("training job %s failed: %s", job_id, error, extra={"job": job_id})
 

@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def setup_logging(level: str = "INFO", form: str = "text", stream=None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
+def setup_logging(level: str = "INFO", form: str = "text", stream=None, *, path: Path | None = None) -> None:
+    """Every record of ``level`` and above to ``stream`` (default: stderr), or appended to the
+    file ``path`` (its directory made if need be) instead."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(stream or sys.stderr)
     if form == "json":
         handler.setFormatter(JsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",

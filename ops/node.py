@@ -174,7 +174,8 @@ class Node:
         self.gc_pauses.remove()
         if self.bridge is not None:
             try:
-                self.bridge.publish(protocol.HEARTBEAT_SUBJECT, protocol.encode_body({"node": self.config.node_id, "draining": True}, False))
+                draining = {"node": self.config.node_id, "draining": True}
+                self.bridge.publish(protocol.HEARTBEAT_SUBJECT, protocol.encode_body(draining, False))
                 self.bridge.stop_accepting()
             except Exception as exc:
                 log.warning("draining turns failed: %s", exc)

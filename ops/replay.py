@@ -15,13 +15,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from botyard.dialogue.responses import respond
 from botyard.events.errors import UnknownConversation
 from botyard.events.labels import Labels
 from botyard.events.store import EventStore
 from botyard.events.turns import TurnRow, bot_turns, conversation_turns
 from botyard.models.batch import predict_batch
 from botyard.models.definition import OUT_OF_SCOPE
-from botyard.dialogue.responses import respond
 from botyard.models.runtime import Prediction, Predictor
 from botyard.ops.errors import AdminError
 from botyard.snapshots.store import SnapshotStore
@@ -68,9 +68,14 @@ class Replay:
         rows = conversation_turns(self.events, tenant, bot, conversation_id)
         labels = self.events.labels(tenant, bot)
         if at is not None:
-            if not isinstance(at, int) or isinstance(at, bool) or not 0 <= at <= len(rows):
+            if not isinstance(at, int) or isinstance(at, bool) or at < 0:
+                raise AdminError("invalid_request", f"--at must be a turn number from 0 to {len(rows)}", field="at", turns=len(rows))
+            if at > len(rows):
+                if not rows:
+                    raise UnknownConversation(f"{tenant}/{bot}/{conversation_id}")
                 raise AdminError(
-                    "invalid_request", f"--at must be a turn number from 0 to {len(rows)}", field="at", turns=len(rows)
+                    "unknown_turn", f"{tenant}/{bot}/{conversation_id} has {len(rows)} turns, not {at}",
+                    conversation_id=conversation_id, turn=at, turns=len(rows),
                 )
             rows = rows[:at]
             state = self.events.conversation_at(tenant, bot, conversation_id, at).state()

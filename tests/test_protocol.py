@@ -63,3 +63,33 @@ def test_json_reply_encoding_round_trips():
     body = {"a": 1, "text": "héllo"}
     assert json.loads(protocol.encode_body(body, True)) == body
     assert msgpack.unpackb(protocol.encode_body(body, False)) == body
+
+
+@pytest.mark.parametrize("name", ["Botyard-Alias", "botyard-alias", "BOTYARD-ALIAS", "bOtYaRd-AlIaS"])
+def test_the_alias_header_is_matched_case_insensitively(name):
+    req = parse_turn(SUBJECT, MP({"conversation_id": "c1", "text": "hi", "alias": "canary"}), {name: "staging"}, max_text_bytes=4096)
+    assert req.alias == "staging"  # the header, whatever its case, wins over the field
+
+
+@pytest.mark.parametrize("name", ["Content-Type", "content-type", "CONTENT-TYPE", "Content-type"])
+def test_the_content_type_header_is_matched_case_insensitively(name):
+    req = parse_turn(SUBJECT, json.dumps({"conversation_id": "c1", "text": "hi"}).encode(), {name: "application/json"},
+                     max_text_bytes=4096)
+    assert req.as_json
+    assert protocol.header({name: "x"}, "content-TYPE") == "x" and protocol.header({name: "x"}, "Botyard-Alias") is None
+
+
+def test_an_error_reaches_nats_and_http_in_one_form():
+    from pathlib import Path
+
+    from botyard.actors.outbox import error_reply
+    from botyard.errors import wire_error
+    from botyard.ops.errors import AdminError
+
+    exc = AdminError("unknown_turn", "no such turn", turn=9, where=Path("/x"), gate={"reasons": ("a",)})
+    wire = exc.to_wire()
+    assert wire_error("unknown_turn", "no such turn", code="x", message="sneaky", **exc.fields) == wire  # a field replaces neither
+    assert wire == {"code": "unknown_turn", "message": "no such turn", "turn": 9, "where": "/x", "gate": {"reasons": ["a"]}}
+    for as_json in (True, False):
+        reply = error_reply("inbox", as_json, exc.code, exc.message, **exc.fields)
+        assert protocol.decode_body(reply.body, as_json) == {"error": wire} and reply.code == "unknown_turn"

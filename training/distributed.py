@@ -16,8 +16,9 @@ import sys
 from typing import Any
 
 from botyard.models.definition import BotDefinition
+from botyard.training.config import TrainConfig
 from botyard.training.errors import TrainingError
-from botyard.training.pipeline import TrainConfig, TrainResult, train
+from botyard.training.pipeline import TrainResult, train
 
 INSTALL_HINT = "Horovod is not installed: run `bash training/install-horovod.sh` (see the README)"
 

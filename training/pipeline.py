@@ -15,105 +15,25 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from botyard.models.decoding import tag_prior
-from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
 from botyard.models import encoder as sentence_encoder
 from botyard.models import vectors as word_vectors
-from botyard.models.featurizer import FeatureConfig, Featurizer, collate
+from botyard.models.decoding import tag_prior
+from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
+from botyard.models.featurizer import Featurizer, collate
 from botyard.models.runtime import CASCADE, MODEL_KIND, Predictor
 from botyard.models.text import tag_spans
 from botyard.snapshots.store import SnapshotInfo, SnapshotStore, latest
-from botyard.training.dataset import Dataset, Example, data_hash, from_definition, make_dataset, split
+from botyard.training.config import TrainConfig
+from botyard.training.dataset import Dataset, Example, data_hash, from_definition, split
 from botyard.training.errors import TrainingError
+from botyard.training.progress import Progress, encoding_progress, labelled
 
-Progress = Callable[[dict[str, Any]], None]
 NO_TOKENS = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64), 0)
 """Token bags of a model without a tag head: none."""
-
-
-@dataclass(frozen=True, slots=True)
-class TrainConfig:
-    epochs: int = 30
-    """Passes over the training examples."""
-    batch_size: int = 32
-    """Examples per update, over all workers together."""
-    embed: int = 64
-    """Width of the feature embeddings (64 keeps a 20-intent bot near 1 MB resident)."""
-    hidden: int = 256
-    """Width of the sentence layer."""
-    conv: int = 64
-    """Filters of each token convolution (entity tagging)."""
-    kernel: int = 5
-    """Tokens each convolution sees (odd)."""
-    pool: bool = False
-    """The intent head also sees the convolutions' max over tokens (phrases in context)."""
-    conv_layers: int = 2
-    """Stacked convolutions: each widens what a token's tag sees by ``kernel - 1`` tokens."""
-    dropout: float = 0.3
-    entity_weight: float = 3.0
-    """How much more a token inside an entity weighs in the tagging loss than an ``O`` token."""
-    transition_weight: float = 0.0
-    """Decode entity tags with the training examples' tag-bigram log-frequencies added to the
-    tag head's log-probabilities at this weight (a tag prior, :mod:`botyard.models.decoding`;
-    0: the BIO rules alone)."""
-    learning_rate: float = 0.003
-    validation_share: float = 0.1
-    """Share of each intent's examples held out to calibrate the threshold and report accuracy."""
-    recall_target: float = 0.95
-    """Without out-of-scope examples the threshold keeps this share of correct validation answers."""
-    vectors: bool = True
-    """Feed the shared pretrained word vectors (:mod:`botyard.models.vectors`) next to the
-    hashed n-grams, if they are installed; the snapshot then refers to them by hash."""
-    vector_proj: int = 128
-    """Project the word vectors to this width (one linear layer shared by both heads; 0: feed all
-    384). 128 keeps a 20-intent bot under 2 MB and scored as well as all 384 on the valid splits."""
-    context: bool = False
-    """The utterance's vector is its contextual encoding by the shared sentence encoder
-    (:mod:`botyard.models.encoder`, MiniLM-L6) instead of the mean of its pieces' rows, and
-    each token's vector is the word read in its sentence; the intent head also reads the
-    utterance's vector directly (``Shape.skip``). More accurate, for milliseconds per
-    utterance (the bag model alone takes about 0.1 ms). Needs the word vectors."""
-    cascade: bool = False
-    """Train two models, the bag model and the context tier (``context`` above), and serve the
-    second only for the utterances the first is unsure of (intent confidence below ``gate``):
-    about the context tier's accuracy for a fraction of its time per turn."""
-    tuned: bool = False
-    """A cascade (``cascade`` above) whose second model is the sentence encoder itself, fine-tuned
-    on the bot's examples (:mod:`botyard.training.tuning`), blended with the bag model's answer
-    at a weight chosen on the validation examples: the most accurate model offered, for about
-    the context tier's milliseconds per escalated turn and minutes of training, and a snapshot
-    about 7 MB larger per layer tuned (``tuned_layers``; 42 MB for all six). Implies ``cascade``."""
-    tuned_layers: int = 6
-    """With ``tuned``: how many of the sentence encoder's six layers, counted from the top, are
-    fine-tuned; the ones below stay the installed encoder's, are computed once per example
-    before training, and are not stored in the snapshot (fewer: faster training, a smaller
-    snapshot)."""
-    gate: float = 0.9
-    """In a cascade, the bag model's intent confidence below which the second model answers."""
-    context_epochs: int = 0
-    """In a cascade, the second model's epochs (0: ``epochs`` for the context tier, which overfits
-    sooner than the bag model; for a tuned one, :func:`botyard.training.tuning.epochs_for`)."""
-    float16: bool = False
-    """Store and serve the embedding table (most of a snapshot's bytes) in half precision:
-    about half the snapshot's and a loaded model's bytes, for a rounding of the weights
-    (relative error at most 2^-11; the runtime reads the rows as float32). Calibration and
-    the validation figures use the rounded table."""
-    seed: int = 0
-    features: FeatureConfig = FeatureConfig()
-
-    @property
-    def context_tier_epochs(self) -> int:
-        """A cascade's context tier's epochs: ``context_epochs``, else ``epochs``."""
-        return self.context_epochs or self.epochs
-
-    @property
-    def is_cascade(self) -> bool:
-        """Two models, the second for the turns the first is unsure of (``cascade`` or ``tuned``)."""
-        return self.cascade or self.tuned
 
 
 @dataclass(frozen=True)
@@ -191,13 +111,13 @@ def _fit_cascade(dataset: Dataset, train_set: Sequence[Example], val_set: Sequen
     if sentence_encoder.available() is None:  # before the first model's training, not after it
         raise TrainingError(f"a cascade's second model needs the sentence encoder; {word_vectors.INSTALL_HINT}")
     plain = replace(config, cascade=False, tuned=False, context_epochs=0)
-    first = _fit_model(dataset, train_set, val_set, replace(plain, context=False), _labelled(progress, "bag"), hvd=hvd)
+    first = _fit_model(dataset, train_set, val_set, replace(plain, context=False), labelled(progress, "bag"), hvd=hvd)
     name = "tuned" if config.tuned else "context"
     cascade: dict[str, Any] = {"gate": config.gate}
     if config.tuned:
         from botyard.training.tuning import fit_tuned  # noqa: PLC0415
 
-        second_model, second_arrays, history = fit_tuned(dataset, train_set, val_set, config, _labelled(progress, name), hvd=hvd)
+        second_model, second_arrays, history = fit_tuned(dataset, train_set, val_set, config, labelled(progress, name), hvd=hvd)
         second_metrics = {"train_loss": round(history[-1]["loss"], 6)}
         if "val_accuracy" in history[-1]:
             second_metrics["validation_accuracy"] = round(history[-1]["val_accuracy"], 6)
@@ -205,7 +125,7 @@ def _fit_cascade(dataset: Dataset, train_set: Sequence[Example], val_set: Sequen
     else:
         second = _fit_model(
             dataset, train_set, val_set, replace(plain, context=True, epochs=config.context_tier_epochs),
-            _labelled(progress, name), hvd=hvd,
+            labelled(progress, name), hvd=hvd,
         )
         second_model, second_arrays, second_metrics = second.manifest["model"], second.arrays, second.metrics
     model = {**first.manifest["model"], "cascade": {**cascade, "model": second_model}}
@@ -246,11 +166,6 @@ def choose_blend(predictor: Predictor, val_set: Sequence[Example]) -> float:
     return max(BLENDS, key=merit)
 
 
-def _labelled(progress: Progress | None, name: str) -> Progress | None:
-    """Progress records of one of a cascade's models, marked with its name."""
-    return None if progress is None else (lambda record: progress({**record, "model": name}))
-
-
 def _fit_model(
     dataset: Dataset,
     train_set: Sequence[Example],
@@ -285,7 +200,7 @@ def _fit_model(
         if vectors is None:
             raise TrainingError(f"the sentence encoder needs the word vectors; {word_vectors.INSTALL_HINT}")
         featurizer.context = sentence_encoder.available()
-    contexts = featurizer.contexts([e.tokens for e in train_set], _encoding_progress(progress, rank))
+    contexts = featurizer.contexts([e.tokens for e in train_set], encoding_progress(progress, rank))
     encoded = [featurizer.encode(e.tokens, c) for e, c in zip(train_set, contexts)]
     y_int = np.array([label_index[e.intent] for e in train_set], np.int32)
     y_tag = [np.array([tag_index.get(t, 0) for t in e.tags], np.int32) for e in train_set]
@@ -417,18 +332,6 @@ def _fit_model(
     return TrainResult(manifest, arrays, metrics, time.perf_counter() - started)
 
 
-def _encoding_progress(progress: Progress | None, rank: int):
-    """Progress records while the sentence encoder reads the training examples (every 1,024)."""
-    if progress is None or rank != 0:
-        return None
-
-    def report(done: int, total: int) -> None:
-        if done == total or done % 1024 < 64:
-            progress({"stage": "encoding", "done": done, "total": total})
-
-    return report
-
-
 def _keras_accuracy(infer, batches) -> float:
     correct = sum(int((np.asarray(infer(inputs)) == labels).sum()) for inputs, labels in batches)
     return correct / sum(len(labels) for _, labels in batches)
@@ -478,4 +381,4 @@ def calibrate(scored: Sequence[tuple[bool, bool, bool, float]], recall_target: f
     return round((previous + best_t) / 2, 6) if previous < best_t else best_t
 
 
-__all__ = ["TrainConfig", "TrainResult", "calibrate", "evaluate", "fit", "make_dataset", "train", "train_to_store"]
+__all__ = ["TrainResult", "calibrate", "evaluate", "fit", "save_result", "train", "train_to_store"]

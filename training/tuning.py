@@ -27,6 +27,7 @@ from botyard.models.encoder import LAYERS
 from botyard.models.tuned import KIND
 from botyard.training.dataset import Dataset, Example
 from botyard.training.errors import TrainingError
+from botyard.training.progress import encoding_progress
 
 BODY_RATE, HEAD_RATE, WEIGHT_DECAY = 1e-4, 1e-3, 0.01
 BATCH = 32
@@ -56,7 +57,6 @@ def fit_tuned(
     import tensorflow as tf  # noqa: PLC0415
 
     from botyard.training.tuned_network import TunedEncoder, padded  # noqa: PLC0415
-    from botyard.training.pipeline import _encoding_progress  # noqa: PLC0415
 
     encoder = sentence_encoder.available()
     if encoder is None:
@@ -115,7 +115,7 @@ def fit_tuned(
 
     # Kept for every example (about 1.5 KB per piece); with all six layers tuned the frozen part is
     # only the embeddings, looked up per batch instead.
-    kept = (frozen_part(rows, _encoding_progress(progress, rank)), frozen_part(val_rows, None)) if frozen else None
+    kept = (frozen_part(rows, encoding_progress(progress, rank)), frozen_part(val_rows, None)) if frozen else None
 
     def states_of(which: int, idx: Sequence[int]) -> list[np.ndarray]:
         """The frozen part's outputs of training (0) or validation (1) rows ``idx``."""

@@ -20,11 +20,15 @@ from datetime import datetime
 from pathlib import Path
 
 from botyard.errors import BotyardError
-from botyard.ops.cli import cluster as cli_cluster, replay as cli_replay, snapshots as cli_snapshots
+from botyard.ops.cli import cluster as cli_cluster
+from botyard.ops.cli import replay as cli_replay
+from botyard.ops.cli import snapshots as cli_snapshots
 from botyard.ops.cli.common import admin_for, bot_ref, known_nats_url, print_move, promote_after_training
 from botyard.ops.config import Config
 
 EXAMPLE_BOT = Path(__file__).resolve().parents[2] / "examples" / "shop-support.yml"
+DEMO_LOG = "demo.log"
+"""``botyard demo``'s log, in the data directory."""
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -35,15 +39,27 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _add_training_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag per user setting of ``TrainConfig`` (``--tuned-layers``), absent: its default."""
+    from botyard.training.config import flag, user_settings
+
+    for s in user_settings():
+        described = s.setting.describe(flag)
+        if s.type is bool:
+            parser.add_argument(flag(s.name), action="store_true", default=None, help=described)
+        else:
+            parser.add_argument(flag(s.name), type=s.type, help=f"{described} (default {s.default})")
+
+
 def _config(args: argparse.Namespace) -> Config:
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
     return Config.from_mapping(None, **overrides)
 
 
-def _setup_logging(level: str, form: str = "text") -> None:
+def _setup_logging(level: str, form: str = "text", path: Path | None = None) -> None:
     from botyard.ops.logs import setup_logging
 
-    setup_logging(level, form)
+    setup_logging(level, form, path=path)
 
 
 def _nats_url(config: Config) -> str:
@@ -60,16 +76,14 @@ def _nats_url(config: Config) -> str:
 
 def cmd_train(args: argparse.Namespace, config: Config) -> int:
     from botyard.models.definition import load_bot
-    from botyard.training.pipeline import TrainConfig
+    from botyard.training.config import TrainConfig, flag, settings_problem, user_settings
 
-    if args.gate is not None and not ((args.cascade or args.tuned) and 0.0 <= args.gate <= 1.0):
-        raise BotyardError("--gate is the cascade's confidence gate: it needs --cascade or --tuned and a value within [0, 1]")
-    if args.tuned_layers is not None and not (args.tuned and 1 <= args.tuned_layers <= 6):
-        raise BotyardError("--tuned-layers is how many of the encoder's top layers --tuned fine-tunes: it needs --tuned and 1 to 6")
+    chosen = {s.name: getattr(args, s.name) for s in user_settings()}
+    problem = settings_problem(chosen, flag)
+    if problem is not None:
+        raise BotyardError(problem[1])
     definition = load_bot(args.bot_file)  # validated before TensorFlow is even imported
-    chosen = {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size, "context": args.context or None,
-              "cascade": args.cascade or None, "tuned": args.tuned or None, "gate": args.gate, "float16": args.float16 or None, "tuned_layers": args.tuned_layers}
-    train_config = TrainConfig(**{k: v for k, v in chosen.items() if v is not None})
+    train_config = TrainConfig.from_settings(chosen)
     with admin_for(config) as admin:
         if args.labels:
             definition = _with_labels(admin, definition)
@@ -289,9 +303,12 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from botyard.ops.node import Node
 
     definition = load_bot(args.bot_file)
+    log_file = config.data_dir / DEMO_LOG  # the terminal is the chat's: the node's log goes to a file
+    _setup_logging(config.log_level, config.log_format, log_file)
+    print(f"logs: {log_file}", file=sys.stderr)
     with admin_for(config.with_(snapshot_store="local")) as admin:
         if not _serves_current_snapshot(admin, definition):
-            from botyard.training.pipeline import TrainConfig
+            from botyard.training.config import TrainConfig
 
             train_config = TrainConfig(**({"epochs": args.epochs} if args.epochs else {}))
             info = _train_with_progress(definition, admin.snapshots, train_config, _production(admin, definition))
@@ -325,24 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a bot file into a snapshot")
     p.add_argument("bot_file")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--batch-size", type=int, help="examples per update, over all workers together")
-    p.add_argument("--context", action="store_true",
-                   help="read each utterance with the shared sentence encoder (MiniLM-L6): more accurate, "
-                        "milliseconds per turn instead of a tenth of one")
-    p.add_argument("--cascade", action="store_true",
-                   help="train the bag model and the context tier; the second answers only when the first is unsure "
-                        "(about the context tier's accuracy at a fraction of its time per turn)")
-    p.add_argument("--tuned", action="store_true",
-                   help="a cascade whose second model is the sentence encoder fine-tuned on the bot's examples, blended "
-                        "with the bag model's answer: the most accurate model, minutes to train, about 7 MB more per snapshot for each layer tuned")
-    p.add_argument("--tuned-layers", type=int, metavar="N",
-                   help="with --tuned: fine-tune the encoder's top N layers of 6 (default 6); the others stay the shared "
-                        "encoder's: faster training, a snapshot about 7 MB smaller per layer left out")
-    p.add_argument("--gate", type=float, help="with --cascade or --tuned: the bag model's confidence below which the second model answers (default 0.9)")
-    p.add_argument("--float16", action="store_true",
-                   help="store the embedding table in half precision: about half the bytes per snapshot and loaded model")
+    _add_training_flags(p)
     p.add_argument("--workers", type=int, default=1, help="Horovod worker processes (gloo); 1 = train in this process")
     p.add_argument("--hosts", help="Horovod hosts with slots, e.g. node1:2,node2:2 (default: localhost:WORKERS)")
     p.add_argument("--labels", action="store_true", help="add the bot's labelled turns (botyard label) to its examples")

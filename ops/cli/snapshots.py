@@ -1,4 +1,4 @@
-"""``botyard snapshots list|show|log|promote|rollback|diff|gc`` 
+"""``botyard snapshots list|show|log|promote|rollback|diff|gc``
 
 The CLI changes aliases by recording the event itself (the event store is the truth),
 then tells running nodes on NATS; a node that does not hear it reads the move from the

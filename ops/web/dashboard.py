@@ -15,16 +15,17 @@ from typing import Any, Callable
 import yaml
 from fastapi import Depends, FastAPI, Path, Query
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from botyard.events.activity import Activity
 from botyard.events.turns import bot_turns
 from botyard.ops.admin import Admin
 from botyard.ops.errors import AdminError
 from botyard.ops.jobs import TrainingJobs, TrainOptions
+from botyard.ops.requests import NAME
+from botyard.training.config import settings_problem, user_settings
 
 STATIC = FsPath(__file__).resolve().parent / "static"
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 
 class DefinitionBody(BaseModel):
@@ -32,17 +33,26 @@ class DefinitionBody(BaseModel):
     yaml: str | None = Field(None, max_length=5_000_000, description="or the bot file as YAML text")
 
 
-class TrainBody(BaseModel):
-    epochs: int | None = Field(None, ge=1, le=1000)
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
-    promote: str | None = Field(None, pattern=NAME, description="alias to point at the new snapshot")
-    labels: bool = Field(False, description="add the bot's labelled turns to its examples")
-    context: bool = Field(False, description="read utterances with the shared sentence encoder (more accurate, milliseconds per turn)")
-    cascade: bool = Field(False, description="the bag model first, the context tier only when it is unsure (about the context tier's accuracy, a fraction of its time)")
-    tuned: bool = Field(False, description="a cascade whose second model is the sentence encoder fine-tuned on the bot's examples (the most accurate; minutes to train)")
-    tuned_layers: int | None = Field(None, ge=1, le=6, description="with tuned: how many of the encoder's top layers to fine-tune (default 6; fewer: faster training, a smaller snapshot)")
-    gate: float | None = Field(None, ge=0, le=1, description="with cascade or tuned: the bag model's confidence below which the second model answers (default 0.9)")
-    float16: bool = Field(False, description="store the embedding table in half precision (about half the bytes per loaded model)")
+def _train_body() -> type[BaseModel]:
+    """``POST .../train``'s body: each user setting of ``TrainConfig`` (absent: its default),
+    then what follows training."""
+    fields: dict[str, Any] = {}
+    for s in user_settings():
+        described = s.setting.describe()
+        if s.type is bool:
+            fields[s.name] = (bool, Field(False, description=described))
+        else:
+            limits = {"ge": s.setting.ge, "le": s.setting.le}
+            fields[s.name] = (s.type | None, Field(None, description=f"{described} (default {s.default})", **limits))
+    return create_model(
+        "TrainBody",
+        **fields,
+        promote=(str | None, Field(None, pattern=NAME, description="alias to point at the new snapshot")),
+        labels=(bool, Field(False, description="add the bot's labelled turns to its examples")),
+    )
+
+
+TrainBody = _train_body()
 
 
 def add_routes(
@@ -138,14 +148,12 @@ def add_routes(
         runner = jobs()
         if runner is None:
             raise AdminError("unavailable", "this node runs no training jobs")
-        if body.gate is not None and not (body.cascade or body.tuned):
-            raise AdminError("invalid_request", "gate is the cascade's confidence gate: it needs cascade or tuned")
-        if body.tuned_layers is not None and not body.tuned:
-            raise AdminError("invalid_request", "tuned_layers is how many of the encoder's layers tuned fine-tunes: it needs tuned")
+        settings = body.model_dump(exclude={"promote", "labels"})
+        problem = settings_problem(settings)
+        if problem is not None:
+            raise AdminError("invalid_request", problem[1], field=problem[0])
         saved = run(lambda a: a.definition(tenant, bot))
-        options = TrainOptions(epochs=body.epochs, seed=body.seed, promote=body.promote, labels=body.labels, context=body.context,
-                               cascade=body.cascade, tuned=body.tuned, gate=body.gate, float16=body.float16,
-                               tuned_layers=body.tuned_layers)
+        options = TrainOptions(settings, promote=body.promote, labels=body.labels)
         return runner.submit(tenant, bot, saved["definition"], options, actor="http")
 
     @app.get(base + "/jobs", tags=["bots"])

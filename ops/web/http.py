@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,13 +21,24 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from botyard.errors import BotyardError
-from botyard.events.tenant import digest, new_token, token_tenant
 from botyard.events.activity import Activity
-from botyard.ops.web import dashboard
-from botyard.ops.admin import Admin
-from botyard.ops.jobs import TrainingJobs
+from botyard.events.tenant import digest, new_token, token_tenant
+from botyard.ops.admin import Admin, export_page
 from botyard.ops.errors import AdminError
-from botyard.protocol import NAME_RE
+from botyard.ops.jobs import TrainingJobs
+from botyard.ops.requests import (
+    NAME,
+    DiffQuery,
+    ExportQuery,
+    LabelBody,
+    PromoteBody,
+    RollbackBody,
+    TranscriptQuery,
+    WhatIfBody,
+    refusal,
+)
+from botyard.ops.web import dashboard
+from botyard.protocol import MAX_CONVERSATION_ID, NAME_RE
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +47,15 @@ STATUS = {
     "gate_refused": 409, "alias_unchanged": 409, "no_history": 409, "not_in_history": 409,
     "ambiguous_snapshot": 409, "wrong_bot": 409, "corrupt_snapshot": 422, "internal": 500, "unavailable": 503,
 }
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 
 def status_of(code: str) -> int:
     return 404 if code.startswith("unknown_") else STATUS.get(code, 400)
 
 
-def error(code: str, message: str, **fields: Any) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **fields}}, status_code=status_of(code))
+def error(exc: BotyardError) -> JSONResponse:
+    """The error's response: ``{"error": exc.to_wire()}``, as on NATS, with the status its code implies."""
+    return JSONResponse({"error": exc.to_wire()}, status_code=status_of(exc.code))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,30 +68,7 @@ class Caller:
             raise AdminError("forbidden", "this token belongs to another tenant")
 
 
-# -- request bodies (they make the OpenAPI document) ------------------------------------------
-
-
-class PromoteBody(BaseModel):
-    snapshot: str = Field(min_length=1, description="id, unique id prefix (6+ hex digits) or alias")
-    alias: str = Field("production", pattern=NAME)
-    reason: str = ""
-    gate: bool = Field(False, description="replay the bot's recent turns first; refuse a worse model")
-    force: bool = Field(False, description="with gate: promote even if refused (recorded)")
-
-
-class RollbackBody(BaseModel):
-    alias: str = Field("production", pattern=NAME)
-    to: str | None = Field(None, min_length=1, description="an earlier target of the alias")
-    reason: str = ""
-
-
-class WhatIfBody(BaseModel):
-    snapshot: str = Field(min_length=1)
-    conversation_id: str | None = Field(None, min_length=1, max_length=128)
-    since: float | None = Field(None, description="epoch seconds")
-    until: float | None = None
-    last: int | None = Field(None, ge=1)
-    max_changes: int = Field(100, ge=0, le=10_000)
+# -- request bodies of the tokens' routes (the others are in botyard.ops.requests) -----------
 
 
 class TokenBody(BaseModel):
@@ -89,12 +77,6 @@ class TokenBody(BaseModel):
 
 class RevokeBody(BaseModel):
     token: str = Field(min_length=1, max_length=200)
-
-
-class LabelBody(BaseModel):
-    conversation_id: str = Field(min_length=1, max_length=128)
-    turn: int = Field(ge=1)
-    intent: str = Field(min_length=1, max_length=128)
 
 
 def make_app(
@@ -112,18 +94,16 @@ def make_app(
 
     @app.exception_handler(BotyardError)
     async def _botyard_error(_: Request, exc: BotyardError) -> JSONResponse:
-        return error(exc.code, exc.message, **_plain(exc.fields))
+        return error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        field = ".".join(str(x) for x in first.get("loc", ())[1:])
-        return error("invalid_request", f"{field or 'request'}: {first.get('msg', 'invalid')}", field=field)
+        return error(refusal(exc.errors(), skip=1))  # the location's first part: body, query or path
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
         log.exception("admin API request failed")
-        return error("internal", f"{type(exc).__name__}: {exc}")
+        return error(BotyardError(f"{type(exc).__name__}: {exc}"))
 
     def caller(authorization: str | None = Header(None, description="Bearer <token>")) -> Caller:
         token = (authorization or "").removeprefix("Bearer ").strip()
@@ -184,8 +164,8 @@ def make_app(
         return run(lambda a: a.log(tenant, bot))
 
     @app.get(base + "/diff", tags=["snapshots"])
-    def diff(a: str = Query(min_length=1), b: str = Query(min_length=1), tenant: str = Depends(scoped), bot: str = Bot) -> dict:
-        return run(lambda adm: adm.diff(tenant, bot, a, b))
+    def diff(q: Annotated[DiffQuery, Query()], tenant: str = Depends(scoped), bot: str = Bot) -> dict:
+        return run(lambda adm: adm.diff(tenant, bot, q.a, q.b))
 
     @app.post(base + "/promote", tags=["snapshots"])
     def promote(body: PromoteBody, tenant: str = Depends(scoped), bot: str = Bot) -> dict:
@@ -200,10 +180,10 @@ def make_app(
 
     @app.get(base + "/conversations/{conversation_id}", tags=["conversations"])
     def transcript(
-        conversation_id: str = Path(min_length=1, max_length=128), at: int | None = Query(None, ge=0),
+        q: Annotated[TranscriptQuery, Query()], conversation_id: str = Path(min_length=1, max_length=MAX_CONVERSATION_ID),
         tenant: str = Depends(scoped), bot: str = Bot,
     ) -> dict:
-        return run(lambda a: a.replay.transcript(tenant, bot, conversation_id, at=at))
+        return run(lambda a: a.replay.transcript(tenant, bot, conversation_id, at=q.at))
 
     @app.post(base + "/whatif", tags=["conversations"])
     def whatif(body: WhatIfBody, tenant: str = Depends(scoped), bot: str = Bot) -> dict:
@@ -221,13 +201,8 @@ def make_app(
         return run(lambda a: a.label(tenant, bot, body.conversation_id, body.turn, body.intent, actor="http"))
 
     @app.get(base + "/turns", tags=["conversations"])
-    def turns(
-        since: float | None = None, until: float | None = None, after: int = Query(0, ge=0),
-        limit: int = Query(1000, ge=1, le=10_000), tenant: str = Depends(scoped), bot: str = Bot,
-    ) -> dict:
-        rows = run(lambda a: a.replay.export(tenant, bot, since=since, until=until))
-        page = rows[after : after + limit]
-        return {"turns": page, "total": len(rows), "next": after + len(page) if after + len(page) < len(rows) else None}
+    def turns(q: Annotated[ExportQuery, Query()], tenant: str = Depends(scoped), bot: str = Bot) -> dict:
+        return run(lambda a: export_page(a, tenant, bot, q))
 
     def operator(tenant: str = Path(pattern=NAME), who: Caller = Depends(caller)) -> str:
         if who.tenant is not None:
@@ -254,11 +229,6 @@ def make_app(
 
     dashboard.add_routes(app, scoped=scoped, caller=caller, run=run, activity=activity, jobs=jobs)
     return app
-
-
-def _plain(fields: dict) -> dict:
-    """Error fields as JSON-safe values."""
-    return {k: v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v) for k, v in fields.items()}
 
 
 class HttpServer:

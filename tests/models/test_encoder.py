@@ -7,8 +7,9 @@ from botyard.models import encoder
 from botyard.models.errors import ModelError
 from botyard.models.runtime import Predictor
 from botyard.models.text import tokenize
+from botyard.training.config import TrainConfig
 from botyard.training.errors import TrainingError
-from botyard.training.pipeline import TrainConfig, train
+from botyard.training.pipeline import train
 
 
 def words(text: str) -> list[str]:

@@ -7,7 +7,8 @@ import pytest
 from botyard.models.definition import load_bot
 from botyard.models.runtime import Predictor
 from botyard.models.text import bio_tags, parse_annotated, tag_spans, tokenize
-from botyard.training.pipeline import TrainConfig, train
+from botyard.training.config import TrainConfig
+from botyard.training.pipeline import train
 
 BOT = Path(__file__).resolve().parent.parent / "data" / "city-desk.yml"
 

@@ -9,7 +9,8 @@ import pytest
 
 from botyard.models.runtime import Predictor
 from botyard.models.text import tokenize
-from botyard.training.pipeline import TrainConfig, train
+from botyard.training.config import TrainConfig
+from botyard.training.pipeline import train
 
 UTTERANCES = [
     "where is my order?",
@@ -106,8 +107,8 @@ def _tuned_equals_keras(meta, arrays, example_bot):
     """A fine-tuned encoder's probabilities in numpy and in Keras, one utterance at a time and
     padded in one batch."""
     from botyard.models import encoder
-    from botyard.training import tuned_network
     from botyard.models.tuned import TunedModel
+    from botyard.training import tuned_network
 
     shared = encoder.available()
     model, runtime = tuned_network.from_arrays(shared, meta, arrays), TunedModel(meta, arrays)
@@ -150,7 +151,7 @@ def test_float16_halves_the_bytes_and_rounds_only_the_weights(example_bot):
     worst, same = 0.0, 0
     for text in texts:
         tokens = [t.text for t in tokenize(text)]
-        (p, tags), (q, half_tags) = a.forward(tokens), b.forward(tokens)
+        (p, _tags), (q, _half_tags) = a.forward(tokens), b.forward(tokens)
         assert q.dtype == np.float32
         worst = max(worst, float(np.abs(p - q).max()))
         same += int(p.argmax() == q.argmax())
@@ -336,7 +337,7 @@ def test_a_cascade_answers_with_its_second_model_below_the_gate(example_bot):
         return Predictor({**result.manifest, "model": {**meta, "cascade": {**meta["cascade"], "gate": gate}}}, result.arrays)
 
     never, always = with_gate(0.0), with_gate(1.0)
-    for text, tokens in answers:
+    for _text, tokens in answers:
         assert not never.escalates(tokens) and always.escalates(tokens)
         assert np.array_equal(never.forward(tokens)[0], bag.forward(tokens)[0])
         assert np.array_equal(always.forward(tokens)[0], context.forward(tokens)[0])

@@ -9,7 +9,8 @@ from botyard.models.runtime import CASCADE, Predictor, cascade_parts
 from botyard.models.text import tokenize
 from botyard.models.tuned import KIND, TunedModel
 from botyard.snapshots.format import pack, unpack
-from botyard.training.pipeline import BLENDS, TrainConfig, train
+from botyard.training.config import TrainConfig
+from botyard.training.pipeline import BLENDS, train
 
 TEXTS = [
     "where is my order?", "hi there", "Can I pay with PayPal or Klarna", "ship it to Germany please",

@@ -92,7 +92,8 @@ class Load:
 
 
 @pytest.fixture
-def cluster_env(tmp_path, nats_url, snapshot_dir, postgres_url):
+def cluster_env(tmp_path, nats_url, snapshot_dir, own_postgres_url):
+    postgres_url = own_postgres_url
     data = tmp_path / "data"
     promote(postgres_url, data, snapshot_dir)
     return {

@@ -8,15 +8,12 @@ import json
 import logging
 import time
 
-import pytest
 import yaml
 
 from botyard import Client
 from botyard.events.activity import Activity
-from botyard.events.bot import Bot
 from botyard.events.store import EventStore
 from botyard.ops.logs import setup_logging
-from tests.conftest import EXAMPLE_BOT
 from tests.ops.conftest import BOT, TENANT, auth
 
 TINY_BOT = {

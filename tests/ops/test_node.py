@@ -9,8 +9,8 @@ import nats
 import pytest
 
 from botyard import Client, TurnError
-from botyard.events.store import EventStore
 from botyard.events.errors import UnknownConversation
+from botyard.events.store import EventStore
 from tests.conftest import promote
 
 TENANT, BOT = "acme-shop", "support"
@@ -160,7 +160,7 @@ def test_idle_conversations_are_dropped(make_node, nats_url):
 
     async def go():
         async with await Client.connect(nats_url) as client:
-            for i in range(8):
+            for _i in range(8):
                 await client.say(TENANT, BOT, f"idle-{uuid.uuid4().hex}", "hi")
 
     asyncio.run(go())
@@ -397,7 +397,8 @@ def test_context_tier_turns_arriving_together_are_answered_as_one_by_one(make_no
     from botyard.models import encoder
     from botyard.models.runtime import Predictor
     from botyard.snapshots.store import LocalSnapshotStore
-    from botyard.training.pipeline import TrainConfig, train_to_store
+    from botyard.training.config import TrainConfig
+    from botyard.training.pipeline import train_to_store
 
     own = tmp_path / "context-snapshots"
     info, result = train_to_store(example_bot, LocalSnapshotStore(own), TrainConfig(epochs=8, seed=2, context=True))
@@ -421,7 +422,8 @@ def test_a_cascade_encodes_only_the_turns_its_gate_sends_on(make_node, nats_url,
     from botyard.models.runtime import Predictor
     from botyard.models.text import tokenize
     from botyard.snapshots.store import LocalSnapshotStore
-    from botyard.training.pipeline import TrainConfig, train_to_store
+    from botyard.training.config import TrainConfig
+    from botyard.training.pipeline import train_to_store
 
     own = tmp_path / "cascade-snapshots"
     config = TrainConfig(epochs=8, seed=2, cascade=True, tuned=second == "tuned", context_epochs=2 if second == "tuned" else 0)

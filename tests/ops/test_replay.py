@@ -143,7 +143,10 @@ def test_whatif_against_shuffled_labels_reports_changes_and_writes_nothing(make_
 
 
 def test_labels_teach_the_next_snapshot_and_the_gate_tells_bad_from_honest(make_node, nats_url, snapshots, tmp_path):
-    from botyard.training.pipeline import TrainConfig, train_to_store
+    from botyard.training.config import TrainConfig
+
+    # A private copy of the session's store: the retrain below is saved into it.
+    from botyard.training.pipeline import train_to_store
 
     # A private copy of the session's store: the retrain below is saved into it.
     snapshots = {**snapshots, "dir": shutil.copytree(snapshots["dir"], tmp_path / "snapshots")}
@@ -236,13 +239,19 @@ def test_replay_over_nats_and_bad_requests_write_nothing(make_node, nats_url, sn
             page = await client.admin("export", tenant=TENANT, bot=BOT, limit=3)
             assert len(page["turns"]) == 3 and page["total"] == 4 and page["next"] == 3
             rest = await client.admin("export", tenant=TENANT, bot=BOT, after=3)
+            assert (await client.admin("export", tenant=TENANT, bot=BOT, limit=10_000))["total"] == 4  # the maximum
             assert len(rest["turns"]) == 1 and rest["next"] is None and page["turns"][0]["label"] == "greeting"
 
             before = written(admin)
             bad = [
                 ("replay", {"conversation_id": "nobody"}, "unknown_conversation"),
-                ("replay", {"conversation_id": "remote", "at": 9}, "invalid_request"),
+                ("replay", {"conversation_id": "remote", "at": 9}, "unknown_turn"),  # past the last turn
+                ("replay", {"conversation_id": "remote", "at": -1}, "invalid_request"),
                 ("replay", {"conversation_id": "remote", "at": "2"}, "invalid_request"),
+                ("export", {"limit": 10_001}, "invalid_request"),  # the README's maximum is 10000
+                ("export", {"limit": 0}, "invalid_request"),
+                ("export", {"after": -1}, "invalid_request"),
+                ("whatif", {"snapshot": "production", "max_changes": 10_001}, "invalid_request"),
                 ("whatif", {"snapshot": "f" * 32}, "unknown_snapshot"),
                 ("whatif", {"snapshot": "production", "last": 0}, "invalid_request"),
                 ("whatif", {"snapshot": "production", "since": "yesterday"}, "invalid_request"),

@@ -7,7 +7,8 @@ import pytest
 from botyard.models.definition import parse_bot
 from botyard.models.runtime import Predictor
 from botyard.snapshots.format import pack, unpack
-from botyard.training.pipeline import TrainConfig, train
+from botyard.training.config import TrainConfig
+from botyard.training.pipeline import train
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "snips-small"
 CONFIG = TrainConfig(epochs=8, batch_size=32, seed=1)
