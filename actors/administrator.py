@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 import pykka
 
-from botyard.actors.failures import Supervised
 from botyard import protocol
+from botyard.actors.failures import Supervised
 from botyard.actors.messages import AdminWork
 from botyard.actors.outbox import Outbox, error_reply, ok_reply
 from botyard.errors import BotyardError

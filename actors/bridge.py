@@ -14,7 +14,8 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import nats
 from nats.aio.msg import Msg
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 
 from botyard.actors.outbox import Outgoing
 

@@ -17,8 +17,8 @@ from typing import Callable
 
 import pykka
 
-from botyard.actors.failures import Supervised
 from botyard import protocol
+from botyard.actors.failures import Supervised
 from botyard.actors.messages import Classified, ClassifiedTurn, Install, Load, Loaded, Turns, TurnWork
 from botyard.actors.model_cache import ModelCache
 from botyard.actors.outbox import Outbox, error_reply

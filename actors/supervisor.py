@@ -23,8 +23,8 @@ from botyard.actors.failures import why
 from botyard.actors.intent_worker import IntentWorker
 from botyard.actors.loader import SnapshotLoader
 from botyard.actors.messages import Reconcile, Sweep, TurnWork
-from botyard.actors.snapshotter import Snapshotter
 from botyard.actors.outbox import Outbox
+from botyard.actors.snapshotter import Snapshotter
 from botyard.events.store import EventStore
 from botyard.snapshots.store import SnapshotStore
 

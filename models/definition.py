@@ -32,7 +32,6 @@ import yaml
 
 from botyard.models.errors import DefinitionError
 from botyard.models.text import ANNOTATION_RE, parse_annotated
-
 from botyard.protocol import NAME_RE  # tenant and bot names are NATS subject tokens
 
 INTENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")

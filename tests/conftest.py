@@ -58,7 +58,8 @@ def example_bot():
 @pytest.fixture(scope="session")
 def snapshot_dir(tmp_path_factory, example_bot):
     """The example bot, really trained (few epochs), in a session-wide snapshot store."""
-    from botyard.training.pipeline import TrainConfig, train_to_store
+    from botyard.training.config import TrainConfig
+    from botyard.training.pipeline import train_to_store
 
     root = tmp_path_factory.mktemp("snapshots")
     info, _ = train_to_store(example_bot, LocalSnapshotStore(root), TrainConfig())
@@ -68,7 +69,8 @@ def snapshot_dir(tmp_path_factory, example_bot):
 @pytest.fixture(scope="session")
 def snapshots(tmp_path_factory, snapshot_dir):
     """A store with two trained snapshots of the example bot: {'good': id, 'bad': id, 'dir': path}."""
-    from botyard.training.pipeline import TrainConfig, train_to_store
+    from botyard.training.config import TrainConfig
+    from botyard.training.pipeline import train_to_store
 
     root = tmp_path_factory.mktemp("two-snapshots")
     source = LocalSnapshotStore(snapshot_dir)
@@ -87,9 +89,8 @@ def snapshots(tmp_path_factory, snapshot_dir):
     return {"good": good.id, "bad": bad.id, "dir": root}
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A fresh PostgreSQL database for the session; fails (never skips) under CI."""
+def _fresh_postgres():
+    """Create a new PostgreSQL database; yield its URL; drop it. Fails (never skips) under CI."""
     import psycopg
 
     name = f"botyard_test_{uuid.uuid4().hex[:10]}"
@@ -103,6 +104,18 @@ def postgres_url():
     yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL database shared by the session's tests."""
+    yield from _fresh_postgres()
+
+
+@pytest.fixture
+def own_postgres_url():
+    """A PostgreSQL database of this test alone (for tests that count what the store holds)."""
+    yield from _fresh_postgres()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -135,3 +148,24 @@ def make_node(tmp_path, nats_url, snapshot_dir):
     yield make
     for node in nodes:
         node.stop()
+
+
+SLOW = (
+    "tests/ops/test_process.py::",  # the CLI and nodes in subprocesses
+    "tests/ops/test_cluster.py::",  # three nodes, kills and joins
+    "tests/training/test_distributed.py::",  # Horovod workers
+    "tests/ops/test_browser.py::",  # Chromium
+    "tests/models/test_tuned.py::",  # fine-tunes MiniLM's layers
+    "-tuned", "-context", "-cascade", "[tuned]", "[context]",  # models that read the sentence encoder
+    "::test_a_definition_saved_over_http_trains_as_a_job_and_serves",
+    "::test_fuzzing_the_api_from_its_openapi_document_finds_no_5xx",
+    "::test_a_context_snapshot_refers_to_its_encoder_by_hash",
+    "::test_a_cascade_answers_with_its_second_model_below_the_gate",
+)
+"""Tests marked ``slow`` (``-m "not slow"`` leaves them out while you work): by node id."""
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(part in item.nodeid for part in SLOW):
+            item.add_marker(pytest.mark.slow)

@@ -74,10 +74,8 @@ def layer_of(module: str) -> tuple[int, int, str]:
     """(layer, layer inside ops, package) of a module."""
     parts = module.split(".")
     top = parts[1] if len(parts) > 1 else ""
-    for i, group in enumerate(LAYERS):
-        if top in group:
-            break
-    else:
+    i = next((i for i, group in enumerate(LAYERS) if top in group), None)
+    if i is None:
         raise AssertionError(f"{module} is in no layer: add its package to LAYERS")
     inner = len(OPS_LAYERS)
     if top == "ops" and len(parts) > 2:

@@ -242,7 +242,8 @@ def test_restart_serves_what_the_aliases_name_and_staging_beside_production(make
             import msgpack
 
             body = msgpack.packb({"conversation_id": "c-hdr", "text": "hello"})
-            by_header = msgpack.unpackb((await nc.request(f"botyard.turn.{TENANT}.{BOT}", body, headers={"Botyard-Alias": "staging"}, timeout=5)).data)
+            subject = f"botyard.turn.{TENANT}.{BOT}"
+            by_header = msgpack.unpackb((await nc.request(subject, body, headers={"Botyard-Alias": "staging"}, timeout=5)).data)
             with pytest.raises(TurnError) as missing:
                 await client.say(TENANT, BOT, "c-none", "hello", alias="canary")
             return prod, staging, by_header, missing.value

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from nats.js.api import ObjectMeta
 
-from botyard.snapshots import LocalSnapshotStore, SnapshotCorrupt, SnapshotNotFound, content_hash, pack, unpack
 from botyard.ops.stores import nats_snapshots
+from botyard.snapshots import LocalSnapshotStore, SnapshotCorrupt, SnapshotNotFound, content_hash, pack, unpack
 
 
 def content(seed=0, created_at=1.0, parent=None, bot="faq"):
