@@ -2,10 +2,17 @@
 
 Started on a random loopback port (``-p -1``) with JetStream on and its store inside
 botyard's data directory; the chosen port is read from the server's ports file.
+
+The server dies with the process that started it: on Linux the kernel sends it SIGTERM
+when its parent dies (``PR_SET_PDEATHSIG``), so a node killed with SIGKILL leaves no
+orphan behind; and a server still running on the same store directory (its pid is kept in
+``nats-server.pid`` there) is stopped before a new one starts, since two servers must
+never share one JetStream store.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -43,6 +50,39 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+PR_SET_PDEATHSIG = 1
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
+except (OSError, AttributeError):
+    _prctl = None  # not Linux: the pid file still stops a leftover server on the next start
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _stop_leftover(pid_file: Path, binary: str, *, timeout: float = 10.0) -> None:
+    """Stop a server a killed predecessor left running on this store directory."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except (OSError, ValueError):
+        return
+    if Path(cmdline).name != Path(binary).name:
+        return  # the pid was reused by something else
+    log.warning("stopping nats-server %d left running on %s", pid, pid_file.parent)
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.02)
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 class EmbeddedNats:
     """A nats-server child process; use as a context manager or call start/stop."""
 
@@ -62,13 +102,19 @@ class EmbeddedNats:
 
     def start(self, *, timeout: float = 10.0) -> str:
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        binary = find_binary()
+        pid_file = self.store_dir / "nats-server.pid"
+        _stop_leftover(pid_file, binary)
         ports_dir = Path(tempfile.mkdtemp(prefix="botyard-nats-"))
-        args = [find_binary(), "-a", self.host, "-p", str(self.port), "--ports_file_dir", str(ports_dir)]
+        args = [binary, "-a", self.host, "-p", str(self.port), "--ports_file_dir", str(ports_dir)]
         if self.jetstream:
             args += ["-js", "-sd", str(self.store_dir)]
         args += list(self.extra_args)
         self._log = open(self.store_dir / "nats-server.log", "ab")
-        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
+        )
+        pid_file.write_text(f"{self.process.pid}\n")
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
@@ -103,6 +149,7 @@ class EmbeddedNats:
 
     def stop(self, *, timeout: float = 10.0) -> None:
         proc, self.process = self.process, None
+        (self.store_dir / "nats-server.pid").unlink(missing_ok=True)
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
