@@ -16,6 +16,7 @@ intents:
     examples: ["where is order [A-1234](order_id)", "status of [B-77](order_id)"]
     responses: ["Let me look up {order_id}."]
 out_of_scope: [what's the weather like, tell me a joke]
+dialogue: {}    # optional: slots, forms, rules, handoff (validated by botyard.dialogue.spec)
 ```
 """
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -38,7 +39,7 @@ INTENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 MIN_EXAMPLES = 2
 OUT_OF_SCOPE = "out_of_scope"
 """The reserved label of the ``out_of_scope`` examples; predicting it means "I don't know"."""
-TOP_LEVEL_KEYS = {"tenant", "bot", "description", "fallback", "entities", "intents", "out_of_scope"}
+TOP_LEVEL_KEYS = {"tenant", "bot", "description", "fallback", "entities", "intents", "out_of_scope", "dialogue"}
 INTENT_KEYS = {"examples", "responses"}
 ENTITY_TYPES = ("learned", "list", "regex")
 
@@ -79,6 +80,9 @@ class BotDefinition:
     entities: tuple[Entity, ...] = ()
     out_of_scope: tuple[str, ...] = ()
     """Examples of what the bot must not answer; trained as the ``out_of_scope`` label."""
+    dialogue: Mapping[str, Any] | None = field(default=None, hash=False)
+    """The optional ``dialogue`` section as written (plain JSON-safe data, read-only), or ``None``.
+    Its meaning and validation live in :mod:`botyard.dialogue.spec`, a layer above this one."""
 
     @property
     def key(self) -> str:
@@ -97,7 +101,10 @@ class BotDefinition:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.dialogue is None:
+            del out["dialogue"]  # bots without one keep their content hash
+        return out
 
     def with_examples(self, labelled: Iterable[tuple[str, str]]) -> "BotDefinition":
         """This definition plus ``(text, intent)`` examples (``out_of_scope`` allowed); a text
@@ -142,6 +149,7 @@ class BotDefinition:
                 for e in data.get("entities", ())
             ),
             out_of_scope=tuple(data.get("out_of_scope", ())),
+            dialogue=data.get("dialogue"),
         )
 
 
@@ -222,9 +230,30 @@ def parse_bot(data: Any, *, source: str = "<bot>") -> BotDefinition:
         if _normal(example) in seen:
             raise fail(f"{OUT_OF_SCOPE}[{i}]", f"{example!r} is also an example of intent '{seen[_normal(example)]}'")
         seen[_normal(example)] = OUT_OF_SCOPE
+    dialogue = data.get("dialogue")
+    if dialogue is not None:
+        if not isinstance(dialogue, dict):
+            raise fail("dialogue", "must be a mapping (slots, forms, rules, ...)")
+        _check_plain(dialogue, "dialogue", fail)
+        dialogue = json.loads(json.dumps(dialogue))  # a copy of its own
     return BotDefinition(
-        data["tenant"], data["bot"], tuple(intents), fallback, description, tuple(entities), tuple(out_of_scope)
+        data["tenant"], data["bot"], tuple(intents), fallback, description, tuple(entities), tuple(out_of_scope), dialogue
     )
+
+
+def _check_plain(value: Any, where: str, fail) -> None:
+    """JSON-safe data only (it is stored in snapshots and hashed): string keys, no dates or sets."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                hint = " (YAML reads a bare yes, no, on or off as true/false)" if isinstance(key, bool) else ""
+                raise fail(f"{where}.{key}", f"keys must be strings: quote them{hint}")
+            _check_plain(item, f"{where}.{key}", fail)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]", fail)
+    elif not (value is None or isinstance(value, (str, int, float, bool))):
+        raise fail(where, f"must be plain YAML (strings, numbers, true/false, lists, mappings), got {type(value).__name__}")
 
 
 def _normal(example: str) -> str:

@@ -1,0 +1,109 @@
+"""The built-in intents every dialogue understands: cancel, affirm, deny.
+
+A turn is one of them when the classifier confidently predicts the bot intent named for it
+(a bot may train its own ``cancel`` intent, or name another with ``intent:``), or when its
+text is one of the phrases or starts with one (``no, the order is 4821378`` is a deny; for
+cancel only phrases of several words count as a start). The phrases are overridable:
+
+```yaml
+dialogue:
+  builtins:
+    cancel: {intent: stop_that, examples: [never mind, stop, forget it]}
+    affirm: {examples: ["yes", yep, "that's right"]}   # quote yes/no/on/off: YAML reads them as true/false
+    deny: {examples: ["no", nope]}
+```
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from botyard.dialogue.errors import Problems
+from botyard.models.definition import INTENT_RE
+
+KINDS = ("cancel", "affirm", "deny")
+DEFAULTS = {
+    "cancel": ("never mind", "nevermind", "stop", "cancel", "cancel that", "forget it", "forget about it", "abort", "quit",
+               "i changed my mind"),
+    "affirm": ("yes", "yeah", "yep", "yup", "y", "sure", "correct", "right", "that's right", "that is right", "exactly",
+               "ok", "okay", "absolutely", "confirm", "of course", "indeed"),
+    "deny": ("no", "nope", "nah", "n", "not really", "wrong", "that's wrong", "incorrect", "no way", "not quite"),
+}
+WORD_RE = re.compile(r"[\w']+")
+
+
+@dataclass(frozen=True, slots=True)
+class Builtin:
+    kind: str
+    intent: str
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Builtins:
+    cancel: Builtin = Builtin("cancel", "cancel", DEFAULTS["cancel"])
+    affirm: Builtin = Builtin("affirm", "affirm", DEFAULTS["affirm"])
+    deny: Builtin = Builtin("deny", "deny", DEFAULTS["deny"])
+
+    @property
+    def intents(self) -> set[str]:
+        return {self.cancel.intent, self.affirm.intent, self.deny.intent}
+
+    def recognise(self, intent: str, confident: bool, text: str) -> str | None:
+        """``cancel``, ``affirm``, ``deny`` or ``None`` for this turn; ``confident``: the
+        classifier's ``intent`` is no fallback and clears the digression confidence."""
+        builtins = (self.cancel, self.affirm, self.deny)
+        if confident:
+            for b in builtins:
+                if intent == b.intent:
+                    return b.kind
+        words = _normal(text)
+        for b in builtins:
+            if any(_says(words, p, b.kind) for p in map(_normal, b.examples)):
+                return b.kind
+        return None
+
+
+def _says(words: str, phrase: str, kind: str) -> bool:
+    """The text is the phrase, or starts with it: any phrase for yes/no ("no, the order is
+    4821378"), only phrases of several words for cancel, so that a free-text answer like
+    "stopped working" or "stop sign is bent" is not read as one."""
+    if words == phrase:
+        return True
+    return words.startswith(phrase + " ") and (kind != "cancel" or " " in phrase)
+
+
+def _normal(phrase: str) -> str:
+    return " ".join(WORD_RE.findall(phrase.lower().replace("’", "'")))
+
+
+def parse_builtins(raw: Any, problems: Problems) -> Builtins:
+    if raw is None:
+        return Builtins()
+    if not isinstance(raw, dict):
+        problems.add("dialogue.builtins", f"must be a mapping with some of {list(KINDS)}")
+        return Builtins()
+    made = {}
+    for kind, body in raw.items():
+        where = f"dialogue.builtins.{kind}"
+        if kind not in KINDS:
+            problems.add(where, f"unknown built-in; expected one of {list(KINDS)}")
+            continue
+        if not isinstance(body, dict) or set(body) - {"intent", "examples"}:
+            problems.add(where, "must be a mapping with 'intent' and/or 'examples'")
+            continue
+        intent = body.get("intent", kind)
+        if not isinstance(intent, str) or not INTENT_RE.match(intent):
+            problems.add(f"{where}.intent", "must be an intent name")
+            intent = kind
+        examples = body.get("examples", DEFAULTS[kind])
+        if isinstance(examples, list) and any(isinstance(e, bool) for e in examples):
+            problems.add(f"{where}.examples", "YAML reads a bare yes, no, on or off as true/false: quote it ('yes')")
+            examples = DEFAULTS[kind]
+        elif not isinstance(examples, (list, tuple)) or not examples or not all(isinstance(e, str) and _normal(e) for e in examples):
+            problems.add(f"{where}.examples", "must be a non-empty list of phrases with words in them")
+            examples = DEFAULTS[kind]
+        made[kind] = Builtin(kind, intent, tuple(examples))
+    return Builtins(**made)
