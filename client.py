@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, AsyncIterator
 
 import msgpack
 import nats
@@ -83,6 +83,35 @@ class Client:
         Returns the result map; raises :class:`TurnError` with the error's code on refusal.
         """
         return (await self._request(admin_subject(verb), fields))["result"]
+
+    async def pages(self, verb: str, key: str, **fields: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every item of a paged admin reply's list ``key``, page after page: each request
+        carries the previous reply's ``next`` as ``after`` until ``next`` is nil
+        (``pages("labels", "labels", tenant=..., bot=...)``; docs/protocol.md, "Paging")."""
+        after = fields.pop("after", 0) or 0
+        while True:
+            page = await self.admin(verb, **fields, after=after)
+            for item in page[key]:
+                yield item
+            after = page.get("next")
+            if after is None:
+                return
+
+    def export_all(
+        self,
+        tenant: str,
+        bot: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every recorded turn of a bot in ``[since, until)``, in recording order, read a page
+        at a time (``async for row in client.export_all("acme-shop", "support"): ...``).
+        Each page is at most ``limit`` turns (the node's default otherwise) and always fits
+        the NATS server's ``max_payload``."""
+        options = {k: v for k, v in (("since", since), ("until", until), ("limit", limit)) if v is not None}
+        return self.pages("export", "turns", tenant=tenant, bot=bot, **options)
 
     async def _request(self, subject: str, body: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -7,6 +7,7 @@ protocol section documents the same rules for clients in other languages.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
@@ -21,8 +22,25 @@ ALIAS_PREFIX = "botyard.alias"
 ALIAS_HEADER = "Botyard-Alias"
 DEFAULT_ALIAS = "production"
 JSON_CONTENT_TYPE = "application/json"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+"""Tenants, bots and aliases. ``\\Z``, not ``$``: ``$`` also matches before a final newline."""
 MAX_CONVERSATION_ID = 128
+MAX_TURN_ID = 128
+
+# Decoding limits of every request body (docs/protocol.md, "Decoding limits"), checked in
+# :func:`decode_body` before any other code sees the body.
+MAX_DEPTH = 32
+"""Maps and lists nested at most this deep (the body itself is level 1)."""
+MAX_INT = 2**53
+"""Integers must lie in [-MAX_INT, MAX_INT] (what a JSON number holds exactly everywhere)."""
+MAX_ADMIN_BODY = 64 * 1024
+"""Bytes of a ``botyard.admin.<verb>`` request body, at most."""
+
+
+def turn_body_limit(max_text_bytes: int) -> int:
+    """Bytes of a turn request body, at most: room for a ``text`` of ``max_text_bytes`` however
+    it is escaped (JSON's ``\\u0001`` is 6 bytes for 1), plus 64 KiB for the other fields."""
+    return 6 * max_text_bytes + 64 * 1024
 
 # Subjects between nodes (documented in docs/protocol.md, "Between nodes").
 TURN_SUBSCRIPTION = f"{TURN_PREFIX}.*.*"
@@ -50,6 +68,9 @@ INTERNAL = "internal"
 ERROR_CODES = (
     MALFORMED, INVALID_REQUEST, TEXT_TOO_LONG, UNKNOWN_TENANT, UNKNOWN_BOT, UNKNOWN_ALIAS, UNAVAILABLE, INTERNAL,
 )
+REPLY_TOO_LARGE = "reply_too_large"
+"""A reply that would exceed the NATS server's ``max_payload`` (``size``, ``max_payload``)."""
+ERROR_CODES += (REPLY_TOO_LARGE,)
 
 
 class ProtocolError(BotyardError):
@@ -84,7 +105,7 @@ def admin_subject(verb: str) -> str:
 
 
 def check_name(kind: str, value: str) -> str:
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise ProtocolError(
             INVALID_REQUEST,
             f"{kind} must be 1-64 characters of letters, digits, '-' or '_', starting with a letter or digit",
@@ -106,19 +127,103 @@ def header(headers: Mapping[str, str] | None, name: str) -> str | None:
 
 
 def wants_json(headers: Mapping[str, str] | None) -> bool:
-    value = header(headers, "Content-Type") or ""
-    return value.split(";")[0].strip().lower() == JSON_CONTENT_TYPE
+    value = header(headers, "Content-Type")
+    return isinstance(value, str) and value.split(";")[0].strip().lower() == JSON_CONTENT_TYPE
 
 
-def decode_body(data: bytes, as_json: bool) -> Any:
+def decode_body(data: bytes, as_json: bool, *, max_bytes: int | None = None) -> Any:
+    """Decode a request body, within the decoding limits; raise :class:`ProtocolError` otherwise.
+
+    In this order: over ``max_bytes`` bytes is ``invalid_request`` (``size``, ``limit``); bytes
+    that do not decode are ``malformed``; a body that decodes but breaks a limit (nesting
+    deeper than :data:`MAX_DEPTH`, an integer outside +-:data:`MAX_INT`, a float that is not
+    finite, a map key that is not a string, a string that is not valid Unicode, such as a
+    JSON ``"\\ud800"``) is ``invalid_request``, with ``field`` naming the top-level key whose
+    value breaks it. So whatever reaches the code past this point is plain data: any string
+    encodes to UTF-8, and no walk over it can recurse deeply.
+    """
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ProtocolError(
+            INVALID_REQUEST, f"request body is {len(data)} bytes; the limit is {max_bytes}", size=len(data), limit=max_bytes
+        )
     try:
         if as_json:
-            return json.loads(data)
-        return msgpack.unpackb(data, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
+            body = json.loads(data)
+        else:
+            body = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except (RecursionError, msgpack.StackError):  # nested far deeper than MAX_DEPTH
+        raise ProtocolError(INVALID_REQUEST, f"request body is nested deeper than {MAX_DEPTH} levels") from None
+    except Exception as exc:  # ValueError, msgpack's ExtraData/FormatError, TypeError (an unhashable key), ...
         kind = "JSON" if as_json else "msgpack"
         detail = str(exc) or type(exc).__name__
-        raise ProtocolError(MALFORMED, f"request body is not valid {kind}: {detail}") from None
+        raise ProtocolError(MALFORMED, f"request body is not valid {kind}: {ascii(detail)[1:-1][:200]}") from None
+    _check_body(body, as_json)
+    return body
+
+
+class _Refused(Exception):
+    """A value breaks a decoding limit (raised by :func:`_check`, which knows no field names)."""
+
+
+def _valid_str(value: str) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check(value: Any, depth: int, strings: bool) -> None:
+    """Check ``value``, found inside ``depth`` maps and lists, against the decoding limits.
+    ``strings``: check that strings are valid Unicode (only JSON can carry a lone surrogate:
+    msgpack's strings are decoded from strict UTF-8)."""
+    t = type(value)
+    if t is str:
+        if strings and not _valid_str(value):
+            raise _Refused("is not valid Unicode (a lone surrogate?)")
+    elif t is int:
+        if not -MAX_INT <= value <= MAX_INT:
+            raise _Refused("holds an integer outside the range -2**53..2**53")
+    elif t is float:
+        if not math.isfinite(value):
+            raise _Refused("holds a float that is not finite")
+    elif t is dict or t is list:
+        if depth >= MAX_DEPTH:
+            raise _Refused(f"is nested deeper than {MAX_DEPTH} levels")
+        if t is dict:
+            for k, v in value.items():
+                if type(k) is not str:
+                    raise _Refused("has a map key that is not a string")
+                if strings and not _valid_str(k):
+                    raise _Refused("has a map key that is not valid Unicode")
+                _check(v, depth + 1, strings)
+        else:
+            for v in value:
+                _check(v, depth + 1, strings)
+    # None, bool, bytes (msgpack bin) and msgpack extension types are leaves: the field checks
+    # refuse them where a string or a number is expected.
+
+
+def _check_body(body: Any, strings: bool) -> None:
+    if type(body) is not dict:
+        try:
+            _check(body, 0, strings)
+        except _Refused as exc:
+            raise ProtocolError(INVALID_REQUEST, f"request body {exc}") from None
+        return
+    for k, v in body.items():
+        if type(k) is not str:
+            raise ProtocolError(INVALID_REQUEST, "request body has a map key that is not a string")
+        if strings and not _valid_str(k):
+            raise ProtocolError(INVALID_REQUEST, "request body has a map key that is not valid Unicode")
+        if type(v) is str and (not strings or v.isascii()):
+            continue  # the common case, at once
+        try:
+            _check(v, 1, strings)
+        except _Refused as exc:
+            raise ProtocolError(INVALID_REQUEST, f"field {k[:64]!r} {exc}", field=k) from None
 
 
 def encode_body(payload: Mapping[str, Any], as_json: bool) -> bytes:
@@ -145,15 +250,19 @@ def _string_field(body: Mapping[str, Any], field: str, required: bool = True) ->
 
 
 def parse_turn(
-    subject: str, data: bytes, headers: Mapping[str, str] | None, *, max_text_bytes: int
+    subject: str, data: bytes, headers: Mapping[str, str] | None, *, max_text_bytes: int, max_body_bytes: int | None = None
 ) -> TurnRequest:
-    """Validate one turn request; raise :class:`ProtocolError` with a stable code."""
+    """Validate one turn request; raise :class:`ProtocolError` with a stable code.
+
+    The body is at most ``max_body_bytes`` (default :func:`turn_body_limit`) and within the
+    decoding limits (:func:`decode_body`)."""
     parts = subject.split(".")
     if len(parts) != 4 or ".".join(parts[:2]) != TURN_PREFIX:
         raise ProtocolError(INVALID_REQUEST, f"not a turn subject: {subject!r}", field="subject")
     tenant, bot = check_name("tenant", parts[2]), check_name("bot", parts[3])
     as_json = wants_json(headers)
-    body = decode_body(data, as_json)
+    limit = turn_body_limit(max_text_bytes) if max_body_bytes is None else max_body_bytes
+    body = decode_body(data, as_json, max_bytes=limit)
     if not isinstance(body, dict):
         raise ProtocolError(INVALID_REQUEST, f"request body must be a map, not {type(body).__name__}")
     conversation_id = _string_field(body, "conversation_id")
@@ -164,7 +273,7 @@ def parse_turn(
             field="conversation_id",
         )
     text = _string_field(body, "text")
-    size = len(text.encode("utf-8", "surrogatepass"))
+    size = len(text.encode("utf-8"))  # decode_body let no lone surrogate through
     if size > max_text_bytes:
         raise ProtocolError(
             TEXT_TOO_LONG, f"text is {size} bytes; the limit is {max_text_bytes}", size=size, limit=max_text_bytes
@@ -172,6 +281,11 @@ def parse_turn(
     if not text.strip():
         raise ProtocolError(INVALID_REQUEST, "field 'text' must not be empty", field="text")
     turn_id = _string_field(body, "turn_id", required=False)
+    if turn_id is not None and not 0 < len(turn_id) <= MAX_TURN_ID:
+        raise ProtocolError(INVALID_REQUEST, f"turn_id must be 1-{MAX_TURN_ID} characters", field="turn_id")
+    for name, value in (("conversation_id", conversation_id), ("turn_id", turn_id)):
+        if value is not None and "\x00" in value:  # an id is a key in the stores (PostgreSQL text has no NUL)
+            raise ProtocolError(INVALID_REQUEST, f"{name} must not contain NUL (U+0000)", field=name)
     alias = header(headers, ALIAS_HEADER) or _string_field(body, "alias", required=False)
     alias = DEFAULT_ALIAS if alias is None else check_name("alias", alias)
     return TurnRequest(tenant, bot, conversation_id, text, as_json, turn_id, alias)

@@ -2,7 +2,8 @@
 
 What a verb does is the node's business: it injects ``handle(verb, body) -> result``
 (the application service in :mod:`botyard.ops.admin`); this actor decodes, calls it and
-turns what it returns or raises into exactly one reply.
+turns what it returns or raises into exactly one reply. Nothing a request does, or makes
+the service raise, stops the actor: a surprise is ``internal``, logged with its traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pykka
 from botyard import protocol
 from botyard.actors.failures import Supervised
 from botyard.actors.messages import AdminWork
-from botyard.actors.outbox import Outbox, error_reply, ok_reply
+from botyard.actors.outbox import Outbox, Outgoing, error_reply, ok_reply
 from botyard.errors import BotyardError
 
 log = logging.getLogger(__name__)
@@ -32,13 +33,32 @@ class Administrator(Supervised, pykka.ThreadingActor):
             raise TypeError(f"Administrator got {type(message).__name__}")
         w = message
         try:
-            body = protocol.decode_body(w.data, w.as_json)
-            result = self.handle(w.verb, body)
-            reply = ok_reply(w.reply_to, w.as_json, {"ok": True, "result": result})
-        except BotyardError as exc:
-            reply = error_reply(w.reply_to, w.as_json, exc.code, exc.message, **exc.fields)
-        except Exception as exc:  # never let a bad request kill the actor
-            log.exception("admin %s failed", w.verb)
-            reply = error_reply(w.reply_to, w.as_json, protocol.INTERNAL, f"{type(exc).__name__}: {exc}")
-        self.outbox.send([reply])
+            reply = self._answer(w)
+        except Exception:  # even building the error reply failed: a reply that cannot fail
+            log.exception("admin %s: no reply could be encoded", ascii(w.verb))
+            reply = error_reply(w.reply_to, w.as_json, protocol.INTERNAL, "the reply could not be encoded")
+        try:
+            self.outbox.send([reply])
+        except Exception:
+            log.exception("admin %s: the reply could not be sent", ascii(w.verb))
         return None
+
+    def _answer(self, w: AdminWork) -> Outgoing:
+        try:
+            body = protocol.decode_body(w.data, w.as_json, max_bytes=protocol.MAX_ADMIN_BODY)
+            result = self.handle(w.verb, body)
+            return ok_reply(w.reply_to, w.as_json, {"ok": True, "result": result})
+        except BotyardError as exc:
+            try:
+                return error_reply(w.reply_to, w.as_json, exc.code, exc.message, **exc.fields)
+            except Exception:  # a message or field that does not encode: the code alone
+                log.exception("admin %s: refusal %s could not be encoded", ascii(w.verb), exc.code)
+                return error_reply(w.reply_to, w.as_json, exc.code, _printable(exc.message))
+        except Exception as exc:  # RecursionError, MemoryError, a bug: never let a bad request kill the actor
+            log.exception("admin %s failed", ascii(w.verb))
+            return error_reply(w.reply_to, w.as_json, protocol.INTERNAL, _printable(f"{type(exc).__name__}: {exc}"))
+
+
+def _printable(text: str) -> str:
+    """``text`` with anything that does not encode to UTF-8 (a lone surrogate) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -17,11 +17,21 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from botyard.actors.outbox import Outgoing
+from botyard.actors.outbox import Outgoing, too_large_reply
 
 log = logging.getLogger(__name__)
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+"""nats-server's default ``max_payload``, until the server's INFO says otherwise."""
+
+
+def header_bytes(headers: dict[str, str] | None) -> int:
+    """The size of ``headers`` on the wire (``NATS/1.0``, a line each, a blank line): the
+    server counts them against ``max_payload`` with the body."""
+    if not headers:
+        return 0
+    return len(b"NATS/1.0\r\n") + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items()) + 2
 Handler = Callable[[Msg], None]
 
 
@@ -92,6 +102,11 @@ class NatsBridge:
             ),
             timeout + 5,
         )
+
+    def max_payload(self) -> int:
+        """The largest message the server takes (from its INFO; it may change on reconnect)."""
+        nc = self.nc
+        return nc.max_payload if nc is not None else DEFAULT_MAX_PAYLOAD
 
     def subscribe(self, subject: str, handler: Handler, *, queue: str = "", requests: bool = True) -> None:
         """Call ``handler`` on the loop thread for each message.
@@ -205,11 +220,17 @@ class NatsBridge:
         observe = self.observe
         for item in items:
             self.in_flight -= 1
+            headers = JSON_HEADERS if item.as_json else None
+            # The last line: a reply the server would refuse becomes one reply_too_large error.
+            size, limit = len(item.body) + header_bytes(headers), nc.max_payload
+            if size > limit:
+                log.warning("reply to %s is %d bytes, over max_payload %d: answered reply_too_large", item.subject, size, limit)
+                item = too_large_reply(item, size, limit)
             if observe is not None:
                 observe(item)
             if not item.subject:
                 continue  # a request with no reply subject (plain publish): nothing to answer
             try:
-                await nc.publish(item.subject, item.body, headers=JSON_HEADERS if item.as_json else None)
+                await nc.publish(item.subject, item.body, headers=headers)
             except Exception as exc:
                 log.warning("reply to %s lost: %s", item.subject, exc)

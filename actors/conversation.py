@@ -119,18 +119,24 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         self.resident[key] = (conversation, time.monotonic())
         return conversation
 
-    def _take(self, turn: ClassifiedTurn) -> None:
+    def _take(self, turn: ClassifiedTurn, *, look_up: bool = False) -> None:
+        """Record the turn on its conversation (pending until the flush), or, for a retried
+        turn id, answer with the recorded turn: one of the recent ones in memory, or with
+        ``look_up`` (the retry path, after a failed commit) one found in the store however old."""
         req = turn.work.request
         key = (req.tenant, req.bot, req.conversation_id)
         try:
             conversation = self._activate(key)
+            previous = conversation.find_turn(req.turn_id)
+            if previous is None and look_up and req.turn_id is not None:
+                recorded = self.store.recorded_turn(conversation.id, req.turn_id)
+                previous = recorded.record.reply_fields() if recorded is not None else None
         except Exception as exc:
             log.exception("cannot activate conversation %s", key)
             self.outbox.send([error_reply(
                 turn.work.reply_to, req.as_json, protocol.INTERNAL, f"event store: {exc}", received_at=turn.work.received_at
             )])
             return
-        previous = conversation.find_turn(req.turn_id)
         if previous is not None:  # a retry of a turn already recorded: answer it again
             body = protocol.reply_body(req.conversation_id, previous, self.node_id)
             self.pending.append(_Pending(turn, conversation, body))
@@ -182,14 +188,16 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         # Nothing was committed: forget the in-memory state (it holds the uncommitted
         # events) and replay each turn on a conversation freshly rebuilt from the store.
         # A version conflict means another writer (another node, until placement gives
-        # each conversation one owner) recorded a turn first: rebuild and retry.
+        # each conversation one owner) recorded a turn first: rebuild and retry. So does a
+        # turn id recorded before (botyard_turn_ids): the turn, however old, is then found
+        # in the store (look_up) and answered with its recorded reply, never recorded again.
         for p in pending:
             req = p.turn.work.request
             self.resident.pop((req.tenant, req.bot, req.conversation_id), None)
         for p in pending:
             req = p.turn.work.request
             for attempt in range(1, CONFLICT_RETRIES + 1):
-                self._take(p.turn)
+                self._take(p.turn, look_up=True)
                 retry, self.pending = self.pending, []
                 if not retry:
                     break  # _take already replied with an error

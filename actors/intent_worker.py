@@ -5,7 +5,10 @@ has used in a :class:`ModelCache`. A cold bot's first turn waits while the loade
 its snapshot (``Load``/``Loaded``); other bots' turns go on meanwhile. When an alias of
 a model in memory moves, the old model keeps answering until the new one is loaded, so
 a switch never makes a turn wait. A snapshot that fails to load is refused: the alias
-goes on answering with the model it named before.
+goes on answering with the model it named before, and the load is tried again on the
+loader's ticks (``RetryLoads``), 1 s after the failure, then 2, 4, 5, 5 ... s, until it
+succeeds (the alias then serves what it names) or the alias moves elsewhere. Meanwhile
+``stats()`` shows the disagreement (``refused``, ``diverged``) and each failed retry logs.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import pykka
 
 from botyard import protocol
 from botyard.actors.failures import Supervised
-from botyard.actors.messages import Classified, ClassifiedTurn, Install, Load, Loaded, Turns, TurnWork
+from botyard.actors.messages import Classified, ClassifiedTurn, Install, Load, Loaded, RetryLoads, Turns, TurnWork
 from botyard.actors.model_cache import ModelCache
 from botyard.actors.outbox import Outbox, error_reply
 from botyard.models.runtime import Predictor
@@ -32,6 +35,10 @@ HANDOFF_BATCH = 256
 """Classified turns handed to conversation actors at the latest after this many."""
 
 Key = tuple[str, str, str]
+
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 5.0
+"""A refused snapshot that an alias still names is loaded again after 1 s, doubling to at most 5 s."""
 
 
 class IntentWorker(Supervised, pykka.ThreadingActor):
@@ -58,6 +65,10 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
         self.fallback: dict[Key, str] = {}
         """What a just-moved alias named before, in case its new target fails to load."""
         self.refused: dict[Key, str] = {}
+        """Aliases that name a snapshot that failed to load (they serve ``aliases[key]`` meanwhile)."""
+        self.retry: dict[str, tuple[float, float, int]] = {}
+        """Refused snapshot -> (monotonic time of the next load, current delay, retries so far)."""
+        self.load_retries = 0
         self.load_seconds: deque[float] = deque(maxlen=10_000)
         self.classified: dict[str, tuple[pykka.ActorRef, list[ClassifiedTurn]]] = {}
         """Turns classified and not yet handed to their conversation actor, by actor."""
@@ -85,6 +96,8 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
             self._install(message.key, message.snapshot)
         elif isinstance(message, Loaded):
             self._loaded(message)
+        elif isinstance(message, RetryLoads):
+            self._retry()
         else:
             raise TypeError(f"IntentWorker got {type(message).__name__}")
         if self.classified and (
@@ -123,6 +136,7 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
     def _install(self, key: Key, snapshot: str) -> None:
         old = self.aliases.get(key)
         self.switching.pop(key, None)
+        self.refused.pop(key, None)  # the alias names another snapshot now: stop retrying the refused one
         if old == snapshot:
             return
         if old is not None and old in self.cache and snapshot not in self.cache:
@@ -144,13 +158,15 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
     def _loaded(self, msg: Loaded) -> None:
         works = self.waiting.pop(msg.snapshot, [])
         if msg.predictor is None:
-            log.error("refusing snapshot %s: %s", msg.snapshot, msg.error)
+            if msg.snapshot not in self.retry:  # a failed retry logs in _retry_later
+                log.error("refusing snapshot %s: %s", msg.snapshot, msg.error)
             for key in [k for k, s in self.switching.items() if s == msg.snapshot]:
                 del self.switching[key]
                 self.refused[key] = msg.snapshot
             for key in [k for k, s in self.aliases.items() if s == msg.snapshot and k in self.fallback]:
                 self.aliases[key] = self.fallback.pop(key)
                 self.refused[key] = msg.snapshot
+            self._retry_later(msg)
             for work in works:
                 if self.aliases.get(_key(work)) != msg.snapshot:
                     self.classify(work)  # answered by the model the alias named before
@@ -164,6 +180,14 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
             return
         self.load_seconds.append(msg.seconds)
         self.cache.put(msg.snapshot, msg.predictor, msg.predictor.nbytes)
+        retried = self.retry.pop(msg.snapshot, None)
+        for key in [k for k, s in self.refused.items() if s == msg.snapshot]:  # loaded at last: serve what it names
+            del self.refused[key]
+            log.warning(
+                "%s now serves %s, the snapshot it names (served %s meanwhile; loaded on retry %d)",
+                _name(key), msg.snapshot, self.aliases.get(key), retried[2] if retried else 0,
+            )
+            self.aliases[key] = msg.snapshot
         for key in [k for k, s in self.switching.items() if s == msg.snapshot]:
             del self.switching[key]
             self.aliases[key] = msg.snapshot
@@ -175,6 +199,35 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
                 del self.refused[key]
         for work in works:
             self.classify(work)
+
+    def _retry_later(self, msg: Loaded) -> None:
+        """Schedule another load of a refused snapshot that an alias names, backing off."""
+        keys = [k for k, s in self.refused.items() if s == msg.snapshot]
+        if not keys:
+            self.retry.pop(msg.snapshot, None)
+            return
+        _, delay, retries = self.retry.get(msg.snapshot, (0.0, RETRY_FIRST_SECONDS / 2, 0))
+        delay = min(RETRY_MAX_SECONDS, delay * 2)
+        self.retry[msg.snapshot] = (time.monotonic() + delay, delay, retries)
+        for key in keys:
+            log.warning(
+                "%s names %s, which cannot be loaded (%s); serving %s instead, retry %d in %.0f s",
+                _name(key), msg.snapshot, msg.error, self.aliases.get(key), retries + 1, delay,
+            )
+
+    def _retry(self) -> None:
+        """On the loader's tick: load again each refused snapshot whose backoff has passed."""
+        if not self.retry:
+            return
+        named = set(self.refused.values())
+        now = time.monotonic()
+        for snapshot, (at, delay, retries) in list(self.retry.items()):
+            if snapshot not in named:
+                del self.retry[snapshot]  # no alias names it any more
+            elif at <= now and snapshot not in self.waiting:
+                self.retry[snapshot] = (at, delay, retries + 1)
+                self.load_retries += 1
+                self._request(snapshot)
 
     # -- turns ----------------------------------------------------------------------------------
 
@@ -238,6 +291,7 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
             "resident_models": len(self.cache), "resident_bytes": self.cache.bytes, "cache_hits": s.hits,
             "cache_misses": s.misses, "evictions": s.evictions,
             "refused": {f"{t}/{b}@{a}": sid for (t, b, a), sid in self.refused.items()},
+            "diverged": len(self.refused), "load_retries": self.load_retries,
         }
 
     def take_heartbeat(self) -> tuple[dict, dict[str, int], list[float]]:
@@ -246,6 +300,10 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
         loads = list(self.load_seconds)
         self.load_seconds.clear()
         return self.stats(), counts, loads
+
+
+def _name(key: Key) -> str:
+    return "{}/{}@{}".format(*key)
 
 
 def _key(work: TurnWork) -> Key:

@@ -10,7 +10,9 @@ this actor reads and verifies it in its own thread, so no worker blocks on a dis
 network read. A store that can fetch without blocking (the NATS object store's
 ``fetch_later``) is read that way: the bytes come back to this actor as a message and are
 verified here, so not even the loader waits on the network. A snapshot that fails to
-load is reported back and the worker keeps serving what it had.
+load is reported back and the worker keeps serving what it had; on every reconcile tick
+this actor tells the workers to retry such loads (``RetryLoads``, each worker backing off
+up to a few seconds), so a node converges to what the alias names once the bytes are good.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Callable
 import pykka
 
 from botyard.actors.failures import Supervised
-from botyard.actors.messages import AliasChanged, Fetched, Install, Load, Loaded, Reconcile
+from botyard.actors.messages import AliasChanged, Fetched, Install, Load, Loaded, Reconcile, RetryLoads
 from botyard.errors import BotyardError
 from botyard.events.store import EventStore
 from botyard.models.runtime import Predictor
@@ -70,6 +72,11 @@ class SnapshotLoader(Supervised, pykka.ThreadingActor):
             return None
         if isinstance(message, Reconcile):
             self.reconcile()
+            for ref in self.workers():
+                try:
+                    ref.tell(RetryLoads())
+                except pykka.ActorDeadError:
+                    continue  # the supervisor replaces it; a new worker has nothing to retry
             return None
         raise TypeError(f"SnapshotLoader got {type(message).__name__}")
 

@@ -72,6 +72,18 @@ class Membership:
             member.last_seen, member.info, member.capacity = self.clock(), beat, capacity
         return self._recompute()
 
+    def self_silent_for(self) -> float:
+        """Seconds since this node last heard its own heartbeat (or :meth:`touch_self`).
+
+        Past ``timeout`` the other nodes have dropped it from their views, so it is out of
+        the membership whatever its own view says: paused (SIGSTOP, a long stall) or cut
+        off from NATS. The router stops taking turns then (the fence)."""
+        return self.clock() - self.members[self.self_id].last_seen
+
+    def touch_self(self) -> None:
+        """Count as heard from just now (when starting to serve, before its first heartbeat)."""
+        self.members[self.self_id].last_seen = self.clock()
+
     def expire(self) -> bool:
         """Drop nodes not heard from within the timeout; True when the placement changed."""
         cutoff = self.clock() - self.timeout

@@ -108,6 +108,13 @@ class Reconcile:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryLoads:
+    """From the loader to workers, on each reconcile tick: load again, when their backoff
+    has passed, the snapshots aliases name that could not be loaded (served meanwhile: the
+    alias's previous target)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Install:
     """From the loader to workers: ``key`` (tenant, bot, alias) now names ``snapshot``."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping, NamedTuple, Protocol, Sequence
 
 from botyard.errors import wire_error
-from botyard.protocol import encode_body
+from botyard.protocol import REPLY_TOO_LARGE, encode_body
 
 OK = "ok"
 
@@ -36,3 +36,13 @@ def error_reply(
 
 def ok_reply(reply_to: str, as_json: bool, body: Mapping[str, Any], *, received_at: float = 0.0) -> Outgoing:
     return Outgoing(reply_to, encode_body(body, as_json), as_json, OK, received_at)
+
+
+def too_large_reply(item: Outgoing, size: int, max_payload: int) -> Outgoing:
+    """The error that replaces a reply the NATS server would refuse (``size`` bytes, headers
+    included, over its ``max_payload``): the requester gets ``reply_too_large``, not silence."""
+    return error_reply(
+        item.subject, item.as_json, REPLY_TOO_LARGE,
+        f"the reply is {size} bytes; the NATS server's max_payload is {max_payload}: ask for a smaller page (limit)",
+        received_at=item.received_at, size=size, max_payload=max_payload,
+    )

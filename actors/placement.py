@@ -18,7 +18,7 @@ _SCALE = float(1 << 64)
 
 def _unit(node: str, key: str) -> float:
     """A uniform number in (0, 1) for the pair, the same on every machine."""
-    digest = hashlib.blake2b(f"{node}\x00{key}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{node}\x00{key}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return (int.from_bytes(digest, "big") + 0.5) / _SCALE
 
 

@@ -1,5 +1,12 @@
 """The turn's entry point, on the bridge's loop thread: receive, own or forward, batch, relay.
 
+A node that has not heard its own heartbeat within the node timeout is out of the
+membership (the others have dropped it: it was paused, stalled or cut off) and is fenced:
+it answers every turn ``unavailable`` (the client retries, with the same turn_id, on a
+node that is in) and drops its resident conversations, until it hears itself again; then
+its next turns rebuild them from the event store. A backlog of turns taken in by a node
+that resumes from a pause is refused this way instead of being recorded on stale state.
+
 Every handler here runs on the NATS loop thread and must only validate, decide and
 ``tell``: a turn whose conversation this node owns is queued for its intent worker (the
 turns taken in one pass of the loop reach each worker in one message); any other is
@@ -42,10 +49,14 @@ class TurnRouter:
         self.turns_forwarded = 0
         self._handing: dict[str, tuple[pykka.ActorRef, list[TurnWork]]] = {}
         """Turns taken in this pass of the loop, by intent worker."""
+        self.fenced = False
+        """True while this node is out of the membership (see the module's docstring)."""
+        self.turns_fenced = 0
 
     def subscribe(self) -> None:
         """Start taking heartbeats, forwarded turns, turns and admin requests (once ``routing`` is set)."""
         b, me = self.bridge, self.node_id
+        self.membership.touch_self()  # in until its first heartbeat comes back (or fails to)
         b.subscribe(protocol.HEARTBEAT_SUBJECT, self.on_heartbeat, requests=False)
         b.subscribe(f"{protocol.DIRECT_PREFIX}.{me}.turn.*.*", self.on_direct_turn)
         b.subscribe(protocol.TURN_SUBSCRIPTION, self.on_turn, queue=protocol.QUEUE_GROUP)
@@ -58,7 +69,7 @@ class TurnRouter:
         self.turns_received += 1
         received_at = time.time()
         req = self._parse(msg, msg.subject)
-        if req is None:
+        if req is None or self._refused(req, msg, received_at):
             return
         bot_key = f"{req.tenant}/{req.bot}"
         owner = self.membership.owner_of(bot_key, f"{bot_key}/{req.conversation_id}")
@@ -79,16 +90,66 @@ class TurnRouter:
         """A turn forwarded by another node: answered here, never forwarded again."""
         parts = msg.subject.split(".")
         req = self._parse(msg, protocol.turn_subject(parts[-2], parts[-1]))
-        if req is not None:
+        if req is not None and not self._refused(req, msg, time.time()):
             self._take(req, msg)
 
+    def _refused(self, req: protocol.TurnRequest, msg: Msg, received_at: float) -> bool:
+        """The fence: True (and the turn answered ``unavailable``) while out of the membership."""
+        silent = self.membership.self_silent_for()
+        if silent <= self.membership.timeout or not (self.fenced or self._fence_if_not_alone(silent)):
+            return False
+        self.turns_fenced += 1
+        self.bridge.respond_now([error_reply(
+            msg.reply, req.as_json, protocol.UNAVAILABLE,
+            f"node {self.node_id} is out of the membership (its own heartbeat unheard for {silent:.1f} s); "
+            "retry with the same turn_id", node=self.node_id, received_at=received_at,
+        )])
+        return True
+
+    def _fence_if_not_alone(self, silent: float) -> bool:
+        """Fence, unless no other node is in the view: alone, nobody took its conversations
+        over meanwhile (a single node whose heartbeat was late keeps serving)."""
+        if len(self.membership.members) < 2:
+            return False
+        self._fence(silent)
+        return True
+
+    def _fence(self, silent: float) -> None:
+        self.fenced = True
+        log.warning(
+            "node %s has not heard its own heartbeat for %.1f s (timeout %.1f s): out of the membership, "
+            "refusing turns and dropping resident conversations until it hears itself again",
+            self.node_id, silent, self.membership.timeout,
+        )
+        self._passivate_all()
+
+    def _rejoin(self) -> None:
+        self.fenced = False
+        log.warning("node %s hears itself again: taking turns (%d refused meanwhile)", self.node_id, self.turns_fenced)
+        self._passivate_all()  # whatever in-flight work loaded meanwhile is rebuilt afresh too
+
+    def _passivate_all(self) -> None:
+        if self.routing is not None:
+            for ref in self.routing.conversations:
+                ref.tell(Passivate())
+
     def _parse(self, msg: Msg, subject: str) -> protocol.TurnRequest | None:
+        """The turn request, or None once its one error reply is on its way."""
         try:
             return protocol.parse_turn(subject, msg.data, msg.headers, max_text_bytes=self.max_text_bytes)
         except protocol.ProtocolError as exc:
-            as_json = protocol.wants_json(msg.headers)
-            self.bridge.respond_now([error_reply(msg.reply, as_json, exc.code, exc.message, received_at=time.time(), **exc.fields)])
-            return None
+            code, message, fields = exc.code, exc.message, exc.fields
+        except Exception as exc:  # a bug in validation: still exactly one reply, never a lost request
+            log.exception("validating a turn on %s failed", msg.subject)
+            code, message, fields = protocol.INTERNAL, f"validation failed: {type(exc).__name__}", {}
+        as_json = protocol.wants_json(msg.headers)
+        try:
+            reply = error_reply(msg.reply, as_json, code, message, received_at=time.time(), **fields)
+        except Exception:  # a message or field that does not encode: the code alone
+            log.exception("encoding the %s reply to a turn on %s failed", code, msg.subject)
+            reply = error_reply(msg.reply, as_json, code, code, received_at=time.time())
+        self.bridge.respond_now([reply])
+        return None
 
     def _take(self, req: protocol.TurnRequest, msg: Msg) -> None:
         """Queue the turn for its intent worker; the turns taken in one pass of the loop go
@@ -108,7 +169,13 @@ class TurnRouter:
 
     def on_admin(self, msg: Msg) -> None:
         verb = msg.subject[len(protocol.ADMIN_PREFIX) + 1 :]
-        self.routing.admin.tell(AdminWork(verb, msg.data, protocol.wants_json(msg.headers), msg.reply))
+        as_json = protocol.wants_json(msg.headers)
+        try:
+            self.routing.admin.tell(AdminWork(verb, msg.data, as_json, msg.reply))
+        except pykka.ActorDeadError:  # between its death and the supervisor's next tick: still one reply
+            self.bridge.respond_now([error_reply(
+                msg.reply, as_json, protocol.UNAVAILABLE, "the administrator is restarting; retry",
+            )])
 
     def on_alias(self, msg: Msg) -> None:
         if self.routing is None:
@@ -132,12 +199,17 @@ class TurnRouter:
             return
         if changed:
             self._placement_changed()
+        if self.fenced and self.membership.self_silent_for() <= self.membership.timeout:
+            self._rejoin()
 
     def expire(self) -> None:
         """Forget nodes not heard from in time (thread-safe: scheduled on the loop)."""
         self.bridge.loop.call_soon_threadsafe(self._expire)
 
     def _expire(self) -> None:
+        silent = self.membership.self_silent_for()
+        if not self.fenced and silent > self.membership.timeout:
+            self._fence_if_not_alone(silent)  # before the others are expired: they were there
         if self.membership.expire():
             self._placement_changed()
 

@@ -43,7 +43,9 @@ class Tick:
 
 
 def _slot(key: str, n: int) -> int:
-    return zlib.crc32(key.encode()) % n
+    # Any str, a lone surrogate included, has a slot: a request the boundary let through by
+    # mistake must not kill the actor routing it (and the turns batched with it).
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % n
 
 
 @dataclass

@@ -16,6 +16,9 @@ Each write is also timed (waiting for the lock, and the whole transaction) so th
 slow commit is visible: :meth:`WriterLockedDatastore.take_write_times` (the event store's
 ``take_write_times``), which the node's heartbeat reports and its metrics count.
 
+Its application recorder also keeps the ``botyard_turn_ids`` table, written in each
+commit's transaction (:mod:`botyard.events.idempotency`).
+
 Selected with ``PERSISTENCE_MODULE=botyard.events.sqlite:Factory``
 (:func:`botyard.events.store.store_env` does).
 """
@@ -28,9 +31,13 @@ import threading
 import time
 from collections import deque
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator, Sequence
+from uuid import UUID
 
-from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteFactory
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore, SQLiteFactory
+
+from botyard.events.idempotency import TURN_IDS_TABLE
 
 SYNCHRONOUS = ("full", "normal")
 """``full`` (SQLite's default): every commit waits for the WAL to reach the disk, so an
@@ -110,8 +117,45 @@ class WriterLockedDatastore(SQLiteDatastore):
             writer.close()
 
 
+class TurnIdRecorder(SQLiteApplicationRecorder):
+    """The library's application recorder, plus the ``botyard_turn_ids`` table: each turn's
+    ``(originator_id, turn_id) -> version`` row is inserted in its events' transaction, so a
+    turn id recorded before fails the whole commit (``IntegrityError``)."""
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name)
+        self.insert_turn_ids_statement = f"INSERT INTO {TURN_IDS_TABLE} VALUES (?,?,?)"
+        self.select_turn_id_statement = f"SELECT version FROM {TURN_IDS_TABLE} WHERE originator_id=? AND turn_id=?"
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {TURN_IDS_TABLE} (originator_id TEXT NOT NULL, turn_id TEXT NOT NULL, "
+            "version INTEGER NOT NULL, PRIMARY KEY (originator_id, turn_id)) WITHOUT ROWID",
+        ]
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        returning = super()._insert_events(c, stored_events, **kwargs)
+        rows = kwargs.get("turn_ids")
+        if rows:
+            c.executemany(
+                self.insert_turn_ids_statement, [(o.hex if isinstance(o, UUID) else o, t, v) for o, t, v in rows]
+            )
+        return returning
+
+    def turn_id_version(self, originator_id: UUID, turn_id: str) -> int | None:
+        """The version of the event that recorded this turn id in this aggregate, if any."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(self.select_turn_id_statement, (originator_id.hex if isinstance(originator_id, UUID) else originator_id, turn_id))
+            row = c.fetchone()
+        return None if row is None else int(row[0])
+
+
 class Factory(SQLiteFactory):
-    """The library's SQLite factory with :class:`WriterLockedDatastore` as its datastore."""
+    """The library's SQLite factory with :class:`WriterLockedDatastore` as its datastore and
+    :class:`TurnIdRecorder` as its application recorder."""
+
+    application_recorder_class = TurnIdRecorder
 
     SQLITE_SYNCHRONOUS = "SQLITE_SYNCHRONOUS"
 

@@ -2,7 +2,9 @@
 
 ``events_url`` selects the backend: empty or ``sqlite:///path/events.db`` for SQLite,
 ``postgresql://user:pass@host:port/dbname`` for PostgreSQL. Stored events are msgpack,
-under stable topics (:mod:`botyard.events.topics`).
+under stable topics (:mod:`botyard.events.topics`). Each turn's ``turn_id`` is also
+recorded in its commit's transaction (``botyard_turn_ids``, :mod:`botyard.events.idempotency`),
+so no turn id is recorded twice in a conversation, however old its first turn.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import EventStore as LibraryEventStore
 from eventsourcing.persistence import IntegrityError, Transcoder
 
 from botyard.events.bot import Bot, bot_uuid
 from botyard.events.codec import MsgpackTranscoder
 from botyard.events.conversation import Conversation, conversation_uuid
 from botyard.events.errors import EventStoreError, UnknownConversation
+from botyard.events.idempotency import TurnIdEventStore
 from botyard.events.labels import Labels, labels_uuid
 from botyard.events.sqlite import SYNCHRONOUS
 from botyard.events.tenant import Tenant, tenant_uuid
@@ -54,7 +58,7 @@ def store_env(events_url: str | None, data_dir: str | Path) -> dict[str, str]:
     if url.scheme not in ("postgresql", "postgres"):
         raise EventStoreError(f"unsupported events URL scheme {url.scheme!r}; use sqlite:// or postgresql://")
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "botyard.events.postgres:Factory",
         "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
         "POSTGRES_HOST": url.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(url.port or 5432),
@@ -89,6 +93,9 @@ class EventStore(Application):
     def construct_transcoder(self) -> Transcoder:
         return MsgpackTranscoder()
 
+    def construct_event_store(self) -> LibraryEventStore:
+        return TurnIdEventStore(mapper=self.mapper, recorder=self.recorder)
+
     # -- conversations ----------------------------------------------------------------
 
     def load_conversation(self, tenant: str, bot: str, conversation_id: str) -> Conversation | None:
@@ -114,6 +121,19 @@ class EventStore(Application):
             raise UnknownConversation(f"{tenant}/{bot}/{conversation_id}")
         return events
 
+    def recorded_turn(self, aggregate_id: UUID, turn_id: str) -> Conversation.TurnRecorded | None:
+        """The turn recorded with this turn id in this conversation, however old (one indexed
+        read of ``botyard_turn_ids``, then that one event); None if there is none (or it was
+        recorded before the table existed)."""
+        lookup = getattr(self.recorder, "turn_id_version", None)  # None: a plain library recorder (benches)
+        version = lookup(aggregate_id, turn_id) if lookup is not None else None
+        if version is None:
+            return None
+        for e in self.events.get(aggregate_id, gt=version - 1, lte=version):
+            if isinstance(e, Conversation.TurnRecorded) and e.turn_id == turn_id:
+                return e
+        return None
+
     def turns(self, tenant: str, bot: str, conversation_id: str) -> list[Conversation.TurnRecorded]:
         return [
             e for e in self.conversation_events(tenant, bot, conversation_id) if isinstance(e, Conversation.TurnRecorded)
@@ -130,8 +150,9 @@ class EventStore(Application):
         This goes straight to the library's event store (mapper + recorder): the
         Application's ``save`` adds generic protocol checks and notification hooks
         that cost a measurable share of the turn path and that botyard does not use.
-        On failure nothing is committed and the aggregates must be discarded. Returns the
-        events committed.
+        On failure nothing is committed and the aggregates must be discarded: a version
+        conflict and a turn id recorded before (``botyard_turn_ids``) both raise
+        ``IntegrityError``. Returns the events committed.
         """
         events = [e for conversation in conversations for e in conversation.collect_events()]
         if events:

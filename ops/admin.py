@@ -21,9 +21,10 @@ from botyard.events.errors import UnknownBot
 from botyard.events.store import EventStore
 from botyard.ops import requests
 from botyard.ops.errors import AdminError
+from botyard.ops.paging import Budget
 from botyard.ops.replay import GateLimits, Replay, gate_summary, known_intents
 from botyard.protocol import alias_subject, check_name, encode_body
-from botyard.snapshots.errors import SnapshotNotFound
+from botyard.snapshots.errors import SnapshotCorrupt, SnapshotNotFound
 from botyard.snapshots.store import SnapshotInfo, SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,27 @@ def alias_notification(e: Bot.AliasMoved) -> tuple[str, bytes]:
 
 class Admin:
     def __init__(
-        self, events: EventStore, snapshots: SnapshotStore, *, notify: Notify | None = None, gate: GateLimits = GateLimits()
+        self,
+        events: EventStore,
+        snapshots: SnapshotStore,
+        *,
+        notify: Notify | None = None,
+        gate: GateLimits = GateLimits(),
+        max_reply_bytes: int | Callable[[], int] | None = None,
     ) -> None:
         self.events = events
         self.snapshots = snapshots
+        self.max_reply_bytes = max_reply_bytes
+        """The most bytes one NATS reply may take (the connection's ``max_payload``, or a
+        callable reading it now); None: no limit. Paged verbs fill each page up to it."""
         self.notify = notify
         self.gate_limits = gate
         self.replay = Replay(events, snapshots)
+
+    def reply_budget(self, as_json: bool | None = None) -> Budget:
+        """The byte budget of one NATS reply (``as_json`` None: it must fit either encoding)."""
+        limit = self.max_reply_bytes() if callable(self.max_reply_bytes) else self.max_reply_bytes
+        return Budget(limit, as_json)
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -150,7 +165,7 @@ class Admin:
         """
         check_name("alias", alias)
         info = self.resolve(tenant, bot, ref)
-        self.snapshots.load(info.id)  # raises SnapshotCorrupt: a bad snapshot never gets an alias
+        self._verify(info.id, alias, "promote")  # SnapshotCorrupt: a bad snapshot never gets an alias
         verdict = None
         if gate:
             verdict = self.replay.gate(tenant, bot, info.id, self.gate_limits)
@@ -214,16 +229,38 @@ class Admin:
     def rollback(
         self, tenant: str, bot: str, *, alias: str = PRODUCTION, to: str | None = None, actor: str = "", reason: str = ""
     ) -> dict[str, Any]:
-        """Return ``alias`` to its previous target, or to ``to`` (one of its earlier targets)."""
+        """Return ``alias`` to its previous target, or to ``to`` (one of its earlier targets).
+
+        The target's bytes are verified against its id before the move is recorded, the
+        previous target's too: a corrupt one is refused (``corrupt_snapshot``), never
+        skipped for another. The target is the one the recorded state names when the move
+        is saved (verified again if a concurrent move changed it)."""
         check_name("alias", alias)
         self._bot(tenant, bot)
-        target = self.resolve(tenant, bot, to).id if to else None
-        if target is not None:
-            self.snapshots.load(target)
-        aggregate = self.events.change_bot(
-            tenant, bot, lambda b: b.rollback(alias, to=target, actor=actor or default_actor(), reason=reason)
-        )
-        return self._moved(aggregate)
+        explicit = self.resolve(tenant, bot, to).id if to else None
+        verified: set[str] = set()
+        if explicit is not None:
+            self._verify(explicit, alias, "rollback")
+            verified.add(explicit)
+
+        def move(b: Bot) -> None:
+            stack = b.history.get(alias) or []
+            target = explicit or (stack[-1] if alias in b.aliases and stack else None)
+            if target is not None and target not in verified:  # None: the command refuses with its own code
+                self._verify(target, alias, "rollback")
+                verified.add(target)
+            b.rollback(alias, to=target, actor=actor or default_actor(), reason=reason)
+
+        return self._moved(self.events.change_bot(tenant, bot, move))
+
+    def _verify(self, snapshot_id: str, alias: str, kind: str) -> None:
+        """Read the snapshot's bytes from the store and hash them against its id (every
+        time: the store keeps no verdict); ``corrupt_snapshot`` names the alias and move refused."""
+        try:
+            self.snapshots.load(snapshot_id)
+        except SnapshotCorrupt as exc:
+            exc.fields.update(alias=alias, move=kind)
+            raise
 
     def _moved(self, aggregate: Bot) -> dict[str, Any]:
         event = self.events.bot_events(aggregate.tenant, aggregate.bot)[-1]
@@ -292,7 +329,7 @@ def _numbers(*values: Any) -> bool:
 
 VERBS = ("list", "show", "log", "promote", "rollback", "diff", "gc", "replay", "whatif", "label", "labels", "export")
 REQUESTS: dict[str, type[BaseModel]] = {
-    "list": requests.BotRequest, "log": requests.BotRequest, "labels": requests.BotRequest,
+    "list": requests.ListRequest, "log": requests.ListRequest, "labels": requests.ListRequest,
     "show": requests.ShowRequest, "diff": requests.DiffRequest, "gc": requests.GcRequest,
     "replay": requests.TranscriptRequest, "whatif": requests.WhatIfRequest, "export": requests.ExportRequest,
     "label": requests.LabelRequest, "promote": requests.PromoteRequest, "rollback": requests.RollbackRequest,
@@ -300,10 +337,12 @@ REQUESTS: dict[str, type[BaseModel]] = {
 """Each verb's request model, shared with the HTTP API (:mod:`botyard.ops.requests`)."""
 
 
-def handle(admin: Admin, verb: str, body: Any) -> dict[str, Any]:
+def handle(admin: Admin, verb: str, body: Any, *, as_json: bool | None = None) -> dict[str, Any]:
     """Run one ``botyard.admin.<verb>`` request body; raise a botyard error to refuse it.
 
-    The body is validated strictly by the verb's model; a nil field counts as absent."""
+    The body is validated strictly by the verb's model; a nil field counts as absent. The
+    list-like verbs answer a page that fits ``admin.max_reply_bytes`` encoded as the reply
+    will be (``as_json``; None: unknown, so the page fits both msgpack and JSON)."""
     if verb not in VERBS:
         raise AdminError("unknown_verb", f"no admin verb {verb!r}; known: {', '.join(VERBS)}", verb=verb)
     if not isinstance(body, dict):
@@ -315,25 +354,27 @@ def handle(admin: Admin, verb: str, body: Any) -> dict[str, Any]:
     if verb == "gc":
         return admin.gc(r.tenant, r.bot, keep=r.keep, dry_run=r.dry_run)
     tenant, bot = r.tenant, r.bot
+    budget = admin.reply_budget(as_json)
     if verb == "list":
-        return admin.list(tenant, bot)
+        return page_of(admin.list(tenant, bot), "snapshots", r, budget)
     if verb == "log":
-        return admin.log(tenant, bot)
+        return page_of(admin.log(tenant, bot), "moves", r, budget)
     if verb == "show":
         return admin.show(tenant, bot, r.snapshot)
     if verb == "diff":
         return admin.diff(tenant, bot, r.a, r.b)
     if verb == "replay":
-        return admin.replay.transcript(tenant, bot, r.conversation_id, at=r.at)
+        return admin.replay.transcript(tenant, bot, r.conversation_id, at=r.at, after=r.after, limit=r.limit, budget=budget)
     if verb == "whatif":
-        return admin.whatif(
-            tenant, bot, r.snapshot, conversation_id=r.conversation_id, since=r.since, until=r.until, last=r.last,
-            max_changes=r.max_changes,
+        report = admin.replay.whatif_report(
+            tenant, bot, admin.resolve(tenant, bot, r.snapshot).id, conversation_id=r.conversation_id, since=r.since,
+            until=r.until, last=r.last, max_changes=r.max_changes,
         )
+        return page_of(report, "changes", r, budget)
     if verb == "labels":
-        return {"tenant": tenant, "bot": bot, "labels": admin.replay.labels(tenant, bot)}
+        return page_of({"tenant": tenant, "bot": bot, "labels": admin.replay.labels(tenant, bot)}, "labels", r, budget)
     if verb == "export":
-        return export_page(admin, tenant, bot, r)
+        return export_page(admin, tenant, bot, r, budget=budget)
     if verb == "label":
         return admin.label(tenant, bot, r.conversation_id, r.turn, r.intent, actor=r.actor)
     if verb == "promote":
@@ -343,9 +384,22 @@ def handle(admin: Admin, verb: str, body: Any) -> dict[str, Any]:
     return admin.rollback(tenant, bot, alias=r.alias, to=r.to, actor=r.actor, reason=r.reason)
 
 
-def export_page(admin: Admin, tenant: str, bot: str, query: requests.ExportQuery) -> dict[str, Any]:
-    """One page of the bot's recorded turns (``export``; HTTP ``GET .../turns``)."""
-    rows = admin.replay.export(tenant, bot, since=query.since, until=query.until)
-    page = rows[query.after : query.after + query.limit]
+def export_page(
+    admin: Admin, tenant: str, bot: str, query: requests.ExportQuery, *, budget: Budget | None = None
+) -> dict[str, Any]:
+    """One page of the bot's recorded turns (``export``; HTTP ``GET .../turns``): from
+    offset ``after``, at most ``limit`` turns and as many as fit ``budget``."""
+    total, rows = admin.replay.export_rows(tenant, bot, since=query.since, until=query.until, after=query.after)
+    page, _ = (budget or Budget()).fill({"total": total}, "turns", rows, limit=query.limit)
     end = query.after + len(page)
-    return {"turns": page, "total": len(rows), "next": end if end < len(rows) else None}
+    return {"turns": page, "total": total, "next": end if end < total else None}
+
+
+def page_of(result: dict[str, Any], key: str, query: Any, budget: Budget) -> dict[str, Any]:
+    """``result`` with its list ``key`` cut to the page after offset ``query.after`` (at
+    most ``query.limit`` items, as many as fit ``budget``), and ``next``: the offset of
+    the next page, or None on the last. Without paging asked for or needed, the whole list."""
+    after = query.after
+    items = result[key]
+    page, more = budget.fill({k: v for k, v in result.items() if k != key}, key, items[after:], limit=query.limit)
+    return {**result, key: page, "next": after + len(page) if more else None}

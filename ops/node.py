@@ -84,7 +84,7 @@ class Node:
             )
             self.bridge.start()
             self.snapshots = stores.open_snapshots(cfg, self.nats_url, bridge=self.bridge)
-            self.admin = Admin(self.events, self.snapshots, notify=self._notify, gate=cfg.gate)
+            self.admin = Admin(self.events, self.snapshots, notify=self._notify, gate=cfg.gate, max_reply_bytes=self.bridge.max_payload)
             self.router = TurnRouter(self.bridge, self.membership, node_id=cfg.node_id, max_text_bytes=cfg.max_text_bytes)
             self.status.nats_url, self.status.router, self.status.bridge = self.nats_url, self.router, self.bridge
             # Alias notifications first, so none is missed between rebuilding and listening.

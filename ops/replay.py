@@ -11,24 +11,33 @@ a change the serving path would not make.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
+from uuid import UUID
 
 from botyard.dialogue.responses import respond
 from botyard.events.errors import UnknownConversation
 from botyard.events.labels import Labels
 from botyard.events.store import EventStore
-from botyard.events.turns import TurnRow, bot_turns, conversation_turns
+from botyard.events.turns import STARTED_TOPICS, TURN_TOPICS, TurnRow, bot_turns, conversation_turns
 from botyard.models.batch import predict_batch
 from botyard.models.definition import OUT_OF_SCOPE
 from botyard.models.runtime import Prediction, Predictor
 from botyard.ops.errors import AdminError
+from botyard.ops.paging import Budget
 from botyard.snapshots.store import SnapshotStore
 
 BATCH = 128
 PREDICTORS = 4
 """Loaded candidates kept between requests (an administrator replays the same one often)."""
+INDEXES = 8
+"""Export windows whose turn positions are kept between pages (:class:`TurnIndex`)."""
+REPORTS = 4
+"""What-if reports kept between the pages of their changes."""
+READ_CHUNK = 64, 1024
+"""Turns read per query while a page is filled: the first, and at most (doubling)."""
 
 @dataclass(frozen=True, slots=True)
 class GateLimits:
@@ -48,6 +57,8 @@ class Replay:
         self.events = events
         self.snapshots = snapshots
         self._predictors: OrderedDict[str, Predictor] = OrderedDict()
+        self._indexes: OrderedDict[tuple, TurnIndex] = OrderedDict()
+        self._reports: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()  # the administrator actor and the HTTP API share this object
 
     def predictor(self, snapshot_id: str) -> Predictor:
@@ -63,8 +74,21 @@ class Replay:
 
     # -- transcripts and time travel ---------------------------------------------------------
 
-    def transcript(self, tenant: str, bot: str, conversation_id: str, *, at: int | None = None) -> dict[str, Any]:
-        """Every turn of a conversation; with ``at``, the turns up to N and the state right after turn N."""
+    def transcript(
+        self,
+        tenant: str,
+        bot: str,
+        conversation_id: str,
+        *,
+        at: int | None = None,
+        after: int = 0,
+        limit: int | None = None,
+        budget: Budget | None = None,
+    ) -> dict[str, Any]:
+        """Every turn of a conversation; with ``at``, the turns up to N and the state right after turn N.
+
+        Paged: the turns after turn ``after``, at most ``limit`` of them and as many as fit
+        ``budget``; ``next`` is the ``after`` of the next page, or None on the last."""
         rows = conversation_turns(self.events, tenant, bot, conversation_id)
         labels = self.events.labels(tenant, bot)
         if at is not None:
@@ -84,10 +108,12 @@ class Replay:
             if aggregate is None:
                 raise UnknownConversation(f"{tenant}/{bot}/{conversation_id}")
             state = aggregate.state()
-        return {
-            "tenant": tenant, "bot": bot, "conversation_id": conversation_id, "at": at,
-            "turns": [_with_label(r.to_dict(), labels, r) for r in rows], "state": state,
-        }
+        result = {"tenant": tenant, "bot": bot, "conversation_id": conversation_id, "at": at, "state": state}
+        chosen = rows[after:]
+        page, more = (budget or Budget()).fill(
+            result, "turns", (_with_label(r.to_dict(), labels, r) for r in chosen), limit=limit
+        )
+        return {**result, "turns": page, "next": after + len(page) if more else None}
 
     # -- what-if -----------------------------------------------------------------------------
 
@@ -125,6 +151,22 @@ class Replay:
         rows = self.turns(tenant, bot, conversation_id=conversation_id, since=since, until=until, last=last)
         predictor = self.predictor(snapshot_id)
         return compare(rows, predictor, snapshot_id, self.events.labels(tenant, bot), max_changes=max_changes, progress=progress)
+
+    def whatif_report(self, tenant: str, bot: str, snapshot_id: str, **window: Any) -> dict[str, Any]:
+        """:meth:`whatif`, kept for the next pages of its changes while nothing new is
+        recorded (a turn or a label moves the store's last notification id)."""
+        key = (tenant, bot, snapshot_id, tuple(sorted(window.items())), self.events.recorder.max_notification_id())
+        with self._lock:
+            found = self._reports.pop(key, None)
+            if found is not None:
+                self._reports[key] = found
+                return found
+        report = self.whatif(tenant, bot, snapshot_id, **window)
+        with self._lock:
+            self._reports[key] = report
+            while len(self._reports) > REPORTS:
+                self._reports.popitem(last=False)
+        return report
 
     def gate(self, tenant: str, bot: str, snapshot_id: str, limits: GateLimits) -> dict[str, Any]:
         """Would promoting ``snapshot_id`` be safe on the bot's last ``limits.turns`` turns?
@@ -169,6 +211,95 @@ class Replay:
     ) -> list[dict[str, Any]]:
         labels = self.events.labels(tenant, bot)
         return [_with_label(r.to_dict(), labels, r) for r in self.turns(tenant, bot, since=since, until=until)]
+
+    def export_rows(
+        self, tenant: str, bot: str, *, since: float | None = None, until: float | None = None, after: int = 0
+    ) -> tuple[int, Iterator[dict[str, Any]]]:
+        """The number of the bot's turns in ``[since, until)``, and their rows from offset
+        ``after`` on, read lazily: what :meth:`export` returns, a page at a time.
+
+        The turns' positions (notification ids) are kept per window and brought up to date
+        with only what was recorded since, so each page reads its own turns, not all."""
+        key = (tenant, bot, since, until)
+        with self._lock:
+            index = self._indexes.pop(key, None) or TurnIndex(tenant, bot, since, until)
+            self._indexes[key] = index
+            while len(self._indexes) > INDEXES:
+                self._indexes.popitem(last=False)
+        total = index.update(self.events)
+        labels = self.events.labels(tenant, bot)
+        return total, self._read_rows(index, after, total, labels)
+
+    def _read_rows(self, index: "TurnIndex", after: int, end: int, labels: Labels | None) -> Iterator[dict[str, Any]]:
+        """The rows of the turns at ``index.positions[after:end]`` (only appended to, so
+        that range stays as it was while other requests extend it)."""
+        store = self.events
+        read = store.mapper.to_domain_event
+        i, chunk = after, READ_CHUNK[0]
+        while i < end:
+            wanted = index.positions[i : min(i + chunk, end)]
+            start, stop, found = wanted[0], wanted[-1], set(wanted)
+            rows: list[TurnRow] = []
+            while len(rows) < len(wanted):
+                page = store.recorder.select_notifications(start, len(wanted) - len(rows), stop=stop, topics=TURN_TOPICS)
+                if not page:
+                    break
+                for n in page:
+                    if n.id in found:
+                        rows.append(TurnRow.from_event(index.tenant, index.bot, index.owners[n.originator_id], read(n), n.id))
+                start = page[-1].id + 1
+            for r in rows:
+                yield _with_label(r.to_dict(), labels, r)
+            i += len(wanted)
+            chunk = min(chunk * 2, READ_CHUNK[1])
+
+
+class TurnIndex:
+    """Where one bot's turns in one window are: their notification ids in recording order,
+    read once and then extended with what was recorded since (no event rebuilt unless the
+    window needs ``received_at``)."""
+
+    def __init__(self, tenant: str, bot: str, since: float | None, until: float | None) -> None:
+        self.tenant, self.bot, self.since, self.until = tenant, bot, since, until
+        self.owners: dict[UUID, str] = {}
+        """Aggregate id -> conversation id of the bot's conversations."""
+        self.positions = array("q")
+        self.top = 0
+        """The last notification id looked at."""
+        self._lock = threading.Lock()
+
+    def update(self, store: EventStore) -> int:
+        """Catch up with the store; the number of positions now."""
+        with self._lock:
+            top = store.recorder.max_notification_id() or 0
+            if top > self.top:
+                read = store.mapper.to_domain_event
+                for n in _notifications(store, STARTED_TOPICS, self.top, top):
+                    e = read(n)
+                    if e.tenant == self.tenant and e.bot == self.bot:
+                        self.owners[n.originator_id] = e.conversation_id
+                since, until = self.since, self.until
+                window = since is not None or until is not None
+                for n in _notifications(store, TURN_TOPICS, self.top, top):
+                    if n.originator_id not in self.owners:
+                        continue
+                    if window:
+                        at = read(n).received_at
+                        if (since is not None and at < since) or (until is not None and at >= until):
+                            continue
+                    self.positions.append(n.id)
+                self.top = top
+            return len(self.positions)
+
+
+def _notifications(store: EventStore, topics: Sequence[str], after: int, stop: int, page: int = 5000) -> Iterator:
+    position = after
+    while True:
+        found = store.recorder.select_notifications(position + 1, page, stop=stop, topics=topics)
+        yield from found
+        if len(found) < page:
+            return
+        position = found[-1].id
 
 
 def _with_label(row: dict[str, Any], labels: Labels | None, r: TurnRow) -> dict[str, Any]:

@@ -17,7 +17,9 @@ from botyard.ops.errors import AdminError
 from botyard.protocol import MAX_CONVERSATION_ID
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-"""Tenants, bots and aliases (:data:`botyard.protocol.NAME_RE`)."""
+"""Tenants, bots and aliases (:data:`botyard.protocol.NAME_RE`). pydantic matches it with the
+Rust regex engine, where ``$`` is the very end (``"staging\\n"`` is refused); Python's ``re``
+would need ``\\Z`` there."""
 PAGE, MAX_PAGE = 1000, 10_000
 """Turns per export page: by default, and at most (the README's protocol section)."""
 MAX_CHANGES = 10_000
@@ -26,7 +28,7 @@ MAX_CHANGES = 10_000
 Name = Annotated[str, Field(pattern=NAME)]
 Ref = Annotated[str, Field(min_length=1, description="id, unique id prefix (6+ hex digits) or alias")]
 ConversationId = Annotated[str, Field(min_length=1, max_length=MAX_CONVERSATION_ID)]
-Seconds = Annotated[float | None, Field(description="epoch seconds")]
+Seconds = Annotated[float | None, Field(allow_inf_nan=False, description="epoch seconds")]
 
 
 def refusal(errors: Sequence[Any], skip: int = 0) -> AdminError:
@@ -80,6 +82,15 @@ class ExportQuery(BaseModel):
     limit: int = Field(PAGE, ge=1, le=MAX_PAGE, description="turns per page")
 
 
+class PageQuery(BaseModel):
+    """Paging of a list in a NATS admin reply (``replay``'s turns, ``whatif``'s changes,
+    ``list``'s snapshots, ``log``'s moves, ``labels``): each page holds as many items as
+    fit the server's ``max_payload``, and the reply's ``next`` is the next page's ``after``."""
+
+    after: int = Field(0, ge=0, description="items to skip: the previous page's next (replay: a turn number)")
+    limit: int | None = Field(None, ge=1, le=MAX_PAGE, description="items per page, at most (default: as many as fit)")
+
+
 class DiffQuery(BaseModel):
     a: Ref
     b: Ref
@@ -109,11 +120,15 @@ class DiffRequest(DiffQuery, BotRequest):
     pass
 
 
-class TranscriptRequest(TranscriptQuery, BotRequest):
+class ListRequest(PageQuery, BotRequest):
+    """``list``, ``log`` and ``labels``."""
+
+
+class TranscriptRequest(PageQuery, TranscriptQuery, BotRequest):
     conversation_id: ConversationId
 
 
-class WhatIfRequest(WhatIfBody, BotRequest):
+class WhatIfRequest(PageQuery, WhatIfBody, BotRequest):
     pass
 
 

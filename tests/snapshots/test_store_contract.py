@@ -130,20 +130,37 @@ def test_delete(backend):
     assert store.load(b.id).id == b.id
 
 
-def test_a_local_store_hashes_a_file_once_and_again_after_it_changes(tmp_path):
+def test_a_local_store_hashes_a_file_on_every_read_whatever_its_stamp_says(tmp_path, monkeypatch):
+    """Every load hashes the bytes: a file that rots in place keeping its inode, size and
+    modification time is refused, by the store that verified it before and by a new one."""
+    import os
+
+    from botyard.snapshots import format as snapshot_format
+
+    hashed = []
+    real = snapshot_format.content_id
+    monkeypatch.setattr(snapshot_format, "content_id", lambda data: hashed.append(len(data)) or real(data))
     store = LocalSnapshotStore(tmp_path)
     info = store.save(*content(seed=3))
+    hashed.clear()
     first = store.load(info.id)
-    again = store.load(info.id)  # the unchanged file: decoded without hashing it again
+    again = store.load(info.id)  # the unchanged file: hashed again
     assert np.array_equal(first.arrays["w"], again.arrays["w"]) and again.manifest == first.manifest
+    assert hashed == [info.size, info.size]
     path = next((tmp_path / "objects").rglob(f"{info.id}.snap"))
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01  # same size, new bytes: the file's stamp changes, so it is hashed
-    path.write_bytes(bytes(data))
+    before = os.stat(path)
+    with open(path, "r+b") as fh:  # rot in place: same inode, same size ...
+        fh.seek(before.st_size // 2)
+        byte = fh.read(1)
+        fh.seek(before.st_size // 2)
+        fh.write(bytes([byte[0] ^ 0x01]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # ... and the same modification time
+    after = os.stat(path)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
     with pytest.raises(SnapshotCorrupt):
         store.load(info.id)
     with pytest.raises(SnapshotCorrupt):
-        LocalSnapshotStore(tmp_path).load(info.id)  # and a new store hashes it anyway
+        LocalSnapshotStore(tmp_path).load(info.id)  # and a new store alike
 
 
 def test_nats_store_fetches_without_blocking_the_caller(tmp_path, nats_url):
