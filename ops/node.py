@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import gc
 import logging
-import secrets
 import threading
 import time
 from typing import Any
@@ -34,7 +33,7 @@ from botyard.ops.jobs import TrainingJobs
 from botyard.ops.metrics import NodeMetrics
 from botyard.ops.nats_server import EmbeddedNats
 from botyard.ops.status import NodeStatus
-from botyard.ops.web.http import HttpServer, make_app
+from botyard.ops.web.http import HttpServer, make_app, operator_token
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +148,7 @@ class Node:
 
     def _serve_http(self) -> HttpServer:
         cfg = self.config
-        token = cfg.operator_token
-        if not token:
-            token_file = cfg.data_dir / "operator.token"
-            if not token_file.exists():
-                token_file.touch(mode=0o600)
-                token_file.write_text(secrets.token_urlsafe(32) + "\n")
-            token = token_file.read_text().strip()
-        self.operator_token = token
+        self.operator_token = token = operator_token(cfg.operator_token, cfg.data_dir)
         self.activity = Activity(self.events)
         self.jobs = TrainingJobs(cfg, self.nats_url)
         app = make_app(

@@ -10,6 +10,8 @@ the operator token reaches all. Errors are JSON ``{"error": {"code", "message", 
 from __future__ import annotations
 
 import logging
+import pathlib
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -229,6 +231,18 @@ def make_app(
 
     dashboard.add_routes(app, scoped=scoped, caller=caller, run=run, activity=activity, jobs=jobs)
     return app
+
+
+def operator_token(configured: str | None, data_dir: pathlib.Path) -> str:
+    """The operator token: the configured one, else the one kept in ``<data_dir>/operator.token``
+    (made on first use, readable by its owner only)."""
+    if configured:
+        return configured
+    token_file = data_dir / "operator.token"
+    if not token_file.exists():
+        token_file.touch(mode=0o600)
+        token_file.write_text(secrets.token_urlsafe(32) + "\n")
+    return token_file.read_text().strip()
 
 
 class HttpServer:
