@@ -52,9 +52,11 @@ CLIENT_GC: list[float] = []
 """This process's own collector pauses (ms) of 1 ms or more: the clients' latencies include them."""
 
 
-def _time_client_gc(phase: str, info: dict, started=None) -> None:
-    if started is None:
-        started = [0.0]
+_GC_STARTED = [0.0]
+"""When the bench client's running collection began (gc callbacks keep no state of their own)."""
+
+
+def _time_client_gc(phase: str, info: dict, started: list[float] = _GC_STARTED) -> None:
     if phase == "start":
         started[0] = time.perf_counter()
     elif (took := (time.perf_counter() - started[0]) * 1e3) >= 1.0:
