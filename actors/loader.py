@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from typing import Callable
 
 import pykka
@@ -28,10 +29,43 @@ from botyard.actors.messages import AliasChanged, Fetched, Install, Load, Loaded
 from botyard.errors import BotyardError
 from botyard.events.store import EventStore
 from botyard.models.runtime import Predictor
-from botyard.snapshots.format import unpack
+from botyard.snapshots.format import Snapshot, unpack
 from botyard.snapshots.store import SnapshotStore
 
 log = logging.getLogger(__name__)
+
+VERIFIED_COPIES_BYTES = 256 << 20
+"""The loader keeps the snapshots it verified, newest use last, up to this many bytes: a
+model the workers evicted and need again is decoded from the verified copy (about 0.15 ms
+for the example bot) instead of read and hashed again (about 1.4 ms). The copy is the one
+that was verified, so bytes that rot on disk afterwards are never served; promote and
+rollback still verify the stored bytes themselves."""
+
+
+class VerifiedCopies:
+    """Snapshots whose bytes matched their id, bounded by their size in bytes (LRU)."""
+
+    def __init__(self, budget: int = VERIFIED_COPIES_BYTES) -> None:
+        self.budget = budget
+        self.held: OrderedDict[str, Snapshot] = OrderedDict()
+        self.bytes = 0
+        self.hits = 0
+
+    def get(self, snapshot_id: str) -> Snapshot | None:
+        snap = self.held.get(snapshot_id)
+        if snap is not None:
+            self.held.move_to_end(snapshot_id)
+            self.hits += 1
+        return snap
+
+    def keep(self, snap: Snapshot) -> None:
+        if snap.id in self.held or snap.size > self.budget:
+            return
+        self.held[snap.id] = snap
+        self.bytes += snap.size
+        while self.bytes > self.budget:
+            _, old = self.held.popitem(last=False)
+            self.bytes -= old.size
 
 Key = tuple[str, str, str]
 
@@ -49,6 +83,7 @@ class SnapshotLoader(Supervised, pykka.ThreadingActor):
         """What each alias named before (served instead if the new target cannot be loaded)."""
         self.loads = 0
         self.failed_loads = 0
+        self.verified = VerifiedCopies()
 
     def on_start(self) -> None:
         started = time.perf_counter()
@@ -58,7 +93,7 @@ class SnapshotLoader(Supervised, pykka.ThreadingActor):
     def on_receive(self, message: object) -> object:
         if isinstance(message, Load):
             fetch_later = getattr(self.store, "fetch_later", None)
-            if fetch_later is None:
+            if fetch_later is None or message.snapshot in self.verified.held:
                 message.worker.tell(self.load(message.snapshot))
                 return None
             started, me = time.perf_counter(), self.actor_ref
@@ -83,9 +118,11 @@ class SnapshotLoader(Supervised, pykka.ThreadingActor):
     def load(self, snapshot_id: str) -> Loaded:
         started = time.perf_counter()
         try:
-            predictor = Predictor.from_snapshot(self.store.load(snapshot_id))
+            snap = self.verified.get(snapshot_id) or self.store.load(snapshot_id)
+            predictor = Predictor.from_snapshot(snap)
         except BotyardError as exc:
             return self._failed(snapshot_id, exc, started)
+        self.verified.keep(snap)
         self.loads += 1
         return Loaded(snapshot_id, predictor, "", time.perf_counter() - started)
 
@@ -94,9 +131,11 @@ class SnapshotLoader(Supervised, pykka.ThreadingActor):
         try:
             if fetched.error is not None:
                 raise fetched.error
-            predictor = Predictor.from_snapshot(unpack(snapshot_id, fetched.data))
+            snap = unpack(snapshot_id, fetched.data)
+            predictor = Predictor.from_snapshot(snap)
         except BotyardError as exc:
             return self._failed(snapshot_id, exc, fetched.started)
+        self.verified.keep(snap)
         self.loads += 1
         return Loaded(snapshot_id, predictor, "", time.perf_counter() - fetched.started)
 
@@ -131,4 +170,7 @@ class SnapshotLoader(Supervised, pykka.ThreadingActor):
         return {key: (target, self.previous.get(key)) for key, (_, target) in self.targets.items()}
 
     def stats(self) -> dict:
-        return {"aliases": len(self.targets), "loads": self.loads, "failed_loads": self.failed_loads}
+        return {
+            "aliases": len(self.targets), "loads": self.loads, "failed_loads": self.failed_loads,
+            "verified_copy_loads": self.verified.hits,
+        }
