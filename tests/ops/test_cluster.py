@@ -153,9 +153,14 @@ def test_sigkill_one_of_three_then_a_node_joins(cluster_env, nats_url, tmp_path)
 def test_a_nats_server_of_three_stops_under_load(tmp_path, snapshot_dir, postgres_url):
     ports, servers, procs = {}, [], []
     try:
+        # Every port chosen first (client ports too: a server's `-p -1` could otherwise draw a
+        # route port chosen here for another server before that one binds it).
+        chosen = set()
+        while len(chosen) < 6:
+            chosen.add(free_port())
+        client_ports, cluster_ports = sorted(chosen)[:3], sorted(chosen)[3:]
         for i in range(3):
-            servers.append(EmbeddedNats(tmp_path / f"nats{i}", jetstream=False))
-        cluster_ports = [free_port() for _ in range(3)]  # chosen first, so every server can name all routes
+            servers.append(EmbeddedNats(tmp_path / f"nats{i}", jetstream=False, port=client_ports[i]))
         routes = ",".join(f"nats://127.0.0.1:{p}" for p in cluster_ports)
         for i, server in enumerate(servers):
             server.extra_args = ("--cluster_name", "botyard", "--cluster", f"nats://127.0.0.1:{cluster_ports[i]}",
