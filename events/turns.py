@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 from uuid import UUID
 
 from botyard.events.conversation import Conversation
@@ -78,7 +78,7 @@ def conversations_of(store, tenant: str, bot: str) -> dict[UUID, str]:
     """Aggregate id -> conversation id of every conversation of one bot."""
     read = store.mapper.to_domain_event
     found: dict[UUID, str] = {}
-    for n in _forward(store, STARTED_TOPICS, 0, None):
+    for n in notifications(store, STARTED_TOPICS, 0, None):
         e = read(n)
         if e.tenant == tenant and e.bot == bot:
             found[n.originator_id] = e.conversation_id
@@ -102,7 +102,7 @@ def bot_turns(
     read = store.mapper.to_domain_event
     rows: list[TurnRow] = []
     top = store.recorder.max_notification_id() or 0
-    pages = _backward(store, top) if last is not None else _forward(store, TURN_TOPICS, 0, top)
+    pages = _backward(store, top) if last is not None else notifications(store, TURN_TOPICS, 0, top)
     for n in pages:
         conversation_id = owners.get(n.originator_id)
         if conversation_id is None:
@@ -126,7 +126,8 @@ def conversation_turns(store, tenant: str, bot: str, conversation_id: str) -> li
     ]
 
 
-def _forward(store, topics: list[str], after: int, stop: int | None) -> Iterator:
+def notifications(store, topics: Sequence[str], after: int, stop: int | None) -> Iterator:
+    """Notifications of these topics after ``after`` up to ``stop``, read a page at a time."""
     position = after
     while True:
         page = store.recorder.select_notifications(position + 1, PAGE, stop=stop, topics=topics)
@@ -141,6 +142,6 @@ def _backward(store, top: int) -> Iterator:
     hi = top
     while hi > 0:
         lo = max(1, hi - PAGE * 4 + 1)
-        window = list(_forward(store, TURN_TOPICS, lo - 1, hi))
+        window = list(notifications(store, TURN_TOPICS, lo - 1, hi))
         yield from reversed(window)
         hi = lo - 1

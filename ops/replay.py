@@ -21,7 +21,7 @@ from botyard.dialogue.responses import respond
 from botyard.events.errors import UnknownConversation
 from botyard.events.labels import Labels
 from botyard.events.store import EventStore
-from botyard.events.turns import STARTED_TOPICS, TURN_TOPICS, TurnRow, bot_turns, conversation_turns
+from botyard.events.turns import STARTED_TOPICS, TURN_TOPICS, TurnRow, bot_turns, conversation_turns, notifications
 from botyard.models.batch import predict_batch
 from botyard.models.definition import OUT_OF_SCOPE
 from botyard.models.runtime import Prediction, Predictor
@@ -274,13 +274,13 @@ class TurnIndex:
             top = store.recorder.max_notification_id() or 0
             if top > self.top:
                 read = store.mapper.to_domain_event
-                for n in _notifications(store, STARTED_TOPICS, self.top, top):
+                for n in notifications(store, STARTED_TOPICS, self.top, top):
                     e = read(n)
                     if e.tenant == self.tenant and e.bot == self.bot:
                         self.owners[n.originator_id] = e.conversation_id
                 since, until = self.since, self.until
                 window = since is not None or until is not None
-                for n in _notifications(store, TURN_TOPICS, self.top, top):
+                for n in notifications(store, TURN_TOPICS, self.top, top):
                     if n.originator_id not in self.owners:
                         continue
                     if window:
@@ -290,16 +290,6 @@ class TurnIndex:
                     self.positions.append(n.id)
                 self.top = top
             return len(self.positions)
-
-
-def _notifications(store: EventStore, topics: Sequence[str], after: int, stop: int, page: int = 5000) -> Iterator:
-    position = after
-    while True:
-        found = store.recorder.select_notifications(position + 1, page, stop=stop, topics=topics)
-        yield from found
-        if len(found) < page:
-            return
-        position = found[-1].id
 
 
 def _with_label(row: dict[str, Any], labels: Labels | None, r: TurnRow) -> dict[str, Any]:
