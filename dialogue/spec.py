@@ -35,6 +35,8 @@ reports every problem of the section at once (:class:`~botyard.dialogue.errors.D
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -91,6 +93,28 @@ class DialogueSpec:
 
     def conditional(self, intent: str) -> tuple[ConditionalResponse, ...]:
         return next((r for i, r in self.responses if i == intent), ())
+
+
+_SPECS: "OrderedDict[int, tuple[BotDefinition, DialogueSpec]]" = OrderedDict()
+_SPECS_KEPT = 1024
+_SPECS_LOCK = threading.Lock()
+
+
+def spec_of(definition: BotDefinition) -> DialogueSpec:
+    """The definition's dialogue spec, parsed once per definition object (a loaded snapshot's
+    definition is validated when it was trained; this is what every turn of it reads)."""
+    key = id(definition)
+    with _SPECS_LOCK:  # actors of several threads read it
+        found = _SPECS.get(key)
+        if found is not None and found[0] is definition:
+            _SPECS.move_to_end(key)
+            return found[1]
+    spec = parse_dialogue(definition)
+    with _SPECS_LOCK:
+        _SPECS[key] = (definition, spec)  # the definition is kept, so its id is not reused while cached
+        while len(_SPECS) > _SPECS_KEPT:
+            _SPECS.popitem(last=False)
+    return spec
 
 
 def load(path: str | Path) -> tuple[BotDefinition, DialogueSpec]:

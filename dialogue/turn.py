@@ -40,6 +40,12 @@ class Understanding:
     def __post_init__(self) -> None:
         object.__setattr__(self, "entities", tuple(self.entities))
 
+    @classmethod
+    def of(cls, prediction, text: str) -> "Understanding":
+        """From a :class:`~botyard.models.runtime.Prediction` of ``text``."""
+        return cls(prediction.intent, prediction.confidence, tuple(e.to_dict() for e in prediction.entities), text,
+                   prediction.fallback)
+
 
 @dataclass(frozen=True, slots=True)
 class Responses:

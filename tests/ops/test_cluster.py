@@ -143,7 +143,9 @@ def test_sigkill_one_of_three_then_a_node_joins(cluster_env, nats_url, tmp_path)
     # failures only for turns in flight at the kill (at most one per client), each retried to success
     assert len(load.failed_attempts) <= 2 * len(load.cids), load.failed_attempts
     answered_before = {n for c, acks in load.acked.items() for _, _, n in acks[: marks["kill"][c]]}
-    assert answered_before == {"n1", "n2", "n3"}
+    # n2 (the node killed) answered before the kill; whether the third node did too depends on
+    # how soon the bot turned hot and spread over all three (seen: {n1, n2} in 1 of ~15 runs)
+    assert "n2" in answered_before and len(answered_before) >= 2, answered_before
     after_kill = {n for c, acks in load.acked.items() for _, _, n in acks[marks["kill"][c] + 2 : marks["join"][c]]}
     assert "n2" not in after_kill and after_kill <= {"n1", "n3"}
     after_join = {n for c, acks in load.acked.items() for _, _, n in acks[marks["join"][c] + 1 :]}
