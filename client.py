@@ -38,6 +38,15 @@ class Reply:
     """``{entity, value, start, end, extractor, confidence}`` per entity in the user's text."""
     node: str = ""
     """The node that answered."""
+    slots: dict[str, Any] = field(default_factory=dict)
+    """The conversation's slots after the turn."""
+    form: str | None = None
+    """The active form (an intent's name), if any."""
+    asked: str | None = None
+    """The slot the active form asked for and waits for."""
+    handed_off: bool = False
+    """The conversation is with a person: ``text`` is an agent's answer (``agent`` names them), or empty."""
+    agent: str | None = None
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> "Reply":

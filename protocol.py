@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 import msgpack
@@ -53,8 +53,9 @@ QUEUE_GROUP = "botyard-nodes"
 """Every node takes turn and admin requests in this queue group: each request reaches one node."""
 
 
-def direct_turn_subject(node: str, tenant: str, bot: str) -> str:
-    return f"{DIRECT_PREFIX}.{node}.turn.{tenant}.{bot}"
+def direct_turn_subject(node: str, tenant: str, bot: str, kind: str = "turn") -> str:
+    """``kind``: ``turn``, or ``agent`` for an agent's message."""
+    return f"{DIRECT_PREFIX}.{node}.{kind}.{tenant}.{bot}"
 
 # Stable error codes, documented in the README's protocol section.
 MALFORMED = "malformed"
@@ -70,7 +71,16 @@ ERROR_CODES = (
 )
 REPLY_TOO_LARGE = "reply_too_large"
 """A reply that would exceed the NATS server's ``max_payload`` (``size``, ``max_payload``)."""
-ERROR_CODES += (REPLY_TOO_LARGE,)
+NOT_HANDED_OFF = "not_handed_off"
+"""An agent's message to a conversation that is not handed off to a person."""
+ERROR_CODES += (REPLY_TOO_LARGE, NOT_HANDED_OFF)
+
+# Human handoff (docs/protocol.md, "Handoff"): a handed-off conversation's user turns are
+# published on ``botyard.handoff.<tenant>.<bot>``; an agent answers on ``botyard.agent.<tenant>.<bot>``.
+HANDOFF_PREFIX = "botyard.handoff"
+AGENT_PREFIX = "botyard.agent"
+AGENT_SUBSCRIPTION = f"{AGENT_PREFIX}.*.*"
+MAX_AGENT_NAME = 64
 
 
 class ProtocolError(BotyardError):
@@ -82,6 +92,16 @@ class ProtocolError(BotyardError):
 
 
 @dataclass(frozen=True, slots=True)
+class AgentMessage:
+    """What a person answering a handed-off conversation sends: ``text`` for the user (may
+    be empty when only handing back), whether to ``hand_back`` to the bot, who (``agent``)."""
+
+    text: str
+    hand_back: bool = False
+    agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TurnRequest:
     tenant: str
     bot: str
@@ -90,10 +110,20 @@ class TurnRequest:
     as_json: bool
     turn_id: str | None = None
     alias: str = DEFAULT_ALIAS
+    agent: AgentMessage | None = None
+    """Set for an agent's message (``botyard.agent.<tenant>.<bot>``): no classification, no user turn."""
 
 
 def turn_subject(tenant: str, bot: str) -> str:
     return f"{TURN_PREFIX}.{tenant}.{bot}"
+
+
+def agent_subject(tenant: str, bot: str) -> str:
+    return f"{AGENT_PREFIX}.{tenant}.{bot}"
+
+
+def handoff_subject(tenant: str, bot: str) -> str:
+    return f"{HANDOFF_PREFIX}.{tenant}.{bot}"
 
 
 def alias_subject(tenant: str, bot: str) -> str:
@@ -256,28 +286,9 @@ def parse_turn(
 
     The body is at most ``max_body_bytes`` (default :func:`turn_body_limit`) and within the
     decoding limits (:func:`decode_body`)."""
-    parts = subject.split(".")
-    if len(parts) != 4 or ".".join(parts[:2]) != TURN_PREFIX:
-        raise ProtocolError(INVALID_REQUEST, f"not a turn subject: {subject!r}", field="subject")
-    tenant, bot = check_name("tenant", parts[2]), check_name("bot", parts[3])
-    as_json = wants_json(headers)
-    limit = turn_body_limit(max_text_bytes) if max_body_bytes is None else max_body_bytes
-    body = decode_body(data, as_json, max_bytes=limit)
-    if not isinstance(body, dict):
-        raise ProtocolError(INVALID_REQUEST, f"request body must be a map, not {type(body).__name__}")
-    conversation_id = _string_field(body, "conversation_id")
-    if not 0 < len(conversation_id) <= MAX_CONVERSATION_ID:
-        raise ProtocolError(
-            INVALID_REQUEST,
-            f"conversation_id must be 1-{MAX_CONVERSATION_ID} characters",
-            field="conversation_id",
-        )
-    text = _string_field(body, "text")
-    size = len(text.encode("utf-8"))  # decode_body let no lone surrogate through
-    if size > max_text_bytes:
-        raise ProtocolError(
-            TEXT_TOO_LONG, f"text is {size} bytes; the limit is {max_text_bytes}", size=size, limit=max_text_bytes
-        )
+    tenant, bot, as_json, body = _request(TURN_PREFIX, "turn", subject, data, headers, max_text_bytes, max_body_bytes)
+    conversation_id = _conversation_id(body)
+    text = _text(body, max_text_bytes)
     if not text.strip():
         raise ProtocolError(INVALID_REQUEST, "field 'text' must not be empty", field="text")
     turn_id = _string_field(body, "turn_id", required=False)
@@ -286,9 +297,69 @@ def parse_turn(
     for name, value in (("conversation_id", conversation_id), ("turn_id", turn_id)):
         if value is not None and "\x00" in value:  # an id is a key in the stores (PostgreSQL text has no NUL)
             raise ProtocolError(INVALID_REQUEST, f"{name} must not contain NUL (U+0000)", field=name)
+    return TurnRequest(tenant, bot, conversation_id, text, as_json, turn_id, _alias(body, headers))
+
+
+def parse_agent(subject: str, data: bytes, headers: Mapping[str, str] | None, *, max_text_bytes: int) -> TurnRequest:
+    """Validate an agent's message (``botyard.agent.<tenant>.<bot>``): ``conversation_id``,
+    ``text`` (may be empty only with ``hand_back``), ``hand_back`` (bool), ``agent`` (a name)."""
+    tenant, bot, as_json, body = _request(AGENT_PREFIX, "agent", subject, data, headers, max_text_bytes, None)
+    conversation_id = _conversation_id(body)
+    text = _text(body, max_text_bytes, required=False) or ""
+    hand_back = body.get("hand_back", False)
+    if not isinstance(hand_back, bool):
+        raise ProtocolError(INVALID_REQUEST, "field 'hand_back' must be true or false", field="hand_back")
+    if not text.strip() and not hand_back:
+        raise ProtocolError(INVALID_REQUEST, "an agent's message needs a 'text', or 'hand_back': true", field="text")
+    agent = _string_field(body, "agent", required=False) or ""
+    if len(agent) > MAX_AGENT_NAME:
+        raise ProtocolError(INVALID_REQUEST, f"agent must be at most {MAX_AGENT_NAME} characters", field="agent")
+    return TurnRequest(tenant, bot, conversation_id, text, as_json, None, _alias(body, headers),
+                       AgentMessage(text, hand_back, agent))
+
+
+def _request(prefix: str, kind: str, subject: str, data: bytes, headers: Mapping[str, str] | None, max_text_bytes: int,
+             max_body_bytes: int | None) -> tuple[str, str, bool, dict]:
+    parts = subject.split(".")
+    if len(parts) != 4 or ".".join(parts[:2]) != prefix:
+        raise ProtocolError(INVALID_REQUEST, f"not a {kind} subject: {subject!r}", field="subject")
+    tenant, bot = check_name("tenant", parts[2]), check_name("bot", parts[3])
+    as_json = wants_json(headers)
+    limit = turn_body_limit(max_text_bytes) if max_body_bytes is None else max_body_bytes
+    body = decode_body(data, as_json, max_bytes=limit)
+    if not isinstance(body, dict):
+        raise ProtocolError(INVALID_REQUEST, f"request body must be a map, not {type(body).__name__}")
+    return tenant, bot, as_json, body
+
+
+def _conversation_id(body: Mapping[str, Any]) -> str:
+    conversation_id = _string_field(body, "conversation_id")
+    if not 0 < len(conversation_id) <= MAX_CONVERSATION_ID:
+        raise ProtocolError(
+            INVALID_REQUEST,
+            f"conversation_id must be 1-{MAX_CONVERSATION_ID} characters",
+            field="conversation_id",
+        )
+    if "\x00" in conversation_id:  # an id is a key in the stores (PostgreSQL text has no NUL)
+        raise ProtocolError(INVALID_REQUEST, "conversation_id must not contain NUL (U+0000)", field="conversation_id")
+    return conversation_id
+
+
+def _text(body: Mapping[str, Any], max_text_bytes: int, *, required: bool = True) -> str | None:
+    text = _string_field(body, "text", required=required)
+    if text is None:
+        return None
+    size = len(text.encode("utf-8"))  # decode_body let no lone surrogate through
+    if size > max_text_bytes:
+        raise ProtocolError(
+            TEXT_TOO_LONG, f"text is {size} bytes; the limit is {max_text_bytes}", size=size, limit=max_text_bytes
+        )
+    return text
+
+
+def _alias(body: Mapping[str, Any], headers: Mapping[str, str] | None) -> str:
     alias = header(headers, ALIAS_HEADER) or _string_field(body, "alias", required=False)
-    alias = DEFAULT_ALIAS if alias is None else check_name("alias", alias)
-    return TurnRequest(tenant, bot, conversation_id, text, as_json, turn_id, alias)
+    return DEFAULT_ALIAS if alias is None else check_name("alias", alias)
 
 
 # -- a recorded turn, and its reply -------------------------------------------------------------
@@ -320,6 +391,10 @@ class TurnRecord:
     """When the request reached that node, in seconds since the Unix epoch."""
     entities: list
     """``{entity, value, start, end, extractor, confidence}`` per entity in the user's text."""
+    dialogue: list = field(default_factory=list)
+    """The dialogue events the turn committed, oldest first, each a dict with a ``name`` and a
+    ``version`` (``{"name": "SlotSet", "version": 1, "slot": ..., "value": ..., "by": ...}``;
+    docs/events.md lists them). Empty for a bot without a dialogue section."""
 
     def as_dict(self) -> dict[str, Any]:
         """The fields by name: what ``Conversation.record_turn`` takes."""
@@ -337,13 +412,25 @@ REPLY_FIELDS = ("turn", "turn_id", "intent", "confidence", "reply", "fallback", 
 retried turn id again."""
 
 
-def reply_body(conversation_id: str, turn: Mapping[str, Any], node: str) -> dict[str, Any]:
+NO_DIALOGUE = {"slots": {}, "form": None, "asked": None, "handed_off": False}
+"""The dialogue fields of a reply for a conversation without dialogue state."""
+
+
+def reply_body(conversation_id: str, turn: Mapping[str, Any], node: str,
+               dialogue: Mapping[str, Any] = NO_DIALOGUE) -> dict[str, Any]:
     """The reply to a turn, as the wire carries it (``docs/protocol.md``).
 
     ``turn`` holds a record's :data:`REPLY_FIELDS` (``TurnRecord.reply_fields()``, or one of
     a conversation's recent turns); ``node`` is the node answering, which for a retry may
-    not be the one that recorded the turn.
+    not be the one that recorded the turn; ``dialogue``: the conversation's ``slots``, active
+    ``form``, the slot it ``asked`` for and whether it is ``handed_off``, after the turn (for
+    a retry: now).
     """
+    return {**_reply_fields(conversation_id, turn, node), "slots": dict(dialogue["slots"]), "form": dialogue["form"],
+            "asked": dialogue["asked"], "handed_off": dialogue["handed_off"]}
+
+
+def _reply_fields(conversation_id: str, turn: Mapping[str, Any], node: str) -> dict[str, Any]:
     return {
         "conversation_id": conversation_id,
         "turn": turn["turn"],

@@ -1,6 +1,9 @@
 """The Conversation aggregate: every turn of a conversation is one ``TurnRecorded`` event.
 
-A ``TurnRecorded`` event stores a :class:`~botyard.protocol.TurnRecord`, field by field.
+A ``TurnRecorded`` event stores a :class:`~botyard.protocol.TurnRecord`, field by field,
+the dialogue events of the turn among them; an agent's answer to a handed-off conversation
+is an ``AgentReplied`` event. The dialogue state (slots, the active form, handoff) is the
+fold of :func:`botyard.dialogue.state.apply` over those dialogue events and nothing else.
 Applying an event only changes fields of the aggregate: replay does no I/O.
 """
 
@@ -11,7 +14,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from botyard.protocol import TURN_FIELDS, TurnRecord
+from botyard.dialogue.state import DialogueState, from_dict, replay
+from botyard.protocol import NO_DIALOGUE, TURN_FIELDS, TurnRecord
 
 RECENT_TURNS = 16
 """How many recent turns a live conversation keeps in memory (for retried turn ids)."""
@@ -41,15 +45,16 @@ class Conversation(Aggregate):
         conversation_id: str
 
     class TurnRecorded(Aggregate.Event):
-        """One user turn and the bot's answer (stable name: ``Conversation.TurnRecorded`` v2):
+        """One user turn and the bot's answer (stable name: ``Conversation.TurnRecorded`` v3):
         the fields of a :class:`~botyard.protocol.TurnRecord`, in its order (:attr:`record`).
 
         v2 added ``entities`` (a list of ``{entity, value, start, end, extractor,
-        confidence}``); v1 events are upcast with no entities.
+        confidence}``); v1 events are upcast with no entities. v3 added ``dialogue`` (the
+        turn's dialogue events as dicts); older events are upcast with none.
         """
 
         TOPIC = "botyard:Conversation.TurnRecorded"
-        class_version = 2
+        class_version = 3
         turn: int
         turn_id: str | None
         user_text: str
@@ -61,14 +66,36 @@ class Conversation(Aggregate):
         node: str
         received_at: float
         entities: list
+        dialogue: list
 
         @staticmethod
         def upcast_v1_v2(state: dict) -> None:
             state["entities"] = []
 
+        @staticmethod
+        def upcast_v2_v3(state: dict) -> None:
+            state["dialogue"] = []
+
         @property
         def record(self) -> TurnRecord:
             return TurnRecord(*(getattr(self, name) for name in TURN_FIELDS))
+
+    class AgentReplied(Aggregate.Event):
+        """A person answered the handed-off conversation (stable name:
+        ``Conversation.AgentReplied`` v1): ``text`` for the user (may be empty when the agent
+        only hands back), the ``agent``'s name, the dialogue events (``HandedBack`` when the
+        agent handed the conversation back), whether the text was ``delivered`` as the reply to
+        a user's turn waiting for it (if not, the user's next turn gets it as its reply), the
+        recording ``node`` and when (``at``)."""
+
+        TOPIC = "botyard:Conversation.AgentReplied"
+        class_version = 1
+        text: str
+        agent: str
+        dialogue: list
+        delivered: bool
+        node: str
+        at: float
 
     @staticmethod
     def create_id(tenant: str, bot: str, conversation_id: str) -> UUID:
@@ -97,13 +124,51 @@ class Conversation(Aggregate):
         node: str,
         received_at: float,
         entities: list,
+        dialogue: list = (),  # type: ignore[assignment]
     ) -> None:
         record = TurnRecord(
-            turn, turn_id, user_text, intent, confidence, reply, fallback, snapshot, node, received_at, entities
+            turn, turn_id, user_text, intent, confidence, reply, fallback, snapshot, node, received_at, entities, list(dialogue)
         )
         self.turns = turn
         self.last_intent = intent
         self.recent = [*self.recent[-(RECENT_TURNS - 1) :], record.reply_fields()]
+        if self.__dict__.get("undelivered"):
+            self.undelivered = []  # this turn's reply carried them
+        if dialogue:
+            self._fold(dialogue)
+
+    @event(AgentReplied)
+    def agent_replied(self, text: str, agent: str, dialogue: list, delivered: bool, node: str, at: float) -> None:
+        if text and delivered and self.recent and not self.recent[-1]["reply"]:
+            # the user's turn the bot was silent on: a retry of it gets the agent's answer
+            self.recent = [*self.recent[:-1], {**self.recent[-1], "reply": text}]
+        elif text:
+            self.undelivered = [*self.undelivered_texts, text]
+        if dialogue:
+            self._fold(dialogue)
+
+    @property
+    def undelivered_texts(self) -> list[str]:
+        """Agents' answers no user turn has carried yet: the next turn's reply carries them."""
+        return list(self.__dict__.get("undelivered", ()))
+
+    def _fold(self, dialogue: list) -> None:
+        self.dialogue = replay(map(from_dict, dialogue), self.dialogue_state).to_dict()
+
+    @property
+    def dialogue_state(self) -> DialogueState:
+        """The dialogue state: the fold of every dialogue event so far (kept as a plain dict,
+        ``dialogue``, so aggregate snapshots hold it; absent in conversations without any)."""
+        raw = self.__dict__.get("dialogue")
+        return DialogueState.from_dict(raw) if raw else DialogueState()
+
+    def dialogue_view(self) -> dict[str, Any]:
+        """What a reply and a transcript show of the dialogue state."""
+        if not self.__dict__.get("dialogue"):
+            return dict(NO_DIALOGUE)
+        s = self.dialogue_state
+        return {"slots": {k: list(v) if isinstance(v, tuple) else v for k, v in s.slots.items()}, "form": s.form,
+                "asked": s.asked, "handed_off": s.handed_off}
 
     def find_turn(self, turn_id: str | None) -> dict[str, Any] | None:
         """A recent turn with this client turn id (a retry of a committed turn): its
@@ -126,4 +191,5 @@ class Conversation(Aggregate):
             "turns": self.turns,
             "last_intent": self.last_intent,
             "recent": list(self.recent),
+            "dialogue": self.dialogue_state.to_dict(),
         }

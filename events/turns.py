@@ -53,7 +53,7 @@ class TurnRow(TurnRecord):
             "turn": self.turn, "turn_id": self.turn_id, "user_text": self.user_text, "intent": self.intent,
             "confidence": self.confidence, "fallback": self.fallback, "entities": self.entities, "reply": self.reply,
             "snapshot": self.snapshot, "node": self.node, "received_at": self.received_at,
-            "latency_ms": round(self.latency_ms, 3),
+            "latency_ms": round(self.latency_ms, 3), "dialogue": self.dialogue,
         }
 
     @classmethod

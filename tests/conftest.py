@@ -20,6 +20,8 @@ from botyard.snapshots.store import LocalSnapshotStore
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_BOT = ROOT / "examples" / "shop-support.yml"
+OLD_EXAMPLE_BOT = ROOT / "tests" / "data" / "shop-support-v1f88b70.yml"
+"""The example bot before it had a dialogue section (as at commit 1f88b70): an old bot file."""
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -53,6 +55,11 @@ def nats_url(tmp_path_factory):
 @pytest.fixture(scope="session")
 def example_bot():
     return load_bot(EXAMPLE_BOT)
+
+
+@pytest.fixture(scope="session")
+def old_example_bot():
+    return load_bot(OLD_EXAMPLE_BOT)
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,9 @@ never a sibling package of its layer nor anything above):
 
     ops                              (cli -> node -> web -> the rest of ops)
     actors | training
+    events                           (the aggregates fold dialogue events with dialogue's own apply)
     dialogue
-    models | events | snapshots | client
+    models | snapshots | client
     protocol
     errors
 
@@ -22,8 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [
     {"ops"},
     {"actors", "training"},
+    {"events"},
     {"dialogue"},
-    {"models", "events", "snapshots", "client"},
+    {"models", "snapshots", "client"},
     {"protocol"},
     {"errors"},
 ]

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import msgpack
 import pytest
+
+from botyard.dialogue.state import DialogueState
 from eventsourcing.application import project_aggregate
 
 from botyard.actors.conversation import ConversationActor
@@ -33,7 +35,9 @@ from botyard.protocol import TurnRequest
 DATA = Path(__file__).resolve().parent.parent / "data"
 OLD = DATA / "events-v1f88b70.sqlite"
 EXPECTED = json.loads((DATA / "events-v1f88b70.json").read_text())
-EXAMPLE = Path(__file__).resolve().parent.parent.parent / "examples" / "shop-support.yml"
+EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "shop-support-v1f88b70.yml"
+"""The example bot as it was at 1f88b70 (no dialogue section), which the old replies came from."""
+NO_DIALOGUE = {"slots": {}, "form": None, "asked": None, "handed_off": False}
 TENANT, BOT = "acme-shop", "support"
 S1, S2 = "1" * 32, "2" * 32
 
@@ -74,9 +78,16 @@ def test_the_file_is_what_the_old_code_wrote():
     assert state["topic"] == "botyard.events.conversation:Conversation"
 
 
+def old_form(row) -> dict:
+    """A row as the old code showed it: today's rows add ``dialogue`` (no events, for old turns)."""
+    out = row.to_dict()
+    assert out.pop("dialogue") == []
+    return out
+
+
 def test_every_turn_is_intact(store):
     for cid, rows in EXPECTED["conversation_turns"].items():
-        assert [r.to_dict() for r in conversation_turns(store, TENANT, BOT, cid)] == rows
+        assert [old_form(r) for r in conversation_turns(store, TENANT, BOT, cid)] == rows
     c1 = conversation_turns(store, TENANT, BOT, "c-1")
     assert [r.turn for r in c1] == [1, 2, 3, 4, 5, 6]
     assert [r.turn_id for r in c1] == ["c1-t1", "c1-t2", "c1-t3", "c1-t4", "c1-t5", "c1-t6"]  # the retry recorded nothing
@@ -94,11 +105,15 @@ def test_every_turn_is_intact(store):
 
 
 def test_bot_turns_read_every_old_turn(store):
-    assert [{**r.to_dict(), "position": r.position} for r in bot_turns(store, TENANT, BOT)] == EXPECTED["bot_turns"]
+    assert [{**old_form(r), "position": r.position} for r in bot_turns(store, TENANT, BOT)] == EXPECTED["bot_turns"]
     last = bot_turns(store, TENANT, BOT, last=3)
-    assert [{**r.to_dict(), "position": r.position} for r in last] == EXPECTED["bot_turns_last_3"]
-    assert [r.to_dict() for r in bot_turns(store, TENANT, "sales")] == EXPECTED["sales_turns"]
+    assert [{**old_form(r), "position": r.position} for r in last] == EXPECTED["bot_turns_last_3"]
+    assert [old_form(r) for r in bot_turns(store, TENANT, "sales")] == EXPECTED["sales_turns"]
     assert len(EXPECTED["bot_turns"]) == 6 + 2 + 1
+
+
+EMPTY_DIALOGUE = DialogueState().to_dict()
+"""Conversations recorded before dialogue existed have the empty dialogue state."""
 
 
 def test_conversations_rebuild_with_and_without_their_snapshot(store):
@@ -108,8 +123,10 @@ def test_conversations_rebuild_with_and_without_their_snapshot(store):
     for cid, state in EXPECTED["conversations"].items():
         from_snapshot = store.load_conversation(TENANT, BOT, cid)
         from_events = project_aggregate(None, store.events.get(conversation_uuid(TENANT, BOT, cid)))
-        assert plain(from_snapshot.state()) == plain(from_events.state()) == state
-    assert plain(store.conversation_at(TENANT, BOT, "c-1", 2).state()) == EXPECTED["c-1_at_2"]  # before the snapshot
+        assert plain(from_snapshot.state()) == plain(from_events.state()) == {**state, "dialogue": EMPTY_DIALOGUE}
+        assert from_snapshot.dialogue_view() == {"slots": {}, "form": None, "asked": None, "handed_off": False}
+    at_2 = plain(store.conversation_at(TENANT, BOT, "c-1", 2).state())  # before the snapshot
+    assert at_2 == {**EXPECTED["c-1_at_2"], "dialogue": EMPTY_DIALOGUE}
     assert store.load_conversation(TENANT, BOT, "c-1").find_turn("c1-t3")["reply"] == "Delivery to norway takes 2-4 working days."
 
 
@@ -153,7 +170,11 @@ def _run_actor(store, batches):
 
     class Outbox:
         def send(self, items):
-            sent.extend(msgpack.unpackb(o.body, raw=False) for o in items)
+            for o in items:
+                body = msgpack.unpackb(o.body, raw=False)
+                if "error" not in body:  # the reply fields dialogue added, empty for a bot without dialogue
+                    assert {k: body.pop(k) for k in NO_DIALOGUE} == NO_DIALOGUE
+                sent.append(body)
 
     definition = load_bot(EXAMPLE)
     actor = ConversationActor.start(store, Outbox(), node_id="node-a", idle_seconds=600, max_resident=100)
@@ -191,7 +212,7 @@ def test_a_new_turn_on_an_old_conversation(store):
     assert (new["turn"], new["turn_id"]) == (7, "c1-t7")
 
     rows = conversation_turns(store, TENANT, BOT, "c-1")
-    assert [r.to_dict() for r in rows[:6]] == EXPECTED["conversation_turns"]["c-1"]
+    assert [old_form(r) for r in rows[:6]] == EXPECTED["conversation_turns"]["c-1"]
     assert (rows[6].turn, rows[6].user_text, rows[6].entities) == (7, "hello again", [])
     topics = stored_topics(store, c1)
     assert topics[:7] == ["botyard.events.conversation:Conversation.Started"] + [

@@ -28,15 +28,23 @@ def event_classes(aggregate):
     }
 
 
+BORN_STABLE = {conversation.Conversation.AgentReplied}
+"""Event classes added after topics became stable: they never had a module-path topic."""
+
+
 def test_every_class_has_a_stable_topic_and_its_old_one_as_an_alias():
     old = OLD_TOPICS_OF
-    assert len(old) == len(OLD_TOPICS) == len(AGGREGATES) + sum(len(event_classes(a)) for a in AGGREGATES)
+    classes = sum(len(event_classes(a)) for a in AGGREGATES) - len(BORN_STABLE)
+    assert len(old) == len(OLD_TOPICS) == len(AGGREGATES) + classes
     for aggregate in AGGREGATES:
         name = aggregate.__name__
         assert get_topic(aggregate) == f"botyard:{name}" and resolve_topic(f"botyard:{name}") is aggregate
         assert old[aggregate] == f"botyard.events.{name.lower()}:{name}"
         for event_name, cls in event_classes(aggregate).items():
             assert get_topic(cls) == f"botyard:{name}.{event_name}" and resolve_topic(cls.TOPIC) is cls
+            if cls in BORN_STABLE:
+                assert cls not in old and topics_of(cls) == [cls.TOPIC]
+                continue
             assert old[cls] == f"botyard.events.{name.lower()}:{name}.{event_name}"
             assert topics_of(cls) == [cls.TOPIC, old[cls]] and resolve_topic(old[cls]) is cls
 

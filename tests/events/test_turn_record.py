@@ -49,7 +49,7 @@ def test_a_turn_row_is_the_record_with_where_and_when(store):
     assert TurnRecord(**{name: getattr(row, name) for name in TURN_FIELDS}) == RECORD
     assert list(row.to_dict()) == [
         "ref", "tenant", "bot", "conversation_id", "turn", "turn_id", "user_text", "intent", "confidence", "fallback",
-        "entities", "reply", "snapshot", "node", "received_at", "latency_ms",
+        "entities", "reply", "snapshot", "node", "received_at", "latency_ms", "dialogue",
     ]
     assert row.ref == f"acme/faq/{cid}#1" and row.recorded_at > row.received_at and row.position == 0
     (same,) = [r for r in bot_turns(store, "acme", "faq") if r.conversation_id == cid]
@@ -61,11 +61,12 @@ def test_the_reply_is_made_from_the_record():
     assert body == {
         "conversation_id": "c-9", "turn": 1, "turn_id": "t1", "text": "Oslo it is", "intent": "travel", "confidence": 0.75,
         "fallback": False, "entities": RECORD.entities, "snapshot": "s" * 32, "node": "n2",
+        "slots": {}, "form": None, "asked": None, "handed_off": False,
     }
     assert list(body) == ["conversation_id", "turn", "turn_id", "text", "intent", "confidence", "fallback", "entities",
-                          "snapshot", "node"]  # the wire order, as before
+                          "snapshot", "node", "slots", "form", "asked", "handed_off"]  # the wire order, dialogue last
     assert set(REPLY_FIELDS) <= set(TURN_FIELDS)
-    assert {f.name for f in dataclasses.fields(Reply)} == set(body)
+    assert {f.name for f in dataclasses.fields(Reply)} == set(body) | {"agent"}  # agent: only in an agent's answer
     assert Reply.from_wire(body) == Reply(**body)
 
 
