@@ -219,14 +219,15 @@ class NatsBridge:
         nc = self.nc
         observe = self.observe
         for item in items:
-            self.in_flight -= 1
+            if item.reply:
+                self.in_flight -= 1
             headers = JSON_HEADERS if item.as_json else None
             # The last line: a reply the server would refuse becomes one reply_too_large error.
             size, limit = len(item.body) + header_bytes(headers), nc.max_payload
             if size > limit:
                 log.warning("reply to %s is %d bytes, over max_payload %d: answered reply_too_large", item.subject, size, limit)
                 item = too_large_reply(item, size, limit)
-            if observe is not None:
+            if observe is not None and item.reply:
                 observe(item)
             if not item.subject:
                 continue  # a request with no reply subject (plain publish): nothing to answer

@@ -18,9 +18,14 @@ import pykka
 
 from botyard import protocol
 from botyard.actors.failures import Supervised
-from botyard.actors.messages import Classified, ClassifiedTurn, Inspect, Passivate, Sweep, TakeSnapshot
+from botyard.actors.handoff import Held, notice
+from botyard.actors.messages import Classified, ClassifiedTurn, Inspect, Passivate, ReleaseHeld, Sweep, TakeSnapshot
 from botyard.actors.outbox import Outbox, Outgoing, error_reply, ok_reply
-from botyard.dialogue.responses import respond
+from botyard.dialogue import engine
+from botyard.dialogue.spec import spec_of
+from botyard.dialogue.state import HandedOff
+from botyard.dialogue.state import to_dict as event_dict
+from botyard.dialogue.turn import Responses, Understanding
 from botyard.events.conversation import Conversation
 from botyard.events.store import EventStore, IntegrityError
 
@@ -37,6 +42,12 @@ class _Pending:
     turn: ClassifiedTurn
     conversation: Conversation
     body: dict[str, Any]
+    hold: bool = False
+    """A user's turn in a handed-off conversation: its reply waits for an agent."""
+    notices: tuple[Outgoing, ...] = ()
+    """Handoff notices to publish once the turn is committed."""
+    delivers: tuple[str, str] | None = None
+    """An agent's message answering the held turn: (text for the user, agent)."""
 
 
 class ConversationActor(Supervised, pykka.ThreadingActor):
@@ -50,8 +61,13 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         max_resident: int,
         snapshotter: Callable[[], pykka.ActorRef] | None = None,
         snapshot_every: int = 0,
+        handoff_wait: float = 3.0,
     ) -> None:
         super().__init__()
+        self.handoff_wait = handoff_wait
+        self.held: dict[tuple[str, str, str], Held] = {}
+        """Per handed-off conversation, the user's turn waiting for an agent (one at most)."""
+        self._responses: dict[int, tuple[Any, Responses]] = {}
         self.store = store
         self.snapshotter = snapshotter
         self.snapshot_every = snapshot_every
@@ -75,6 +91,8 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
                 self._flush()
             return None
         self._flush()  # turns kept back because this message was next in the inbox
+        if isinstance(message, ReleaseHeld):
+            return self._release_held()
         if isinstance(message, Sweep):
             return self._sweep()
         if isinstance(message, Passivate):
@@ -97,7 +115,11 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
 
     def stats(self) -> dict[str, int]:
         self._flush()  # a proxy call bypasses on_receive: commit what waited for the inbox to empty
-        return {"resident": len(self.resident), "activations": self.activations}
+        return {"resident": len(self.resident), "activations": self.activations, "held": len(self.held)}
+
+    def on_stop(self) -> None:
+        self._flush()
+        self._release_held(everyone=True)  # no user's turn goes unanswered
 
     # -- the turn -----------------------------------------------------------------------
 
@@ -137,27 +159,87 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
                 turn.work.reply_to, req.as_json, protocol.INTERNAL, f"event store: {exc}", received_at=turn.work.received_at
             )])
             return
+        if req.agent is not None:
+            self._take_agent(turn, conversation)
+            return
         if previous is not None:  # a retry of a turn already recorded: answer it again
-            body = protocol.reply_body(req.conversation_id, previous, self.node_id)
+            body = protocol.reply_body(req.conversation_id, previous, self.node_id, conversation.dialogue_view())
             self.pending.append(_Pending(turn, conversation, body))
             return
         number = conversation.turns + 1
+        before = conversation.dialogue_state
+        understood = Understanding(turn.intent, turn.confidence, turn.entities, req.text, turn.fallback)
+        outcome = engine.step(spec_of(turn.definition), self._responses_of(turn.definition), before, understood, number)
+        waiting = conversation.undelivered_texts  # agents' answers no turn carried yet: this one does
         record = protocol.TurnRecord(
             turn=number,
             turn_id=req.turn_id,
             user_text=req.text,
             intent=turn.intent,
             confidence=turn.confidence,
-            reply=respond(turn.definition, turn.intent, turn.fallback, number, turn.entities),
+            reply=" ".join(t for t in (*waiting, outcome.reply_text) if t) if waiting else outcome.reply_text,
             fallback=turn.fallback,
             snapshot=turn.snapshot,
             node=self.node_id,
             received_at=turn.work.received_at,
             entities=list(turn.entities),
+            dialogue=[event_dict(e) for e in outcome.events],
         )
         conversation.record_turn(**record.as_dict())
-        body = protocol.reply_body(req.conversation_id, record.reply_fields(), self.node_id)
-        self.pending.append(_Pending(turn, conversation, body))
+        view = conversation.dialogue_view()
+        body = protocol.reply_body(req.conversation_id, record.reply_fields(), self.node_id, view)
+        notices: tuple[Outgoing, ...] = ()
+        if view["handed_off"]:
+            handed = next((e for e in outcome.events if isinstance(e, HandedOff)), None)
+            notices = (notice(
+                "message" if handed is None else "handed_off", req.tenant, req.bot, req.conversation_id, turn=number,
+                text=req.text, node=self.node_id, dialogue=view, intent=turn.intent,
+                reason=handed.reason if handed is not None else "",
+            ),)
+        hold = before.handed_off and view["handed_off"] and not record.reply and self.handoff_wait > 0
+        self.pending.append(_Pending(turn, conversation, body, hold=hold, notices=notices))
+
+    def _take_agent(self, turn: ClassifiedTurn, conversation: Conversation) -> None:
+        """An agent's message to a handed-off conversation: recorded, then it answers the
+        user's turn waiting for it (if one still waits), and hands back when asked to."""
+        req, message = turn.work.request, turn.work.request.agent
+        assert message is not None
+        state = conversation.dialogue_state
+        if not state.handed_off:
+            self.outbox.send([error_reply(
+                turn.work.reply_to, req.as_json, protocol.NOT_HANDED_OFF,
+                f"conversation {req.conversation_id!r} of {req.tenant}/{req.bot} is not handed off to a person",
+                conversation_id=req.conversation_id, received_at=turn.work.received_at,
+            )])
+            return
+        events, back = (), ""
+        if message.hand_back:
+            outcome = engine.hand_back(spec_of(turn.definition), state)
+            events, back = outcome.events, outcome.reply_text
+        key = (req.tenant, req.bot, req.conversation_id)
+        for_user = " ".join(t for t in (message.text, back) if t)
+        delivered = key in self.held and bool(for_user)
+        conversation.agent_replied(
+            text=message.text, agent=message.agent, dialogue=[event_dict(e) for e in events], delivered=delivered,
+            node=self.node_id, at=time.time(),
+        )
+        view = conversation.dialogue_view()
+        body = {"conversation_id": req.conversation_id, "turn": conversation.turns, "delivered": delivered,
+                "handed_off": view["handed_off"], "slots": view["slots"]}
+        notices = () if view["handed_off"] else (notice(
+            "handed_back", req.tenant, req.bot, req.conversation_id, turn=conversation.turns, text=message.text,
+            node=self.node_id, dialogue=view, agent=message.agent,
+        ),)
+        self.pending.append(_Pending(turn, conversation, body, notices=notices,
+                                     delivers=(for_user, message.agent) if delivered else None))
+
+    def _responses_of(self, definition) -> Responses:
+        found = self._responses.get(id(definition))
+        if found is None or found[0] is not definition:
+            if len(self._responses) >= 1024:
+                self._responses.clear()
+            found = self._responses[id(definition)] = (definition, Responses.of(definition))
+        return found[1]
 
     def _flush(self) -> None:
         """Commit every pending turn in one transaction, then reply to all of them."""
@@ -171,10 +253,40 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             log.warning("group commit of %d turns failed (%s); retrying one by one", len(pending), exc)
             self._commit_one_by_one(pending)
             return
-        self.outbox.send([self._ok(p) for p in pending])
+        self._answer(pending)
         self._log_turns(pending)
         self._snapshot_due(committed)
         self._evict_over_budget()
+
+    def _answer(self, committed: list[_Pending]) -> None:
+        """After the commit: reply, hold the replies of turns waiting for an agent, deliver
+        agents' answers to them, publish handoff notices."""
+        out: list[Outgoing] = []
+        for p in committed:
+            req = p.turn.work.request
+            key = (req.tenant, req.bot, req.conversation_id)
+            if p.delivers is not None:
+                held = self.held.pop(key, None)
+                if held is not None:
+                    text, agent = p.delivers
+                    out.append(held.answer(text, agent=agent, dialogue=p.conversation.dialogue_view()))
+            elif req.agent is None and key in self.held:  # the user wrote again: the earlier turn stops waiting
+                out.append(self.held.pop(key).answer())
+            if p.hold:
+                w = p.turn.work
+                self.held[key] = Held(w.reply_to, req.as_json, p.body, w.received_at, time.monotonic() + self.handoff_wait)
+            else:
+                out.append(self._ok(p))
+            out.extend(p.notices)
+        self.outbox.send(out)
+
+    def _release_held(self, *, everyone: bool = False) -> int:
+        """Answer (with no text) the held turns whose wait is over."""
+        now = time.monotonic()
+        gone = [key for key, held in self.held.items() if everyone or held.expired(now)]
+        if gone:
+            self.outbox.send([self.held.pop(key).answer() for key in gone])
+        return len(gone)
 
     def _snapshot_due(self, committed: list) -> None:
         """Ask for a snapshot of each conversation whose version reached a multiple of the interval."""
@@ -203,7 +315,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
                     break  # _take already replied with an error
                 try:
                     committed = self.store.save_all([retry[0].conversation])
-                    self.outbox.send([self._ok(retry[0])])
+                    self._answer(retry)
                     self._log_turns(retry)
                     self._snapshot_due(committed)
                     break
@@ -224,6 +336,8 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         now = time.time()
         for p in pending:
             req, body = p.turn.work.request, p.body
+            if req.agent is not None:
+                continue
             turn_log.info(
                 "turn %s/%s/%s#%d: %s %.2f", req.tenant, req.bot, req.conversation_id, body["turn"], body["intent"],
                 body["confidence"],

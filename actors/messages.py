@@ -62,6 +62,12 @@ class Sweep:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseHeld:
+    """To conversation actors, on the supervisor's tick: answer the user turns of handed-off
+    conversations that waited longer than the handoff wait for an agent (with no text)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Passivate:
     """Drop resident conversations now (they come back by replay): every one, or those
     for which ``keep(tenant, bot, conversation_id)`` is false."""

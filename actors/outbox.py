@@ -20,6 +20,9 @@ class Outgoing(NamedTuple):
     """``ok`` or the error code."""
     received_at: float = 0.0
     """``time.time()`` when the turn's request arrived; 0 for replies that are not turns."""
+    reply: bool = True
+    """False for a publication that answers no request (a handoff notice): neither the
+    in-flight count nor the reply metrics count it."""
 
 
 class Outbox(Protocol):

@@ -59,13 +59,16 @@ class TurnRouter:
         self.membership.touch_self()  # in until its first heartbeat comes back (or fails to)
         b.subscribe(protocol.HEARTBEAT_SUBJECT, self.on_heartbeat, requests=False)
         b.subscribe(f"{protocol.DIRECT_PREFIX}.{me}.turn.*.*", self.on_direct_turn)
+        b.subscribe(f"{protocol.DIRECT_PREFIX}.{me}.agent.*.*", self.on_direct_turn)
         b.subscribe(protocol.TURN_SUBSCRIPTION, self.on_turn, queue=protocol.QUEUE_GROUP)
+        b.subscribe(protocol.AGENT_SUBSCRIPTION, self.on_turn, queue=protocol.QUEUE_GROUP)
         b.subscribe(protocol.ADMIN_SUBSCRIPTION, self.on_admin, queue=protocol.QUEUE_GROUP)
 
     # -- turns ------------------------------------------------------------------------------
 
     def on_turn(self, msg: Msg) -> None:
-        """Any node may receive a turn: it answers it if it owns the conversation, else forwards it."""
+        """Any node may receive a turn (or an agent's message to a conversation): it answers it
+        if it owns the conversation, else forwards it."""
         self.turns_received += 1
         received_at = time.time()
         req = self._parse(msg, msg.subject)
@@ -78,7 +81,8 @@ class TurnRouter:
             return
         self.turns_forwarded += 1
         self.bridge.relay(
-            msg, protocol.direct_turn_subject(owner, req.tenant, req.bot), timeout=FORWARD_TIMEOUT,
+            msg, protocol.direct_turn_subject(owner, req.tenant, req.bot, "turn" if req.agent is None else "agent"),
+            timeout=FORWARD_TIMEOUT,
             on_no_responders=lambda: self._take(req, msg),  # the owner is gone: answer here
             on_timeout=lambda: self.bridge.respond_now([error_reply(
                 msg.reply, req.as_json, protocol.UNAVAILABLE, f"node {owner} did not answer; retry with the same turn_id",
@@ -89,7 +93,8 @@ class TurnRouter:
     def on_direct_turn(self, msg: Msg) -> None:
         """A turn forwarded by another node: answered here, never forwarded again."""
         parts = msg.subject.split(".")
-        req = self._parse(msg, protocol.turn_subject(parts[-2], parts[-1]))
+        prefix = protocol.AGENT_PREFIX if parts[-3] == "agent" else protocol.TURN_PREFIX
+        req = self._parse(msg, f"{prefix}.{parts[-2]}.{parts[-1]}")
         if req is not None and not self._refused(req, msg, time.time()):
             self._take(req, msg)
 
@@ -136,7 +141,8 @@ class TurnRouter:
     def _parse(self, msg: Msg, subject: str) -> protocol.TurnRequest | None:
         """The turn request, or None once its one error reply is on its way."""
         try:
-            return protocol.parse_turn(subject, msg.data, msg.headers, max_text_bytes=self.max_text_bytes)
+            parse = protocol.parse_agent if subject.startswith(protocol.AGENT_PREFIX + ".") else protocol.parse_turn
+            return parse(subject, msg.data, msg.headers, max_text_bytes=self.max_text_bytes)
         except protocol.ProtocolError as exc:
             code, message, fields = exc.code, exc.message, exc.fields
         except Exception as exc:  # a bug in validation: still exactly one reply, never a lost request

@@ -22,7 +22,7 @@ from botyard.actors.conversation import ConversationActor
 from botyard.actors.failures import why
 from botyard.actors.intent_worker import IntentWorker
 from botyard.actors.loader import SnapshotLoader
-from botyard.actors.messages import Reconcile, Sweep, TurnWork
+from botyard.actors.messages import Reconcile, ReleaseHeld, Sweep, TurnWork
 from botyard.actors.outbox import Outbox
 from botyard.actors.snapshotter import Snapshotter
 from botyard.events.store import EventStore
@@ -92,6 +92,7 @@ class Supervisor(pykka.ThreadingActor):
         max_conversations: int,
         cache_bytes: int = 1 << 30,
         snapshot_every: int = 100,
+        handoff_wait: float = 3.0,
         observe_classify: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__()
@@ -111,7 +112,7 @@ class Supervisor(pykka.ThreadingActor):
         self._make_conversation: Callable[[], pykka.ActorRef] = lambda: ConversationActor.start(
             events, outbox, node_id=node_id, idle_seconds=idle_seconds,
             max_resident=max_conversations // shards,
-            snapshotter=lambda: self.routing.snapshotters[0], snapshot_every=snapshot_every,
+            snapshotter=lambda: self.routing.snapshotters[0], snapshot_every=snapshot_every, handoff_wait=handoff_wait,
         )
         self._counts = (workers, shards)
         self._crashes: dict[tuple[str, int], tuple[int, float]] = {}
@@ -141,6 +142,8 @@ class Supervisor(pykka.ThreadingActor):
         if isinstance(message, Tick):
             self._restart_dead()
             self.routing.loader.tell(Reconcile())
+            for ref in self.routing.conversations:
+                ref.tell(ReleaseHeld())
             if time.monotonic() - self._last_sweep >= self._sweep_every:
                 self._last_sweep = time.monotonic()
                 for ref in self.routing.conversations:

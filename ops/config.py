@@ -82,6 +82,10 @@ class Config:
     conversation_snapshot_every: Annotated[int, Field(ge=0)] = 100
     """Take a conversation's aggregate snapshot every this many events (off the turn path),
     so activating a long conversation replays at most this many; 0: never."""
+    handoff_wait_seconds: Annotated[float, Field(ge=0)] = 3.0
+    """How long a user's turn in a handed-off conversation waits for an agent's answer (which
+    then is its reply) before it is answered with no text; the agent's later answer comes
+    with the user's next turn. Keep it under clients' request timeout (5 s in botyard's)."""
     gate_turns: Positive = 1000
     """The replay gate (``promote --gate``) replays the bot's last this many turns."""
     gate_max_changed: Share = 0.10

@@ -100,6 +100,7 @@ class Node:
                 max_conversations=cfg.max_conversations,
                 cache_bytes=cfg.model_cache_bytes,
                 snapshot_every=cfg.conversation_snapshot_every,
+                handoff_wait=cfg.handoff_wait_seconds,
                 observe_classify=self.metrics.classify_seconds.observe if cfg.metrics else None,
             )
             self.routing = self.router.routing = self.supervisor.proxy().get_routing().get()

@@ -168,6 +168,7 @@ SLOW = (
     "::test_fuzzing_the_api_from_its_openapi_document_finds_no_5xx",
     "::test_a_context_snapshot_refers_to_its_encoder_by_hash",
     "::test_a_cascade_answers_with_its_second_model_below_the_gate",
+    "::test_sigkill_in_the_middle_of_a_form_then_a_new_node_goes_on",
 )
 """Tests marked ``slow`` (``-m "not slow"`` leaves them out while you work): by node id."""
 

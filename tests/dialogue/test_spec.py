@@ -12,7 +12,7 @@ from botyard.dialogue.errors import DialogueDefinitionError
 from botyard.dialogue.spec import DialogueSpec, load, parse_dialogue, parse_spec
 from botyard.models.definition import BotDefinition, parse_bot
 from botyard.models.errors import DefinitionError
-from tests.conftest import EXAMPLE_BOT, OLD_EXAMPLE_BOT
+from tests.conftest import OLD_EXAMPLE_BOT
 
 from .shop import SHOP, shop
 

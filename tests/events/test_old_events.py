@@ -18,12 +18,11 @@ from pathlib import Path
 
 import msgpack
 import pytest
-
-from botyard.dialogue.state import DialogueState
 from eventsourcing.application import project_aggregate
 
 from botyard.actors.conversation import ConversationActor
 from botyard.actors.messages import Classified, ClassifiedTurn, TurnWork
+from botyard.dialogue.state import DialogueState
 from botyard.events.activity import Activity
 from botyard.events.conversation import conversation_uuid
 from botyard.events.store import EventStore

@@ -9,6 +9,7 @@ import nats
 import pytest
 
 from botyard import Client, TurnError
+from botyard.dialogue.spec import spec_of
 from botyard.events.errors import UnknownConversation
 from botyard.events.store import EventStore
 from tests.conftest import promote
@@ -49,10 +50,13 @@ def test_round_trip_msgpack_and_json(make_node, nats_url, example_bot):
     first, msg = asyncio.run(go())
     assert (first.turn, first.intent, first.conversation_id, first.fallback) == (1, "order_status", cid, False)
     assert first.snapshot == node.served()[f"{TENANT}/{BOT}"]
-    assert first.text in example_bot.intent("order_status").responses
+    # the example bot's order status is a form: with no order number in the text, it asks for one
+    assert (first.form, first.asked, first.slots) == ("order_status", "order_number", {})
+    assert first.text in spec_of(example_bot).slot("order_number").questions
     reply = json.loads(msg.data)
     assert msg.headers.get("Content-Type") == "application/json"
     assert (reply["turn"], reply["intent"], reply["conversation_id"]) == (2, "thanks", cid)
+    assert (reply["form"], reply["asked"]) == ("order_status", "order_number")  # a digression: answered, then asked again
     assert set(reply) >= {"conversation_id", "turn", "text", "intent", "confidence", "snapshot"}
     events = stored_turns(node, cid)
     assert [(e.turn, e.user_text, e.intent) for e in events] == [
