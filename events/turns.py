@@ -15,6 +15,7 @@ from operator import itemgetter
 from typing import Any, Iterator, Sequence
 from uuid import UUID
 
+from botyard.dialogue.state import DialogueState, apply, from_dict
 from botyard.events.conversation import Conversation
 from botyard.events.labels import turn_ref
 from botyard.events.topics import topics_of
@@ -117,6 +118,26 @@ def bot_turns(
     if last is not None:
         rows.reverse()
     return rows
+
+
+def dialogue_timeline(store, tenant: str, bot: str, conversation_id: str) -> dict[int, dict[str, Any]]:
+    """Per turn number: the dialogue state right after the turn (``slots``, ``form``,
+    ``asked``, ``handed_off``) and the ``agent`` answers recorded after it, folded from the
+    conversation's events alone (raises ``UnknownConversation`` for none)."""
+    state, out, turn = DialogueState(), {}, 0
+    for e in store.conversation_events(tenant, bot, conversation_id):
+        if isinstance(e, Conversation.TurnRecorded):
+            turn = e.turn
+        elif not isinstance(e, Conversation.AgentReplied):
+            continue
+        for d in e.dialogue:
+            state = apply(state, from_dict(d))
+        entry = out.setdefault(turn, {"agent": []})
+        entry.update(slots={k: list(v) if isinstance(v, tuple) else v for k, v in state.slots.items()}, form=state.form,
+                     asked=state.asked, handed_off=state.handed_off)
+        if isinstance(e, Conversation.AgentReplied):
+            entry["agent"].append({"text": e.text, "agent": e.agent, "delivered": e.delivered, "at": e.at})
+    return out
 
 
 def conversation_turns(store, tenant: str, bot: str, conversation_id: str) -> list[TurnRow]:

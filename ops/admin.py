@@ -184,6 +184,7 @@ class Admin:
     def define(self, tenant: str, bot: str, data: Any, *, actor: str = "") -> dict[str, Any]:
         """Validate a bot file's mapping (tenant and bot default to the path's) and record it
         as ``Bot.DefinitionSaved``; an identical one records nothing (``changed`` false)."""
+        from botyard.dialogue.spec import parse_dialogue
         from botyard.models.definition import parse_bot
 
         if not isinstance(data, dict):
@@ -195,6 +196,7 @@ class Admin:
                 field="tenant",
             )
         parsed = parse_bot(data, source=f"{tenant}/{bot}")  # DefinitionError: invalid_definition, with the field
+        parse_dialogue(parsed, source=f"{tenant}/{bot}")  # the dialogue section: every problem at once
         changed: list[bool] = []
         self.events.change_bot(
             tenant, bot, lambda b: changed.append(b.save_definition(data, parsed.content_hash(), actor=actor or default_actor()))

@@ -17,11 +17,24 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 from uuid import UUID
 
-from botyard.dialogue.responses import respond
+from botyard.dialogue import engine
+from botyard.dialogue.spec import DialogueSpec, spec_of
+from botyard.dialogue.state import DialogueState
+from botyard.dialogue.state import from_dict as dialogue_event
+from botyard.dialogue.state import replay as replay_dialogue
+from botyard.dialogue.turn import Responses, Understanding
 from botyard.events.errors import UnknownConversation
 from botyard.events.labels import Labels
 from botyard.events.store import EventStore
-from botyard.events.turns import STARTED_TOPICS, TURN_TOPICS, TurnRow, bot_turns, conversation_turns, notifications
+from botyard.events.turns import (
+    STARTED_TOPICS,
+    TURN_TOPICS,
+    TurnRow,
+    bot_turns,
+    conversation_turns,
+    dialogue_timeline,
+    notifications,
+)
 from botyard.models.batch import predict_batch
 from botyard.models.definition import OUT_OF_SCOPE
 from botyard.models.runtime import Prediction, Predictor
@@ -36,6 +49,7 @@ INDEXES = 8
 """Export windows whose turn positions are kept between pages (:class:`TurnIndex`)."""
 REPORTS = 4
 """What-if reports kept between the pages of their changes."""
+EMPTY_STATE = DialogueState()
 READ_CHUNK = 64, 1024
 """Turns read per query while a page is filled: the first, and at most (doubling)."""
 
@@ -110,8 +124,10 @@ class Replay:
             state = aggregate.state()
         result = {"tenant": tenant, "bot": bot, "conversation_id": conversation_id, "at": at, "state": state}
         chosen = rows[after:]
+        timeline = dialogue_timeline(self.events, tenant, bot, conversation_id)
         page, more = (budget or Budget()).fill(
-            result, "turns", (_with_label(r.to_dict(), labels, r) for r in chosen), limit=limit
+            result, "turns", ({**_with_label(r.to_dict(), labels, r), "after": timeline.get(r.turn)} for r in chosen),
+            limit=limit,
         )
         return {**result, "turns": page, "next": after + len(page) if more else None}
 
@@ -150,7 +166,12 @@ class Replay:
         was answered. Writes nothing."""
         rows = self.turns(tenant, bot, conversation_id=conversation_id, since=since, until=until, last=last)
         predictor = self.predictor(snapshot_id)
-        return compare(rows, predictor, snapshot_id, self.events.labels(tenant, bot), max_changes=max_changes, progress=progress)
+
+        def state_before(r: TurnRow) -> DialogueState:
+            return self.events.conversation_at(tenant, bot, r.conversation_id, r.turn - 1).dialogue_state
+
+        return compare(rows, predictor, snapshot_id, self.events.labels(tenant, bot), max_changes=max_changes, progress=progress,
+                       state_before=state_before)
 
     def whatif_report(self, tenant: str, bot: str, snapshot_id: str, **window: Any) -> dict[str, Any]:
         """:meth:`whatif`, kept for the next pages of its changes while nothing new is
@@ -305,8 +326,14 @@ def compare(
     *,
     max_changes: int = 1000,
     progress: Progress | None = None,
+    state_before: Callable[[TurnRow], DialogueState] | None = None,
 ) -> dict[str, Any]:
-    """Replay ``rows`` through ``predictor`` and count what changes (the what-if report)."""
+    """Replay ``rows`` through ``predictor`` and count what changes (the what-if report).
+
+    Each turn's dialogue re-runs from the state recorded before it (``state_before`` reads
+    it for a conversation's first row in the window, if that is not its turn 1; later rows
+    fold the recorded events): a turn changes when its intent, its reply, or the dialogue
+    state after it (slots, form, the slot asked for, handoff) would differ."""
     texts = list(dict.fromkeys(r.user_text for r in rows))
     predicted: dict[str, Prediction] = {}
     for start in range(0, len(texts), BATCH):
@@ -316,23 +343,34 @@ def compare(
             progress(min(start + BATCH, len(texts)), len(texts))
     confirmed: set[str] = set()
     definition = predictor.definition
+    spec, responses = spec_of(definition), Responses.of(definition)
+    with_dialogue = spec != DialogueSpec() or any(r.dialogue for r in rows)
+    recorded: dict[str, DialogueState] = {}
     changes: list[dict[str, Any]] = []
-    n_intent = n_reply = n_changed = fb_before = fb_after = 0
+    n_intent = n_reply = n_dialogue = n_changed = fb_before = fb_after = 0
     lab_n = lab_before = lab_after = 0
     for r in rows:
+        before = recorded.get(r.conversation_id) if with_dialogue else EMPTY_STATE
+        if before is None:
+            before = state_before(r) if state_before is not None and r.turn > 1 else EMPTY_STATE
+        was = replay_dialogue(map(dialogue_event, r.dialogue), before) if r.dialogue else before
+        recorded[r.conversation_id] = was
         p = predicted[r.user_text]
-        entities = [e.to_dict() for e in p.entities]
-        reply = respond(definition, p.intent, p.fallback, r.turn, entities)
-        if (p.intent != r.intent or reply != r.reply) and r.user_text not in confirmed:
+        outcome = engine.step(spec, responses, before, Understanding.of(p, r.user_text), r.turn)
+        if (p.intent != r.intent or outcome.reply_text != r.reply or _view(outcome.state) != _view(was)) and r.user_text not in confirmed:
             p = predicted[r.user_text] = predictor.predict(r.user_text)  # the serving path decides
             confirmed.add(r.user_text)
-            entities = [e.to_dict() for e in p.entities]
-            reply = respond(definition, p.intent, p.fallback, r.turn, entities)
+            outcome = engine.step(spec, responses, before, Understanding.of(p, r.user_text), r.turn)
+        entities = [e.to_dict() for e in p.entities]
+        reply = outcome.reply_text
         fb_before += r.fallback
         fb_after += p.fallback
         intent_changed, reply_changed = p.intent != r.intent, reply != r.reply
+        dialogue_changed = _view(outcome.state) != _view(was)
         n_intent += intent_changed
         n_reply += reply_changed
+        n_dialogue += dialogue_changed
+        reply_changed = reply_changed or dialogue_changed  # what the change list shows
         n_changed += intent_changed or reply_changed
         label = labels.of(r.conversation_id, r.turn) if labels else None
         if label is not None:
@@ -343,9 +381,9 @@ def compare(
             changes.append({
                 "ref": r.ref, "user_text": r.user_text, "label": label,
                 "before": {"intent": r.intent, "confidence": r.confidence, "fallback": r.fallback, "reply": r.reply,
-                           "snapshot": r.snapshot},
+                           "snapshot": r.snapshot, **_view(was)},
                 "after": {"intent": p.intent, "confidence": round(p.confidence, 6), "fallback": p.fallback,
-                          "reply": reply, "entities": entities},
+                          "reply": reply, "entities": entities, **_view(outcome.state)},
             })
     n = len(rows)
     return {
@@ -356,6 +394,7 @@ def compare(
         "served_by": _counts(r.snapshot for r in rows),
         "changed_intent": n_intent,
         "changed_reply": n_reply,
+        "changed_dialogue": n_dialogue,
         "changed_intent_share": _share(n_intent, n),
         "fallback_rate": {"before": _share(fb_before, n), "after": _share(fb_after, n)},
         "labelled": {"turns": lab_n, "right_before": lab_before, "right_after": lab_after},
@@ -363,6 +402,11 @@ def compare(
         "changed_turns": n_changed,
         "changes_omitted": n_changed - len(changes),
     }
+
+
+def _view(state: DialogueState) -> dict[str, Any]:
+    return {"slots": {k: list(v) if isinstance(v, tuple) else v for k, v in state.slots.items()}, "form": state.form,
+            "asked": state.asked, "handed_off": state.handed_off}
 
 
 def judge(report: dict[str, Any], *, max_changed: float, max_fallback_rise: float) -> dict[str, Any]:
@@ -390,7 +434,8 @@ def judge(report: dict[str, Any], *, max_changed: float, max_fallback_rise: floa
             f"the fallback rate would rise from {fr['before']:.1%} to {fr['after']:.1%} "
             f"(+{rise:.1%}; the limit is +{max_fallback_rise:.1%})"
         )
-    summary = {k: report[k] for k in ("against", "turns", "changed_intent", "changed_intent_share", "fallback_rate", "labelled")}
+    summary = {k: report[k] for k in ("against", "turns", "changed_intent", "changed_intent_share", "changed_dialogue",
+                                      "fallback_rate", "labelled")}
     return {
         "passed": not reasons, "reasons": reasons, "basis": basis, "changed_share": round(changed, 6),
         "fallback_rise": round(rise, 6), "limits": {"max_changed": max_changed, "max_fallback_rise": max_fallback_rise},

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from botyard.dialogue.spec import parse_dialogue
 from botyard.models import encoder as sentence_encoder
 from botyard.models import vectors as word_vectors
 from botyard.models.decoding import tag_prior
@@ -48,6 +49,7 @@ def train(
     definition: BotDefinition, config: TrainConfig = TrainConfig(), progress: Progress | None = None, *, hvd=None
 ) -> TrainResult:
     """Fit the model for a bot file and freeze it into snapshot content."""
+    parse_dialogue(definition)  # every problem of the dialogue section, before any training
     dataset = from_definition(definition)
     train_set, val_set = split(dataset, config.validation_share, config.seed)
     result = fit(dataset, train_set, val_set, config, progress, hvd=hvd)

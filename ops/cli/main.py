@@ -75,6 +75,7 @@ def _nats_url(config: Config) -> str:
 
 
 def cmd_train(args: argparse.Namespace, config: Config) -> int:
+    from botyard.dialogue.spec import parse_dialogue
     from botyard.models.definition import load_bot
     from botyard.training.config import TrainConfig, flag, settings_problem, user_settings
 
@@ -83,6 +84,7 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
     if problem is not None:
         raise BotyardError(problem[1])
     definition = load_bot(args.bot_file)  # validated before TensorFlow is even imported
+    parse_dialogue(definition, source=args.bot_file)  # the dialogue section too: every problem at once
     train_config = TrainConfig.from_settings(chosen)
     with admin_for(config) as admin:
         if args.labels:
@@ -299,10 +301,10 @@ def _serves_current_snapshot(admin, definition) -> bool:
 
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
-    from botyard.models.definition import load_bot
+    from botyard.dialogue.spec import load
     from botyard.ops.node import Node
 
-    definition = load_bot(args.bot_file)
+    definition, _ = load(args.bot_file)
     log_file = config.data_dir / DEMO_LOG  # the terminal is the chat's: the node's log goes to a file
     _setup_logging(config.log_level, config.log_format, log_file)
     print(f"logs: {log_file}", file=sys.stderr)

@@ -115,8 +115,23 @@ def _print_transcript(result: dict[str, Any]) -> None:
             f"· node {t['node']} · {t['latency_ms']:.1f} ms"
         )
         print(f"     bot:  {t['reply']}")
+        after = t.get("after")
+        if after:
+            for a in after["agent"]:
+                print(f"     agent {a['agent'] or '?'}: {a['text']}{'' if a['delivered'] else ' (with the next turn)'}")
+            print(f"     {_dialogue_line(after)}")
     s = result["state"]
     print(f"state: {s['turns']} turns, last intent {s['last_intent']}, version {s['version']}")
+    d = s.get("dialogue")
+    if d and (d["slots"] or d["form"] or d["handed_off"]):
+        print(f"dialogue: {_dialogue_line({**d, 'slots': d['slots']})}")
+
+
+def _dialogue_line(d: dict[str, Any]) -> str:
+    """``slots order_number=4821377 · form start_return asking item · handed off``"""
+    slots = " ".join(f"{k}={', '.join(v) if isinstance(v, list) else v}" for k, v in d["slots"].items()) or "none"
+    form = f" · form {d['form']}" + (f" asking {d['asked']}" if d.get("asked") else "") if d.get("form") else ""
+    return f"slots {slots}{form}{' · handed off' if d.get('handed_off') else ''}"
 
 
 def _whatif_text(r: dict[str, Any], tenant: str, bot: str) -> str:
@@ -124,7 +139,8 @@ def _whatif_text(r: dict[str, Any], tenant: str, bot: str) -> str:
     lines = [
         f"what-if {tenant}/{bot} against {r['against'][:12]}: {r['turns']} turns in {r['conversations']} conversations "
         f"({r['distinct_texts']} distinct texts)",
-        f"  intent changed: {r['changed_intent']} ({r['changed_intent_share']:.1%}); reply changed: {r['changed_reply']}",
+        f"  intent changed: {r['changed_intent']} ({r['changed_intent_share']:.1%}); reply changed: {r['changed_reply']}; "
+        f"slots or form changed: {r.get('changed_dialogue', 0)}",
         f"  fallback rate: {fr['before']:.1%} -> {fr['after']:.1%}",
     ]
     if lab["turns"]:

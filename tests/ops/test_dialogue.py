@@ -226,3 +226,24 @@ def test_sigkill_in_the_middle_of_a_form_then_a_new_node_goes_on(tmp_path, nats_
         assert (r.node, r.form, r.asked, r.slots) == ("b", "start_return", "reason", {"order_number": "4821377", "item": "hiking boots"})
     finally:
         stop(second)
+
+
+def test_transcript_and_whatif_rerun_the_dialogue_from_the_recorded_state(make_node, nats_url):
+    node = make_node()
+    chat = Chat(nats_url)
+    chat.say("I want to return an item", "4821377", "the tent", "never mind")
+    replay = node.admin.replay
+    result = replay.transcript(TENANT, BOT, chat.cid)
+    afters = [(t["after"]["form"], t["after"]["asked"], t["after"]["slots"]) for t in result["turns"]]
+    assert afters == [
+        ("start_return", "order_number", {}), ("start_return", "item", {"order_number": "4821377"}),
+        ("start_return", "reason", {"order_number": "4821377", "item": "tent"}),
+        (None, None, {"order_number": "4821377", "item": "tent"}),
+    ]
+    at_2 = replay.transcript(TENANT, BOT, chat.cid, at=2)["state"]["dialogue"]
+    assert (at_2["form"], at_2["asked"], at_2["slots"]) == ("start_return", "item", {"order_number": "4821377"})
+    served = node.served()[f"{TENANT}/{BOT}"]
+    same = replay.whatif(TENANT, BOT, served, conversation_id=chat.cid)
+    assert (same["changed_intent"], same["changed_reply"], same["changed_dialogue"], same["changes"]) == (0, 0, 0, [])
+    tail = replay.whatif(TENANT, BOT, served, conversation_id=chat.cid, last=2)  # from the recorded state before turn 3
+    assert (tail["turns"], tail["changed_dialogue"], tail["changes"]) == (2, 0, [])
