@@ -238,14 +238,35 @@ async def _chat(
                 print(f"[error {exc.code}] {exc.message}")
                 continue
             marker = " (fallback)" if reply.fallback else ""
-            print(f"bot> {reply.text}")
+            who = f"agent {reply.agent}" if reply.agent else "bot"
+            print(f"{who}> {reply.text}" if reply.text or not reply.handed_off else f"{who}> (with a person; no answer yet)")
             found = _entities_text(reply.entities)
             print(f"     [turn {reply.turn} · {reply.intent} {reply.confidence:.2f}{marker}{found} · snapshot {reply.snapshot[:12]}]")
+            dialogue = _dialogue_text(reply)
+            if dialogue:
+                print(f"     [{dialogue}]")
     print(f"bye. `botyard history {tenant}/{bot}/{conversation_id}` shows this conversation.")
+
+
+def _dialogue_text(reply) -> str:
+    """``slots order_number=4821377 · form start_return, asking item · handed off``, or empty."""
+    parts = []
+    if reply.slots:
+        parts.append("slots " + " ".join(f"{k}={', '.join(v) if isinstance(v, list) else v}" for k, v in reply.slots.items()))
+    if reply.form:
+        parts.append(f"form {reply.form}" + (f", asking {reply.asked}" if reply.asked else ", confirming"))
+    if reply.handed_off:
+        parts.append("handed off to a person")
+    return " · ".join(parts)
 
 
 def cmd_chat(args: argparse.Namespace, config: Config) -> int:
     tenant, bot = bot_ref(args.bot)
+    if args.agent:
+        from botyard.ops.cli.agent import play_agent
+
+        asyncio.run(play_agent(_nats_url(config), tenant, bot, args.agent))
+        return 0
     asyncio.run(_chat(_nats_url(config), tenant, bot, args.conversation or uuid.uuid4().hex[:12], alias=args.alias))
     return 0
 
@@ -362,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bot", metavar="TENANT/BOT")
     p.add_argument("--conversation", help="conversation id (default: a new one)")
     p.add_argument("--alias", help="talk to the snapshot this alias names (default: production)")
+    p.add_argument("--agent", metavar="NAME", help="be the person handed-off conversations go to: read them, answer, hand back")
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("history", help="the turn events of one conversation")

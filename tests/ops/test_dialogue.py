@@ -247,3 +247,32 @@ def test_transcript_and_whatif_rerun_the_dialogue_from_the_recorded_state(make_n
     assert (same["changed_intent"], same["changed_reply"], same["changed_dialogue"], same["changes"]) == (0, 0, 0, [])
     tail = replay.whatif(TENANT, BOT, served, conversation_id=chat.cid, last=2)  # from the recorded state before turn 3
     assert (tail["turns"], tail["changed_dialogue"], tail["changes"]) == (2, 0, [])
+
+
+def test_botyard_chat_plays_the_agent(make_node, nats_url):
+    import os
+    import subprocess
+    import sys
+
+    make_node(handoff_wait_seconds=0.2)
+    agent = subprocess.Popen([sys.executable, "-m", "botyard", "chat", f"{TENANT}/{BOT}", "--agent", "mia"],
+                             env={**os.environ, "BOTYARD_NATS_URL": nats_url}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert "answering acme-shop/support as agent 'mia'" in agent.stdout.readline()
+        chat = Chat(nats_url)
+        assert chat.say("I want to talk to a human").handed_off
+        assert "handed off (intent): I want to talk to a human" in agent.stdout.readline()
+        agent.stdin.write("Hello, Mia here.\n")
+        agent.stdin.flush()
+        assert "next message" in agent.stdout.readline()  # no user turn waited: it comes with the next one
+        r = chat.say("hi?")
+        assert r.text == "Hello, Mia here." and r.handed_off
+        assert "writes: hi?" in agent.stdout.readline()
+        agent.stdin.write("/back\n")
+        agent.stdin.flush()
+        assert "back with the bot" in agent.stdout.readline()
+        assert not chat.say("hello").handed_off
+    finally:
+        agent.stdin.close()
+        agent.wait(10)
