@@ -1,12 +1,18 @@
 """Turn throughput and latency of one node on embedded defaults, against raw NATS echo.
 
     python bench/turns.py [--seconds 5] [--concurrency 1 16 64]
+    python bench/turns.py --dialogue [--seconds 5] [--dialogue-rounds 2]
 
 Starts an embedded nats-server, a raw nats-py echo responder and a `botyard node`
 (SQLite, local snapshots; the example bot trained once into a temporary data dir), each
 in its own process, then drives both with N closed-loop clients from this process and
 prints turns/s and p50/p99 latency, and the ratio of the node to the echo. Every turn the
 node acknowledges is committed to SQLite first.
+
+``--dialogue`` instead compares the example bot with its forms against the same bot file
+without its ``dialogue`` section (trained alike, served by the same node as a second bot),
+at 1 and 64 clients in alternating rounds, on a script of turns that fills its forms; and
+times the dialogue step alone (``dialogue.engine.step``, in this process) per turn.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ from botyard.ops.nats_server import EmbeddedNats
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "shop-support.yml"
 UTTERANCES = ["where is my order", "how much is shipping", "hello", "can I pay with paypal", "thanks!"]
+SCRIPT = ["where is my order", "4821377", "I want to return an item", "the tent", "it is too small", "yes",
+          "how much is shipping", "hello", "thanks!"]
+"""A conversation that fills the example bot's forms (order status, then a return with its confirmation)."""
 
 
 async def closed_loop(url: str, make_request, concurrency: int, seconds: float) -> tuple[int, list[float], int]:
@@ -144,7 +153,12 @@ def main() -> None:
         "--metrics-rounds", type=int, default=3,
         help="then: rounds of 16 clients with metrics and JSON turn logs on and off, alternating; 0 to skip",
     )
+    parser.add_argument("--dialogue", action="store_true", help="forms against the same bot without them (see above)")
+    parser.add_argument("--dialogue-rounds", type=int, default=2, help="with --dialogue: alternating rounds per bot")
     args = parser.parse_args()
+    if args.dialogue:
+        compare_dialogue(args)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="botyard-bench-"))
     env = {**os.environ, "BOTYARD_DATA_DIR": str(work / "data"), "BOTYARD_LOG_LEVEL": "WARNING",
@@ -206,6 +220,91 @@ def main() -> None:
               f"{overhead['scraped'][0]:,.0f} -> {overhead['scraped'][1]:,.0f}")
         print(f"log lines written in the on rounds: {overhead['log_lines']:,} "
               f"({overhead['turn_log_lines']:,} turn records, JSON)")
+
+
+def compare_dialogue(args) -> None:
+    import yaml
+
+    work = Path(tempfile.mkdtemp(prefix="botyard-bench-dialogue-"))
+    env = {**os.environ, "BOTYARD_DATA_DIR": str(work / "data"), "BOTYARD_LOG_LEVEL": "WARNING",
+           "BOTYARD_CONVERSATION_SHARDS": str(args.shards), "BOTYARD_EVENTS_URL": args.events_url}
+    plain = yaml.safe_load(EXAMPLE.read_text())
+    plain.pop("dialogue")
+    plain["bot"] = "support-plain"
+    plain_file = work / "support-plain.yml"
+    plain_file.write_text(yaml.safe_dump(plain, sort_keys=False, allow_unicode=True))
+    for i, bot_file in enumerate((EXAMPLE, plain_file), 1):
+        print(f"[bench] training {bot_file.name} ({i}/2) into {work} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "botyard", "train", str(bot_file)], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    step_us = dialogue_step_cost(env)
+    server = EmbeddedNats(work / "nats")
+    env["BOTYARD_NATS_URL"] = url = server.start()
+    node = subprocess.Popen([sys.executable, "-m", "botyard", "node"], env=env, stdout=subprocess.PIPE)
+    run_id = uuid.uuid4().hex[:6]
+    results: dict[tuple[str, int], list[float]] = {}
+    try:
+        assert b"ready" in node.stdout.readline()
+        asyncio.run(first_reply(url))
+        for c in (1, 64):
+            for r in range(args.dialogue_rounds):
+                for bot in ("support-plain", "support") if r % 2 == 0 else ("support", "support-plain"):
+                    def req(i, k, bot=bot, tag=f"{run_id}-{bot}-{c}-{r}"):
+                        # each client walks the script in its own conversation, a new one per pass
+                        return f"botyard.turn.acme-shop.{bot}", msgpack.packb(
+                            {"conversation_id": f"{tag}-c{i}-{k // len(SCRIPT)}", "text": SCRIPT[k % len(SCRIPT)]})
+
+                    print(f"[bench] {c} clients, round {r + 1}/{args.dialogue_rounds}: {bot} ...", flush=True)
+                    rate, lat, errors = asyncio.run(closed_loop(url, req, c, args.seconds))
+                    assert errors == 0, f"{errors} errors"
+                    results.setdefault((bot, c), []).append(rate)
+    finally:
+        node.terminate()
+        node.wait(20)
+        server.stop()
+    print()
+    print(f"forms vs the same bot without them, {args.dialogue_rounds} alternating rounds of {args.seconds:g} s, "
+          f"script of {len(SCRIPT)} turns:")
+    print("| clients | without dialogue turns/s | with forms turns/s | with / without |")
+    print("|---:|---:|---:|---:|")
+    for c in (1, 64):
+        a, b = results[("support-plain", c)], results[("support", c)]
+        ma, mb = sum(a) / len(a), sum(b) / len(b)
+        print(f"| {c} | {', '.join(f'{x:,.0f}' for x in a)} (mean {ma:,.0f}) | {', '.join(f'{x:,.0f}' for x in b)} "
+              f"(mean {mb:,.0f}) | {mb / ma:.3f} |")
+    print()
+    print("dialogue.engine.step per turn, in this process, on the script's understood turns:")
+    print("| bot | µs per turn |")
+    print("|---|---:|")
+    for name, us in step_us.items():
+        print(f"| {name} | {us:.1f} |")
+
+
+def dialogue_step_cost(env: dict) -> dict[str, float]:
+    """µs per ``engine.step`` over the script, understood by the trained model (classified
+    once, outside the timing), for the example bot and for the same bot without dialogue."""
+    from botyard.dialogue import engine
+    from botyard.dialogue.spec import DialogueSpec, spec_of
+    from botyard.dialogue.state import DialogueState
+    from botyard.dialogue.turn import Responses, Understanding
+    from botyard.models.runtime import Predictor
+    from botyard.snapshots.store import LocalSnapshotStore, latest
+
+    store = LocalSnapshotStore(Path(env["BOTYARD_DATA_DIR"]) / "snapshots")
+    predictor = Predictor.from_snapshot(store.load(latest(store, "acme-shop", "support").id))
+    definition = predictor.definition
+    understood = [Understanding.of(predictor.predict(t), t) for t in SCRIPT]
+    out = {}
+    for name, spec in (("with forms", spec_of(definition)), ("without dialogue", DialogueSpec())):
+        responses = Responses.of(definition)
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < 1.0:
+            state = DialogueState()
+            for number, u in enumerate(understood, 1):
+                state = engine.step(spec, responses, state, u, number).state
+                n += 1
+        out[name] = (time.perf_counter() - started) / n * 1e6
+    return out
 
 
 if __name__ == "__main__":

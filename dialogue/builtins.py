@@ -16,6 +16,7 @@ dialogue:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -60,19 +61,21 @@ class Builtins:
                 if intent == b.intent:
                     return b.kind
         words = _normal(text)
+        split = words.split(" ")
+        # The text is a phrase, or starts with one: any phrase for yes/no ("no, the order is
+        # 4821378"), only phrases of several words for cancel, so that a free-text answer like
+        # "stopped working" or "stop sign is bent" is not read as one.
+        starts = [" ".join(split[:n]) for n in range(1, len(split))]
         for b in builtins:
-            if any(_says(words, p, b.kind) for p in map(_normal, b.examples)):
+            phrases = _phrases(b)
+            if words in phrases or any(s in phrases and (b.kind != "cancel" or " " in s) for s in starts):
                 return b.kind
         return None
 
 
-def _says(words: str, phrase: str, kind: str) -> bool:
-    """The text is the phrase, or starts with it: any phrase for yes/no ("no, the order is
-    4821378"), only phrases of several words for cancel, so that a free-text answer like
-    "stopped working" or "stop sign is bent" is not read as one."""
-    if words == phrase:
-        return True
-    return words.startswith(phrase + " ") and (kind != "cancel" or " " in phrase)
+@functools.lru_cache(maxsize=4096)
+def _phrases(b: Builtin) -> frozenset[str]:
+    return frozenset(map(_normal, b.examples))
 
 
 def _normal(phrase: str) -> str:

@@ -87,8 +87,15 @@ class Turn:
         self.events: list[DialogueEvent] = []
         self.parts: list[str] = []
         self.fallback = False
-        u = understanding
-        self.said = spec.builtins.recognise(u.intent, self.confident(), u.text)
+        self._said: str | None | bool = False  # not looked at yet
+
+    @property
+    def said(self) -> str | None:
+        """``cancel``, ``affirm``, ``deny`` or None: what the turn is of the built-ins (read
+        only by forms, so only a turn with an active form pays for it)."""
+        if self._said is False:
+            self._said = self.spec.builtins.recognise(self.u.intent, self.confident(), self.u.text)
+        return self._said  # type: ignore[return-value]
 
     def emit(self, event: DialogueEvent) -> None:
         self.events.append(event)

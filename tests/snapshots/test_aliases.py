@@ -66,7 +66,10 @@ async def answers(client, alias=None):
 def test_promote_under_load_drops_no_turn(make_node, nats_url, snapshots, store_settings, tmp_path):
     good, bad = snapshots["good"], snapshots["bad"]
     data = tmp_path / "shared-data"
-    nodes = [start_on_good(make_node, snapshots, data, node_id=f"n{i}", **store_settings) for i in range(2)]
+    # handoff_wait 0: a probe conversation the example bot hands to a person (its escalation after
+    # two fallbacks, or the shuffled model's talk_to_human) is answered at once, not held for an agent
+    nodes = [start_on_good(make_node, snapshots, data, node_id=f"n{i}", handoff_wait_seconds=0, **store_settings)
+             for i in range(2)]
     seen: list[tuple[int, str, str, str]] = []  # (arrival order, node, snapshot, conversation)
     errors: list[Exception] = []
     state = {"stop": False, "promoted_at": None}
