@@ -65,6 +65,8 @@ def test_the_dashboard_shows_turns_and_its_rollback_button_moves_the_alias(api, 
     browser.find_element(By.CSS_SELECTOR, "#conversations li[data-id=browser-1]").click()
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#transcript tbody tr")) == 2)
     assert texts[1] in browser.find_element(By.ID, "transcript").text
+    slots = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#transcript tbody td.dialogue")]
+    assert slots and all("order_number=4821377" in c for c in slots)  # the slot, after each turn, kept
 
     # Promote the other snapshot with its button, then roll back with the rollback button.
     sent = []

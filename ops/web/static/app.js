@@ -150,7 +150,17 @@ async function openTranscript(id) {
   $("replay-result").replaceChildren();
   $("transcript").tBodies[0].replaceChildren(...data.turns.map((t) => el("tr", { "data-turn": t.turn },
     el("td", {}, t.turn), el("td", {}, t.user_text), el("td", {}, t.intent + (t.fallback ? " (fallback)" : "") + (t.label ? ` [label: ${t.label}]` : "")),
-    el("td", {}, t.confidence.toFixed(2)), el("td", {}, t.reply), el("td", { class: "mono" }, short(t.snapshot)))));
+    el("td", {}, t.confidence.toFixed(2)), el("td", {}, t.reply), el("td", { class: "dialogue" }, dialogueText(t.after)),
+    el("td", { class: "mono" }, short(t.snapshot)))));
+}
+
+// The slots, the active form and handoff right after a turn (the transcript's "after").
+function dialogueText(after) {
+  if (!after) return "";
+  const slots = Object.entries(after.slots).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(", ") : v}`).join(" ");
+  const form = after.form ? `form ${after.form}${after.asked ? `, asking ${after.asked}` : ", confirming"}` : "";
+  const agents = after.agent.map((a) => `agent ${a.agent || "?"}: ${a.text}`).join(" · ");
+  return [slots, form, after.handed_off ? "handed off" : "", agents].filter(Boolean).join(" · ");
 }
 
 async function replay() {
