@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from botyard.events.bot import PRODUCTION, Bot
 from botyard.events.errors import UnknownBot
 from botyard.events.store import EventStore
+from botyard.ops import conversation_test_runs as test_runs
 from botyard.ops import requests
 from botyard.ops.errors import AdminError
 from botyard.ops.paging import Budget
@@ -156,20 +157,27 @@ class Admin:
         reason: str = "",
         gate: bool = False,
         force: bool = False,
+        tests: Any = None,
     ) -> dict[str, Any]:
         """Point ``alias`` at a snapshot, after verifying the snapshot's content against its id.
 
         With ``gate`` the bot's recent turns are first replayed through the snapshot; a
         verdict against it refuses the move (``gate_refused``) unless ``force``. The verdict's
         one-line summary is added to the move's reason either way.
+
+        With ``tests`` (conversation tests: parsed, or their mapping or list of conversations;
+        docs/testing.md) they are played on the snapshot too, and any failed turn refuses the
+        move the same way. The verdict is then ``{passed, reasons, tests}``, ``tests`` holding
+        the tests' summary and first failures, and with ``gate`` also ``replay``: the replay
+        gate's verdict (without ``tests``, the verdict is the replay gate's, as before).
         """
         check_name("alias", alias)
         info = self.resolve(tenant, bot, ref)
         self._verify(info.id, alias, "promote")  # SnapshotCorrupt: a bad snapshot never gets an alias
         verdict = None
-        if gate:
-            verdict = self.replay.gate(tenant, bot, info.id, self.gate_limits)
-            summary = gate_summary(verdict) + (" (forced)" if force and not verdict["passed"] else "")
+        if gate or tests is not None:
+            verdict, summary = self._gate(tenant, bot, info.id, gate, tests)
+            summary += " (forced)" if force and not verdict["passed"] else ""
             if not verdict["passed"] and not force:
                 raise AdminError("gate_refused", f"{summary}: " + "; ".join(verdict["reasons"]), gate=verdict)
             reason = f"{reason}; {summary}" if reason else summary
@@ -178,6 +186,21 @@ class Admin:
         )
         moved = self._moved(aggregate)
         return {**moved, "gate": verdict} if verdict is not None else moved
+
+    def _gate(self, tenant: str, bot: str, snapshot_id: str, replay: bool, tests: Any) -> tuple[dict[str, Any], str]:
+        """The promotion gate's verdict on a snapshot, and its one-line summary."""
+        replayed = self.replay.gate(tenant, bot, snapshot_id, self.gate_limits) if replay else None
+        if tests is None:
+            assert replayed is not None
+            return replayed, gate_summary(replayed)
+        checked = test_runs.verdict(test_runs.run_on(self, tenant, bot, snapshot_id, tests))
+        parts = [replayed] if replayed is not None else []
+        verdict = {
+            "passed": checked["passed"] and all(p["passed"] for p in parts),
+            "reasons": [r for p in parts for r in p["reasons"]] + checked["reasons"],
+            "tests": checked, **({"replay": replayed} if replayed is not None else {}),
+        }
+        return verdict, "; ".join([*(gate_summary(p) for p in parts), test_runs.verdict_line(checked)])
 
     # -- bot definitions ---------------------------------------------------------------------------
 
@@ -381,7 +404,7 @@ def handle(admin: Admin, verb: str, body: Any, *, as_json: bool | None = None) -
         return admin.label(tenant, bot, r.conversation_id, r.turn, r.intent, actor=r.actor)
     if verb == "promote":
         return admin.promote(
-            tenant, bot, r.snapshot, alias=r.alias, gate=r.gate, force=r.force, actor=r.actor, reason=r.reason
+            tenant, bot, r.snapshot, alias=r.alias, gate=r.gate, force=r.force, actor=r.actor, reason=r.reason, tests=r.tests
         )
     return admin.rollback(tenant, bot, alias=r.alias, to=r.to, actor=r.actor, reason=r.reason)
 

@@ -47,7 +47,10 @@ class PromoteBody(BaseModel):
     alias: Name = PRODUCTION
     reason: str = ""
     gate: bool = Field(False, description="replay the bot's recent turns first; refuse a worse model")
-    force: bool = Field(False, description="with gate: promote even if refused (recorded)")
+    force: bool = Field(False, description="with gate or tests: promote even if refused (recorded)")
+    tests: list[Any] | dict[str, Any] | None = Field(
+        None, description="conversation tests to pass first: their list of conversations, or {conversations: [...]}",
+    )
 
 
 class RollbackBody(BaseModel):
@@ -69,6 +72,15 @@ class LabelBody(BaseModel):
     conversation_id: ConversationId
     turn: int = Field(ge=1)
     intent: str = Field(min_length=1, max_length=128)
+
+
+class ConversationTestsBody(BaseModel):
+    """``POST .../tests``: the conversations are validated by :mod:`botyard.ops.conversation_tests`
+    (every problem at once, ``invalid_conversation_tests``), not here."""
+
+    conversations: Any = Field(description="the conversations, as in a tests file (docs/testing.md)")
+    snapshot: Ref | None = Field(None, description="the snapshot to test (default: the one alias names)")
+    alias: Name | None = Field(None, description="test the snapshot this alias names (default: production)")
 
 
 class TranscriptQuery(BaseModel):

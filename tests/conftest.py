@@ -169,6 +169,7 @@ SLOW = (
     "::test_a_context_snapshot_refers_to_its_encoder_by_hash",
     "::test_a_cascade_answers_with_its_second_model_below_the_gate",
     "::test_sigkill_in_the_middle_of_a_form_then_a_new_node_goes_on",
+    "::test_botyard_test_exits_0_when_all_pass_1_when_any_fails_and_2_on_errors",  # seven CLI runs
 )
 """Tests marked ``slow`` (``-m "not slow"`` leaves them out while you work): by node id."""
 

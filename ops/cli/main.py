@@ -23,6 +23,7 @@ from botyard.errors import BotyardError
 from botyard.ops.cli import cluster as cli_cluster
 from botyard.ops.cli import replay as cli_replay
 from botyard.ops.cli import snapshots as cli_snapshots
+from botyard.ops.cli import testing as cli_testing
 from botyard.ops.cli.common import admin_for, bot_ref, known_nats_url, print_move, promote_after_training
 from botyard.ops.config import Config
 
@@ -395,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_cluster.add_parser(sub)
     cli_replay.add_parsers(sub)
     cli_replay.add_token_parser(sub)
+    cli_testing.add_parser(sub)
     leaves = list(sub.choices.values())
     leaves += cli_snapshots.add_parser(sub)
     for p in leaves:

@@ -78,23 +78,47 @@ def _run(admin: Admin, args: argparse.Namespace, tenant: str, bot: str) -> dict[
         if not args.json:
             print(json.dumps(result, indent=2, default=str))
     elif a == "promote":
+        tests = _tests(admin, tenant, bot, args.snapshot, args.tests) if args.tests else None
         try:
             result = admin.promote(
-                tenant, bot, args.snapshot, alias=args.alias, reason=args.reason or "", gate=args.gate, force=args.force
+                tenant, bot, args.snapshot, alias=args.alias, reason=args.reason or "", gate=args.gate, force=args.force,
+                tests=tests,
             )
         except BotyardError as exc:
             if exc.code == "gate_refused" and not args.json:
-                print_gate(exc.fields["gate"])
+                _print_verdict(exc.fields["gate"])
             raise
         if not args.json:
             if result.get("gate"):
-                print_gate(result["gate"])
+                _print_verdict(result["gate"])
             print_move(result)
     else:
         result = admin.rollback(tenant, bot, alias=args.alias, to=args.to, reason=args.reason or "")
         if not args.json:
             print_move(result)
     return result
+
+
+def _tests(admin: Admin, tenant: str, bot: str, ref: str, path: str):
+    """The conversation tests file, its names checked against the snapshot to be promoted."""
+    from botyard.ops.conversation_tests import load
+
+    return load(path, definition=admin.replay.predictor(admin.resolve(tenant, bot, ref).id).definition)
+
+
+def _print_verdict(verdict: dict[str, Any]) -> None:
+    """The replay gate's verdict, the conversation tests' (``--tests``), or both."""
+    if "tests" not in verdict:
+        print_gate(verdict)
+        return
+    if "replay" in verdict:
+        print_gate(verdict["replay"])
+    from botyard.ops.conversation_test_runs import verdict_line
+
+    t = verdict["tests"]
+    print("conversation " + verdict_line(t).replace("tests: refused", "tests: REFUSED", 1))
+    for reason in t["reasons"]:
+        print(f"  failed: {reason}")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
@@ -125,7 +149,11 @@ def add_parser(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]
         "--gate", action="store_true",
         help="replay the bot's last BOTYARD_GATE_TURNS turns through the snapshot first; refuse if it does worse",
     )
-    q.add_argument("--force", action="store_true", help="with --gate: promote even if the gate refuses (recorded)")
+    q.add_argument(
+        "--tests", metavar="FILE",
+        help="play these conversation tests (docs/testing.md) on the snapshot first; refuse if any turn fails",
+    )
+    q.add_argument("--force", action="store_true", help="with --gate or --tests: promote even if refused (recorded)")
     q = action("rollback", "return an alias to its previous target, or --to an earlier one")
     q.add_argument("--alias", default=PRODUCTION)
     q.add_argument("--to", help="an earlier target of the alias (id or prefix)")

@@ -25,11 +25,13 @@ from pydantic import BaseModel, Field
 from botyard.errors import BotyardError
 from botyard.events.activity import Activity
 from botyard.events.tenant import digest, new_token, token_tenant
+from botyard.ops import conversation_test_runs as test_runs
 from botyard.ops.admin import Admin, export_page
 from botyard.ops.errors import AdminError
 from botyard.ops.jobs import TrainingJobs
 from botyard.ops.requests import (
     NAME,
+    ConversationTestsBody,
     DiffQuery,
     ExportQuery,
     LabelBody,
@@ -173,7 +175,7 @@ def make_app(
     def promote(body: PromoteBody, tenant: str = Depends(scoped), bot: str = Bot) -> dict:
         return run(lambda a: a.promote(
             tenant, bot, body.snapshot, alias=body.alias, reason=body.reason, gate=body.gate, force=body.force,
-            actor="http",
+            actor="http", tests=body.tests,
         ))
 
     @app.post(base + "/rollback", tags=["snapshots"])
@@ -193,6 +195,16 @@ def make_app(
             tenant, bot, body.snapshot, conversation_id=body.conversation_id, since=body.since, until=body.until,
             last=body.last, max_changes=body.max_changes,
         ))
+
+    @app.post(base + "/tests", tags=["conversations"])
+    def conversation_tests(body: ConversationTestsBody, tenant: str = Depends(scoped), bot: str = Bot) -> dict:
+        """Play conversation tests on a snapshot of the bot (docs/testing.md); failed turns are in the result, not errors."""
+
+        def go(a: Admin) -> dict:
+            snapshot = test_runs.snapshot_for(a, tenant, bot, body.snapshot, body.alias, train_hint="train it first (POST .../train)")
+            return test_runs.run_on(a, tenant, bot, snapshot, body.conversations).to_dict()
+
+        return run(go)
 
     @app.get(base + "/labels", tags=["labels"])
     def labels(tenant: str = Depends(scoped), bot: str = Bot) -> dict:
