@@ -14,6 +14,8 @@ from uuid import UUID
 import msgpack
 from eventsourcing.persistence import Transcoder
 
+from botyard.dialogue.state import DialogueState
+
 EXT_UUID = 1
 EXT_DATETIME = 2
 EXT_DECIMAL = 3
@@ -28,6 +30,8 @@ def _default(obj: Any) -> Any:
         return msgpack.ExtType(EXT_DECIMAL, str(obj).encode())
     if isinstance(obj, (set, frozenset)):
         return sorted(obj)
+    if isinstance(obj, DialogueState):  # a Conversation's, in its aggregate snapshot: a plain map
+        return obj.to_dict()
     raise TypeError(f"cannot encode {type(obj).__name__} in a stored event")
 
 

@@ -17,6 +17,7 @@ from eventsourcing.domain import Aggregate, event
 from botyard.dialogue.state import DialogueState, from_dict, replay
 from botyard.protocol import NO_DIALOGUE, TURN_FIELDS, TurnRecord
 
+EMPTY_DIALOGUE = DialogueState()
 RECENT_TURNS = 16
 """How many recent turns a live conversation keeps in memory (for retried turn ids)."""
 
@@ -153,14 +154,19 @@ class Conversation(Aggregate):
         return list(self.__dict__.get("undelivered", ()))
 
     def _fold(self, dialogue: list) -> None:
-        self.dialogue = replay(map(from_dict, dialogue), self.dialogue_state).to_dict()
+        self.dialogue = replay(map(from_dict, dialogue), self.dialogue_state)
 
     @property
     def dialogue_state(self) -> DialogueState:
-        """The dialogue state: the fold of every dialogue event so far (kept as a plain dict,
-        ``dialogue``, so aggregate snapshots hold it; absent in conversations without any)."""
+        """The dialogue state: the fold of every dialogue event so far (``dialogue``; absent in
+        conversations without any). An aggregate snapshot stores it as its ``to_dict`` (the
+        codec does that), read back here on first use."""
         raw = self.__dict__.get("dialogue")
-        return DialogueState.from_dict(raw) if raw else DialogueState()
+        if raw is None:
+            return EMPTY_DIALOGUE
+        if isinstance(raw, dict):  # restored from an aggregate snapshot
+            raw = self.__dict__["dialogue"] = DialogueState.from_dict(raw)
+        return raw
 
     def dialogue_view(self) -> dict[str, Any]:
         """What a reply and a transcript show of the dialogue state."""
