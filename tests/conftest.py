@@ -143,6 +143,9 @@ def make_node(tmp_path, nats_url, snapshot_dir):
             "data_dir": str(tmp_path / "data"),
             "snapshot_dir": str(snapshot_dir),
             "gc_freeze_seconds": 0,  # in-process nodes leave the test process's collector alone
+            # turns of a conversation the example bot handed to a person are answered at once, not
+            # held for an agent (tests of handoff set the wait they test)
+            "handoff_wait_seconds": 0,
             **overrides,
         }
         config = Config.from_mapping({}, **settings)

@@ -31,6 +31,7 @@ def intents_only(example_bot):
     """The example bot without learned entities: the model has no tag head."""
     data = example_bot.to_dict()
     data["entities"] = [e for e in data["entities"] if e["type"] != "learned"]
+    data.pop("dialogue", None)  # its slots name the learned entity; the model does not read them
     for intent in data["intents"]:
         intent["examples"] = [e.replace("](country)", "](product)") for e in intent["examples"]]
     return type(example_bot).from_dict(data)
