@@ -38,6 +38,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -84,12 +85,18 @@ class DialogueSpec:
     builtins: Builtins = Builtins()
     messages: Messages = Messages()
     digression_confidence: float = 0.8
+    _index: dict = dataclass_field(default_factory=dict, compare=False, repr=False)
+    """Slots and forms by name (filled in ``__post_init__``: every turn looks them up)."""
+
+    def __post_init__(self) -> None:
+        self._index.update({("slot", s.name): s for s in self.slots})
+        self._index.update({("form", f.intent): f for f in self.forms})
 
     def slot(self, name: str) -> Slot:
-        return next(s for s in self.slots if s.name == name)
+        return self._index[("slot", name)]
 
     def form(self, intent: str | None) -> Form | None:
-        return next((f for f in self.forms if f.intent == intent), None)
+        return self._index.get(("form", intent))
 
     def conditional(self, intent: str) -> tuple[ConditionalResponse, ...]:
         return next((r for i, r in self.responses if i == intent), ())
