@@ -6,9 +6,11 @@ protocol section documents the same rules for clients in other languages.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
+import uuid
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -77,6 +79,14 @@ ERROR_CODES += (REPLY_TOO_LARGE, NOT_HANDED_OFF)
 
 # Human handoff (docs/protocol.md, "Handoff"): a handed-off conversation's user turns are
 # published on ``botyard.handoff.<tenant>.<bot>``; an agent answers on ``botyard.agent.<tenant>.<bot>``.
+MESSAGE_PREFIX = "botyard.message"
+"""``botyard.message.<tenant>.<bot>``: a tenant's system sends the user a message of the bot's (proactive)."""
+MESSAGE_SUBSCRIPTION = f"{MESSAGE_PREFIX}.*.*"
+OUT_PREFIX = "botyard.out"
+"""``botyard.out.<tenant>.<bot>.<conversation>``: the bot's messages to a conversation, as they are recorded."""
+MAX_MESSAGE_ID = 128
+MAX_SOURCE = 64
+SUBJECT_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
 HANDOFF_PREFIX = "botyard.handoff"
 AGENT_PREFIX = "botyard.agent"
 AGENT_SUBSCRIPTION = f"{AGENT_PREFIX}.*.*"
@@ -102,6 +112,16 @@ class AgentMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class ProactiveMessage:
+    """A message for the user that no user turn asked for: ``text``, the sender's
+    ``message_id`` (the same id again is the same message: recorded once), and who sent it."""
+
+    text: str
+    message_id: str
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TurnRequest:
     tenant: str
     bot: str
@@ -112,6 +132,8 @@ class TurnRequest:
     alias: str = DEFAULT_ALIAS
     agent: AgentMessage | None = None
     """Set for an agent's message (``botyard.agent.<tenant>.<bot>``): no classification, no user turn."""
+    message: ProactiveMessage | None = None
+    """Set for a proactive message (``botyard.message.<tenant>.<bot>``): no classification, no user turn."""
 
 
 def turn_subject(tenant: str, bot: str) -> str:
@@ -124,6 +146,23 @@ def agent_subject(tenant: str, bot: str) -> str:
 
 def handoff_subject(tenant: str, bot: str) -> str:
     return f"{HANDOFF_PREFIX}.{tenant}.{bot}"
+
+
+def message_subject(tenant: str, bot: str) -> str:
+    return f"{MESSAGE_PREFIX}.{tenant}.{bot}"
+
+
+def conversation_token(conversation_id: str) -> str:
+    """A conversation id as one subject token: itself when it is letters, digits, ``-`` and
+    ``_`` only, else ``~`` and its UTF-8 bytes in unpadded base64url (``.``, ``*``, ``>``
+    and spaces cannot be in a token)."""
+    if SUBJECT_TOKEN_RE.match(conversation_id):
+        return conversation_id
+    return "~" + base64.urlsafe_b64encode(conversation_id.encode("utf-8")).decode().rstrip("=")
+
+
+def out_subject(tenant: str, bot: str, conversation_id: str) -> str:
+    return f"{OUT_PREFIX}.{tenant}.{bot}.{conversation_token(conversation_id)}"
 
 
 def alias_subject(tenant: str, bot: str) -> str:
@@ -316,6 +355,26 @@ def parse_agent(subject: str, data: bytes, headers: Mapping[str, str] | None, *,
         raise ProtocolError(INVALID_REQUEST, f"agent must be at most {MAX_AGENT_NAME} characters", field="agent")
     return TurnRequest(tenant, bot, conversation_id, text, as_json, None, _alias(body, headers),
                        AgentMessage(text, hand_back, agent))
+
+
+def parse_message(subject: str, data: bytes, headers: Mapping[str, str] | None, *, max_text_bytes: int) -> TurnRequest:
+    """Validate a proactive message (``botyard.message.<tenant>.<bot>``): ``conversation_id``,
+    ``text``, optional ``message_id`` (default: a new one) and ``source``."""
+    tenant, bot, as_json, body = _request(MESSAGE_PREFIX, "message", subject, data, headers, max_text_bytes, None)
+    conversation_id = _conversation_id(body)
+    text = _text(body, max_text_bytes) or ""
+    if not text.strip():
+        raise ProtocolError(INVALID_REQUEST, "field 'text' must not be empty", field="text")
+    message_id = _string_field(body, "message_id", required=False)
+    if message_id is None:
+        message_id = uuid.uuid4().hex
+    elif not 0 < len(message_id) <= MAX_MESSAGE_ID or "\x00" in message_id:
+        raise ProtocolError(INVALID_REQUEST, f"message_id must be 1-{MAX_MESSAGE_ID} characters, no NUL", field="message_id")
+    source = _string_field(body, "source", required=False) or ""
+    if len(source) > MAX_SOURCE:
+        raise ProtocolError(INVALID_REQUEST, f"source must be at most {MAX_SOURCE} characters", field="source")
+    return TurnRequest(tenant, bot, conversation_id, text, as_json, None, _alias(body, headers),
+                       message=ProactiveMessage(text, message_id, source))
 
 
 def _request(prefix: str, kind: str, subject: str, data: bytes, headers: Mapping[str, str] | None, max_text_bytes: int,

@@ -162,6 +162,9 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         if req.agent is not None:
             self._take_agent(turn, conversation)
             return
+        if req.message is not None:
+            self._take_message(turn, conversation)
+            return
         if previous is not None:  # a retry of a turn already recorded: answer it again
             body = protocol.reply_body(req.conversation_id, previous, self.node_id, conversation.dialogue_view())
             self.pending.append(_Pending(turn, conversation, body))
@@ -233,6 +236,26 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         self.pending.append(_Pending(turn, conversation, body, notices=notices,
                                      delivers=(for_user, message.agent) if delivered else None))
 
+    def _take_message(self, turn: ClassifiedTurn, conversation: Conversation) -> None:
+        """A proactive message: recorded (once per ``message_id``), then published on the
+        conversation's out subject (again for a resent one: delivery is at least once)."""
+        req, message = turn.work.request, turn.work.request.message
+        assert message is not None
+        found = conversation.recent_message_ids.get(message.message_id)
+        if found is None:
+            seq, text, at = conversation.message_count + 1, message.text, time.time()
+            conversation.message_sent(message_id=message.message_id, text=text, source=message.source, seq=seq,
+                                      node=self.node_id, at=at)
+        else:
+            seq, text, at = found
+        subject = protocol.out_subject(req.tenant, req.bot, req.conversation_id)
+        delivery = {"kind": "message", "tenant": req.tenant, "bot": req.bot, "conversation_id": req.conversation_id,
+                    "message_id": message.message_id, "seq": seq, "text": text, "source": message.source, "at": at}
+        body = {"conversation_id": req.conversation_id, "message_id": message.message_id, "seq": seq,
+                "recorded": found is None, "subject": subject}
+        notice = Outgoing(subject, protocol.encode_body(delivery, True), True, reply=False)
+        self.pending.append(_Pending(turn, conversation, body, notices=(notice,)))
+
     def _responses_of(self, definition) -> Responses:
         found = self._responses.get(id(definition))
         if found is None or found[0] is not definition:
@@ -270,7 +293,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
                 if held is not None:
                     text, agent = p.delivers
                     out.append(held.answer(text, agent=agent, dialogue=p.conversation.dialogue_view()))
-            elif req.agent is None and key in self.held:  # the user wrote again: the earlier turn stops waiting
+            elif req.agent is None and req.message is None and key in self.held:  # the user wrote again: stop waiting
                 out.append(self.held.pop(key).answer())
             if p.hold:
                 w = p.turn.work
@@ -336,7 +359,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         now = time.time()
         for p in pending:
             req, body = p.turn.work.request, p.body
-            if req.agent is not None:
+            if req.agent is not None or req.message is not None:
                 continue
             turn_log.info(
                 "turn %s/%s/%s#%d: %s %.2f", req.tenant, req.bot, req.conversation_id, body["turn"], body["intent"],

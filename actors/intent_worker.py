@@ -241,7 +241,7 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
         if predictor is None:
             self._request(snapshot_id, work)
             return
-        if req.agent is not None:  # a person's answer: nothing to classify, the conversation records it
+        if req.agent is not None or req.message is not None:  # nothing to classify: the conversation records it
             ref = self.route(work)
             self.classified.setdefault(ref.actor_urn, (ref, []))[1].append(
                 ClassifiedTurn(work, "", 0.0, snapshot_id, predictor.definition)

@@ -35,6 +35,15 @@ FORWARD_TIMEOUT = 10.0
 """Seconds a forwarded turn waits for its owner before the client gets ``unavailable``."""
 
 
+KIND_PREFIXES = {"turn": protocol.TURN_PREFIX, "agent": protocol.AGENT_PREFIX, "message": protocol.MESSAGE_PREFIX}
+"""The kinds of conversation requests (the direct subject's ``<kind>``) and their public prefixes."""
+PARSERS = {protocol.AGENT_PREFIX: protocol.parse_agent, protocol.MESSAGE_PREFIX: protocol.parse_message}
+
+
+def _kind(req: protocol.TurnRequest) -> str:
+    return "agent" if req.agent is not None else "message" if req.message is not None else "turn"
+
+
 class TurnRouter:
     """Routes turns, admin requests and cluster notifications to the node's actors."""
 
@@ -60,8 +69,10 @@ class TurnRouter:
         b.subscribe(protocol.HEARTBEAT_SUBJECT, self.on_heartbeat, requests=False)
         b.subscribe(f"{protocol.DIRECT_PREFIX}.{me}.turn.*.*", self.on_direct_turn)
         b.subscribe(f"{protocol.DIRECT_PREFIX}.{me}.agent.*.*", self.on_direct_turn)
+        b.subscribe(f"{protocol.DIRECT_PREFIX}.{me}.message.*.*", self.on_direct_turn)
         b.subscribe(protocol.TURN_SUBSCRIPTION, self.on_turn, queue=protocol.QUEUE_GROUP)
         b.subscribe(protocol.AGENT_SUBSCRIPTION, self.on_turn, queue=protocol.QUEUE_GROUP)
+        b.subscribe(protocol.MESSAGE_SUBSCRIPTION, self.on_turn, queue=protocol.QUEUE_GROUP)
         b.subscribe(protocol.ADMIN_SUBSCRIPTION, self.on_admin, queue=protocol.QUEUE_GROUP)
 
     # -- turns ------------------------------------------------------------------------------
@@ -81,7 +92,7 @@ class TurnRouter:
             return
         self.turns_forwarded += 1
         self.bridge.relay(
-            msg, protocol.direct_turn_subject(owner, req.tenant, req.bot, "turn" if req.agent is None else "agent"),
+            msg, protocol.direct_turn_subject(owner, req.tenant, req.bot, _kind(req)),
             timeout=FORWARD_TIMEOUT,
             on_no_responders=lambda: self._take(req, msg),  # the owner is gone: answer here
             on_timeout=lambda: self.bridge.respond_now([error_reply(
@@ -93,7 +104,7 @@ class TurnRouter:
     def on_direct_turn(self, msg: Msg) -> None:
         """A turn forwarded by another node: answered here, never forwarded again."""
         parts = msg.subject.split(".")
-        prefix = protocol.AGENT_PREFIX if parts[-3] == "agent" else protocol.TURN_PREFIX
+        prefix = KIND_PREFIXES.get(parts[-3], protocol.TURN_PREFIX)
         req = self._parse(msg, f"{prefix}.{parts[-2]}.{parts[-1]}")
         if req is not None and not self._refused(req, msg, time.time()):
             self._take(req, msg)
@@ -141,7 +152,7 @@ class TurnRouter:
     def _parse(self, msg: Msg, subject: str) -> protocol.TurnRequest | None:
         """The turn request, or None once its one error reply is on its way."""
         try:
-            parse = protocol.parse_agent if subject.startswith(protocol.AGENT_PREFIX + ".") else protocol.parse_turn
+            parse = PARSERS.get(subject.rsplit(".", 2)[0], protocol.parse_turn)
             return parse(subject, msg.data, msg.headers, max_text_bytes=self.max_text_bytes)
         except protocol.ProtocolError as exc:
             code, message, fields = exc.code, exc.message, exc.fields

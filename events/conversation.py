@@ -18,6 +18,8 @@ from botyard.dialogue.state import DialogueState, from_dict, replay
 from botyard.protocol import NO_DIALOGUE, TURN_FIELDS, TurnRecord
 
 EMPTY_DIALOGUE = DialogueState()
+RECENT_MESSAGES = 64
+"""How many recent proactive message ids a conversation remembers (to record a resent one once)."""
 RECENT_TURNS = 16
 """How many recent turns a live conversation keeps in memory (for retried turn ids)."""
 
@@ -98,6 +100,21 @@ class Conversation(Aggregate):
         node: str
         at: float
 
+    class MessageSent(Aggregate.Event):
+        """A message of the bot's that no user turn asked for (stable name:
+        ``Conversation.MessageSent`` v1): the sender's ``message_id``, the ``text``, who sent
+        it (``source``), its number ``seq`` among the conversation's messages (1, 2, ...),
+        the recording ``node`` and when (``at``). Delivered on ``botyard.out.<tenant>.<bot>.<conversation>``."""
+
+        TOPIC = "botyard:Conversation.MessageSent"
+        class_version = 1
+        message_id: str
+        text: str
+        source: str
+        seq: int
+        node: str
+        at: float
+
     @staticmethod
     def create_id(tenant: str, bot: str, conversation_id: str) -> UUID:
         return conversation_uuid(tenant, bot, conversation_id)
@@ -152,6 +169,24 @@ class Conversation(Aggregate):
     def undelivered_texts(self) -> list[str]:
         """Agents' answers no user turn has carried yet: the next turn's reply carries them."""
         return list(self.__dict__.get("undelivered", ()))
+
+    @event(MessageSent)
+    def message_sent(self, message_id: str, text: str, source: str, seq: int, node: str, at: float) -> None:
+        self.messages = seq
+        self.message_ids = {**self.recent_message_ids, message_id: [seq, text, at]}
+        if len(self.message_ids) > RECENT_MESSAGES:
+            self.message_ids = dict(list(self.message_ids.items())[-RECENT_MESSAGES:])
+
+    @property
+    def message_count(self) -> int:
+        """Messages sent so far (the ``seq`` of the last)."""
+        return self.__dict__.get("messages", 0)
+
+    @property
+    def recent_message_ids(self) -> dict[str, list]:
+        """``message_id`` -> ``[seq, text, at]`` of the last :data:`RECENT_MESSAGES` messages: a
+        message sent again with one of these ids is the same message, not recorded twice."""
+        return dict(self.__dict__.get("message_ids", {}))
 
     def _fold(self, dialogue: list) -> None:
         self.dialogue = replay(map(from_dict, dialogue), self.dialogue_state)

@@ -140,6 +140,16 @@ def dialogue_timeline(store, tenant: str, bot: str, conversation_id: str) -> dic
     return out
 
 
+def conversation_messages(store, tenant: str, bot: str, conversation_id: str, after: int = 0) -> list[dict[str, Any]]:
+    """The conversation's proactive messages with ``seq`` over ``after``, oldest first (what a
+    client that was not listening on its out subject missed)."""
+    return [
+        {"message_id": e.message_id, "seq": e.seq, "text": e.text, "source": e.source, "at": e.at, "node": e.node}
+        for e in store.conversation_events(tenant, bot, conversation_id)
+        if isinstance(e, Conversation.MessageSent) and e.seq > after
+    ]
+
+
 def conversation_turns(store, tenant: str, bot: str, conversation_id: str) -> list[TurnRow]:
     """Every turn of one conversation (raises ``UnknownConversation`` for none)."""
     return [

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from botyard.events.bot import PRODUCTION, Bot
 from botyard.events.errors import UnknownBot
 from botyard.events.store import EventStore
+from botyard.events.turns import conversation_messages
 from botyard.ops import conversation_test_runs as test_runs
 from botyard.ops import requests
 from botyard.ops.errors import AdminError
@@ -352,12 +353,14 @@ def _numbers(*values: Any) -> bool:
 
 # -- the NATS admin subjects ---------------------------------------------------------------------
 
-VERBS = ("list", "show", "log", "promote", "rollback", "diff", "gc", "replay", "whatif", "label", "labels", "export")
+VERBS = ("list", "show", "log", "promote", "rollback", "diff", "gc", "replay", "whatif", "label", "labels", "export",
+         "messages")
 REQUESTS: dict[str, type[BaseModel]] = {
     "list": requests.ListRequest, "log": requests.ListRequest, "labels": requests.ListRequest,
     "show": requests.ShowRequest, "diff": requests.DiffRequest, "gc": requests.GcRequest,
     "replay": requests.TranscriptRequest, "whatif": requests.WhatIfRequest, "export": requests.ExportRequest,
     "label": requests.LabelRequest, "promote": requests.PromoteRequest, "rollback": requests.RollbackRequest,
+    "messages": requests.MessagesRequest,
 }
 """Each verb's request model, shared with the HTTP API (:mod:`botyard.ops.requests`)."""
 
@@ -400,6 +403,10 @@ def handle(admin: Admin, verb: str, body: Any, *, as_json: bool | None = None) -
         return page_of({"tenant": tenant, "bot": bot, "labels": admin.replay.labels(tenant, bot)}, "labels", r, budget)
     if verb == "export":
         return export_page(admin, tenant, bot, r, budget=budget)
+    if verb == "messages":
+        found = conversation_messages(admin.events, tenant, bot, r.conversation_id, after=r.after)
+        page, more = budget.fill({"conversation_id": r.conversation_id}, "messages", found)
+        return {"conversation_id": r.conversation_id, "messages": page, "more": more}
     if verb == "label":
         return admin.label(tenant, bot, r.conversation_id, r.turn, r.intent, actor=r.actor)
     if verb == "promote":

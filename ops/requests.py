@@ -140,6 +140,13 @@ class TranscriptRequest(PageQuery, TranscriptQuery, BotRequest):
     conversation_id: ConversationId
 
 
+class MessagesRequest(BotRequest):
+    """``botyard.admin.messages``: a conversation's proactive messages after ``after`` (a seq)."""
+
+    conversation_id: ConversationId
+    after: int = Field(0, ge=0, description="the seq of the last message the client has (0: all)")
+
+
 class WhatIfRequest(PageQuery, WhatIfBody, BotRequest):
     pass
 

@@ -19,6 +19,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+from botyard import protocol
 from botyard.errors import BotyardError
 from botyard.ops.cli import cluster as cli_cluster
 from botyard.ops.cli import replay as cli_replay
@@ -224,6 +225,12 @@ async def _chat(
     async with await Client.connect(url) as client:
         target = f"{tenant}/{bot}" + (f"@{alias}" if alias else "")
         print(f"chatting with {target} as conversation {tenant}/{bot}/{conversation_id} (end with Ctrl-D)")
+
+        async def on_message(msg) -> None:  # the bot's messages no turn asked for, as they are recorded
+            m = json.loads(msg.data)
+            print(f"\nbot (message {m['seq']}{' from ' + m['source'] if m['source'] else ''})> {m['text']}", flush=True)
+
+        await client.nc.subscribe(protocol.out_subject(tenant, bot, conversation_id), cb=on_message)
         while True:
             if interactive:
                 print("you> ", end="", flush=True)

@@ -28,7 +28,7 @@ def event_classes(aggregate):
     }
 
 
-BORN_STABLE = {conversation.Conversation.AgentReplied}
+BORN_STABLE = {conversation.Conversation.AgentReplied, conversation.Conversation.MessageSent}
 """Event classes added after topics became stable: they never had a module-path topic."""
 
 
