@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import pykka
@@ -21,6 +20,7 @@ from botyard.actors.failures import Supervised
 from botyard.actors.handoff import Held, notice
 from botyard.actors.messages import Classified, ClassifiedTurn, Inspect, Passivate, ReleaseHeld, Sweep, TakeSnapshot
 from botyard.actors.outbox import Outbox, Outgoing, error_reply, ok_reply
+from botyard.actors.pending import Pending, agent_answer, proactive_message
 from botyard.dialogue import engine
 from botyard.dialogue.spec import spec_of
 from botyard.dialogue.state import HandedOff
@@ -35,19 +35,6 @@ turn_log = logging.getLogger("botyard.turns")
 
 MAX_BATCH = 512
 CONFLICT_RETRIES = 5
-
-
-@dataclass(slots=True)
-class _Pending:
-    turn: ClassifiedTurn
-    conversation: Conversation
-    body: dict[str, Any]
-    hold: bool = False
-    """A user's turn in a handed-off conversation: its reply waits for an agent."""
-    notices: tuple[Outgoing, ...] = ()
-    """Handoff notices to publish once the turn is committed."""
-    delivers: tuple[str, str] | None = None
-    """An agent's message answering the held turn: (text for the user, agent)."""
 
 
 class ConversationActor(Supervised, pykka.ThreadingActor):
@@ -76,7 +63,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         self.idle_seconds = idle_seconds
         self.max_resident = max(1, max_resident)
         self.resident: OrderedDict[tuple[str, str, str], tuple[Conversation, float]] = OrderedDict()
-        self.pending: list[_Pending] = []
+        self.pending: list[Pending] = []
         self.activations = 0
 
     # -- messages -----------------------------------------------------------------------
@@ -160,14 +147,19 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             )])
             return
         if req.agent is not None:
-            self._take_agent(turn, conversation)
+            key = (req.tenant, req.bot, req.conversation_id)
+            taken = agent_answer(turn, conversation, node_id=self.node_id, waiting=key in self.held)
+            if isinstance(taken, Pending):
+                self.pending.append(taken)
+            else:
+                self.outbox.send([taken])
             return
         if req.message is not None:
-            self._take_message(turn, conversation)
+            self.pending.append(proactive_message(turn, conversation, node_id=self.node_id))
             return
         if previous is not None:  # a retry of a turn already recorded: answer it again
             body = protocol.reply_body(req.conversation_id, previous, self.node_id, conversation.dialogue_view())
-            self.pending.append(_Pending(turn, conversation, body))
+            self.pending.append(Pending(turn, conversation, body))
             return
         number = conversation.turns + 1
         before = conversation.dialogue_state
@@ -200,61 +192,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
                 reason=handed.reason if handed is not None else "",
             ),)
         hold = before.handed_off and view["handed_off"] and not record.reply and self.handoff_wait > 0
-        self.pending.append(_Pending(turn, conversation, body, hold=hold, notices=notices))
-
-    def _take_agent(self, turn: ClassifiedTurn, conversation: Conversation) -> None:
-        """An agent's message to a handed-off conversation: recorded, then it answers the
-        user's turn waiting for it (if one still waits), and hands back when asked to."""
-        req, message = turn.work.request, turn.work.request.agent
-        assert message is not None
-        state = conversation.dialogue_state
-        if not state.handed_off:
-            self.outbox.send([error_reply(
-                turn.work.reply_to, req.as_json, protocol.NOT_HANDED_OFF,
-                f"conversation {req.conversation_id!r} of {req.tenant}/{req.bot} is not handed off to a person",
-                conversation_id=req.conversation_id, received_at=turn.work.received_at,
-            )])
-            return
-        events, back = (), ""
-        if message.hand_back:
-            outcome = engine.hand_back(spec_of(turn.definition), state)
-            events, back = outcome.events, outcome.reply_text
-        key = (req.tenant, req.bot, req.conversation_id)
-        for_user = " ".join(t for t in (message.text, back) if t)
-        delivered = key in self.held and bool(for_user)
-        conversation.agent_replied(
-            text=message.text, agent=message.agent, dialogue=[event_dict(e) for e in events], delivered=delivered,
-            node=self.node_id, at=time.time(),
-        )
-        view = conversation.dialogue_view()
-        body = {"conversation_id": req.conversation_id, "turn": conversation.turns, "delivered": delivered,
-                "handed_off": view["handed_off"], "slots": view["slots"]}
-        notices = () if view["handed_off"] else (notice(
-            "handed_back", req.tenant, req.bot, req.conversation_id, turn=conversation.turns, text=message.text,
-            node=self.node_id, dialogue=view, agent=message.agent,
-        ),)
-        self.pending.append(_Pending(turn, conversation, body, notices=notices,
-                                     delivers=(for_user, message.agent) if delivered else None))
-
-    def _take_message(self, turn: ClassifiedTurn, conversation: Conversation) -> None:
-        """A proactive message: recorded (once per ``message_id``), then published on the
-        conversation's out subject (again for a resent one: delivery is at least once)."""
-        req, message = turn.work.request, turn.work.request.message
-        assert message is not None
-        found = conversation.recent_message_ids.get(message.message_id)
-        if found is None:
-            seq, text, at = conversation.message_count + 1, message.text, time.time()
-            conversation.message_sent(message_id=message.message_id, text=text, source=message.source, seq=seq,
-                                      node=self.node_id, at=at)
-        else:
-            seq, text, at = found
-        subject = protocol.out_subject(req.tenant, req.bot, req.conversation_id)
-        delivery = {"kind": "message", "tenant": req.tenant, "bot": req.bot, "conversation_id": req.conversation_id,
-                    "message_id": message.message_id, "seq": seq, "text": text, "source": message.source, "at": at}
-        body = {"conversation_id": req.conversation_id, "message_id": message.message_id, "seq": seq,
-                "recorded": found is None, "subject": subject}
-        notice = Outgoing(subject, protocol.encode_body(delivery, True), True, reply=False)
-        self.pending.append(_Pending(turn, conversation, body, notices=(notice,)))
+        self.pending.append(Pending(turn, conversation, body, hold=hold, notices=notices))
 
     def _responses_of(self, definition) -> Responses:
         found = self._responses.get(id(definition))
@@ -281,7 +219,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         self._snapshot_due(committed)
         self._evict_over_budget()
 
-    def _answer(self, committed: list[_Pending]) -> None:
+    def _answer(self, committed: list[Pending]) -> None:
         """After the commit: reply, hold the replies of turns waiting for an agent, deliver
         agents' answers to them, publish handoff notices."""
         out: list[Outgoing] = []
@@ -319,7 +257,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             if e.originator_version % self.snapshot_every == 0:
                 self.snapshotter().tell(TakeSnapshot(e.originator_id, e.originator_version))
 
-    def _commit_one_by_one(self, pending: list[_Pending]) -> None:
+    def _commit_one_by_one(self, pending: list[Pending]) -> None:
         # Nothing was committed: forget the in-memory state (it holds the uncommitted
         # events) and replay each turn on a conversation freshly rebuilt from the store.
         # A version conflict means another writer (another node, until placement gives
@@ -353,7 +291,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
                     )])
                     break
 
-    def _log_turns(self, pending: list[_Pending]) -> None:
+    def _log_turns(self, pending: list[Pending]) -> None:
         if not turn_log.isEnabledFor(logging.INFO):
             return
         now = time.time()
@@ -373,7 +311,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             )
 
     @staticmethod
-    def _ok(p: _Pending) -> Outgoing:
+    def _ok(p: Pending) -> Outgoing:
         return ok_reply(p.turn.work.reply_to, p.turn.work.request.as_json, p.body, received_at=p.turn.work.received_at)
 
     # -- memory -------------------------------------------------------------------------
