@@ -68,8 +68,11 @@ def test_promote_under_load_drops_no_turn(make_node, nats_url, snapshots, store_
     data = tmp_path / "shared-data"
     # handoff_wait 0: a probe conversation the example bot hands to a person (its escalation after
     # two fallbacks, or the shuffled model's talk_to_human) is answered at once, not held for an agent
-    nodes = [start_on_good(make_node, snapshots, data, node_id=f"n{i}", handoff_wait_seconds=0, **store_settings)
-             for i in range(2)]
+    # conversation_spread "all": both nodes own conversations from the start (under "hot" the bot's
+    # conversations spread to the second copy only once it turns hot, which under a loaded
+    # machine can take longer than this test's 1.5 s: seen once, every turn answered by n0)
+    nodes = [start_on_good(make_node, snapshots, data, node_id=f"n{i}", handoff_wait_seconds=0, conversation_spread="all",
+                           **store_settings) for i in range(2)]
     seen: list[tuple[int, str, str, str]] = []  # (arrival order, node, snapshot, conversation)
     errors: list[Exception] = []
     state = {"stop": False, "promoted_at": None}
