@@ -120,12 +120,12 @@ def bot_turns(
     return rows
 
 
-def dialogue_timeline(store, tenant: str, bot: str, conversation_id: str) -> dict[int, dict[str, Any]]:
+def dialogue_timeline(events: Sequence) -> dict[int, dict[str, Any]]:
     """Per turn number: the dialogue state right after the turn (``slots``, ``form``,
-    ``asked``, ``handed_off``) and the ``agent`` answers recorded after it, folded from the
-    conversation's events alone (raises ``UnknownConversation`` for none)."""
+    ``asked``, ``handed_off``) and the ``agent`` answers recorded after it, folded from one
+    conversation's events (``store.conversation_events``) alone."""
     state, out, turn = DialogueState(), {}, 0
-    for e in store.conversation_events(tenant, bot, conversation_id):
+    for e in events:
         if isinstance(e, Conversation.TurnRecorded):
             turn = e.turn
         elif not isinstance(e, Conversation.AgentReplied):
@@ -150,10 +150,13 @@ def conversation_messages(store, tenant: str, bot: str, conversation_id: str, af
     ]
 
 
-def conversation_turns(store, tenant: str, bot: str, conversation_id: str) -> list[TurnRow]:
-    """Every turn of one conversation (raises ``UnknownConversation`` for none)."""
+def conversation_turns(store, tenant: str, bot: str, conversation_id: str, events: Sequence | None = None) -> list[TurnRow]:
+    """Every turn of one conversation (raises ``UnknownConversation`` for none); ``events``:
+    its events, when the caller has read them already."""
+    if events is None:
+        events = store.conversation_events(tenant, bot, conversation_id)
     return [
-        TurnRow.from_event(tenant, bot, conversation_id, e) for e in store.turns(tenant, bot, conversation_id)
+        TurnRow.from_event(tenant, bot, conversation_id, e) for e in events if isinstance(e, Conversation.TurnRecorded)
     ]
 
 

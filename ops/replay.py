@@ -103,7 +103,8 @@ class Replay:
 
         Paged: the turns after turn ``after``, at most ``limit`` of them and as many as fit
         ``budget``; ``next`` is the ``after`` of the next page, or None on the last."""
-        rows = conversation_turns(self.events, tenant, bot, conversation_id)
+        events = self.events.conversation_events(tenant, bot, conversation_id)  # read once: the rows and the timeline
+        rows = conversation_turns(self.events, tenant, bot, conversation_id, events)
         labels = self.events.labels(tenant, bot)
         if at is not None:
             if not isinstance(at, int) or isinstance(at, bool) or at < 0:
@@ -124,7 +125,7 @@ class Replay:
             state = aggregate.state()
         result = {"tenant": tenant, "bot": bot, "conversation_id": conversation_id, "at": at, "state": state}
         chosen = rows[after:]
-        timeline = dialogue_timeline(self.events, tenant, bot, conversation_id)
+        timeline = dialogue_timeline(events)
         page, more = (budget or Budget()).fill(
             result, "turns", ({**_with_label(r.to_dict(), labels, r), "after": timeline.get(r.turn)} for r in chosen),
             limit=limit,
