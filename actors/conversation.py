@@ -15,13 +15,17 @@ from typing import Any, Callable
 
 import pykka
 
+from botyard import action_protocol as wire
 from botyard import protocol
+from botyard.actors.actions import ActionCaller
 from botyard.actors.failures import Supervised
 from botyard.actors.handoff import Held, notice
-from botyard.actors.messages import Classified, ClassifiedTurn, Inspect, Passivate, ReleaseHeld, Sweep, TakeSnapshot
+from botyard.actors.messages import ActionDone, Classified, ClassifiedTurn, Inspect, Passivate, ReleaseHeld, Sweep, TakeSnapshot
 from botyard.actors.outbox import Outbox, Outgoing, error_reply, ok_reply
+from botyard.actors.parked import Parked, request_of
 from botyard.actors.pending import Pending, agent_answer, proactive_message
 from botyard.dialogue import engine
+from botyard.dialogue.actions import Result
 from botyard.dialogue.spec import spec_of
 from botyard.dialogue.state import HandedOff
 from botyard.dialogue.state import to_dict as event_dict
@@ -49,8 +53,12 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         snapshotter: Callable[[], pykka.ActorRef] | None = None,
         snapshot_every: int = 0,
         handoff_wait: float = 3.0,
+        actions: ActionCaller | None = None,
     ) -> None:
         super().__init__()
+        self.actions = actions
+        self.parked: dict[tuple[str, str, str], Parked] = {}
+        """Per conversation, the turn waiting for its action (later turns of it queue behind)."""
         self.handoff_wait = handoff_wait
         self.held: dict[tuple[str, str, str], Held] = {}
         """Per handed-off conversation, the user's turn waiting for an agent (one at most)."""
@@ -78,6 +86,11 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
                 self._flush()
             return None
         self._flush()  # turns kept back because this message was next in the inbox
+        if isinstance(message, ActionDone):
+            self._action_done(message)
+            if self.actor_inbox.empty():
+                self._flush()
+            return None
         if isinstance(message, ReleaseHeld):
             return self._release_held()
         if isinstance(message, Sweep):
@@ -107,6 +120,11 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
     def on_stop(self) -> None:
         self._flush()
         self._release_held(everyone=True)  # no user's turn goes unanswered
+        for parked in self.parked.values():  # nothing recorded: a retry (same turn_id) calls with the same key
+            for turn in (parked.turn, *parked.queue):
+                self.outbox.send([error_reply(turn.work.reply_to, turn.work.request.as_json, protocol.UNAVAILABLE,
+                                              "node stopping", received_at=turn.work.received_at)])
+        self.parked.clear()
 
     # -- the turn -----------------------------------------------------------------------
 
@@ -134,6 +152,10 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         ``look_up`` (the retry path, after a failed commit) one found in the store however old."""
         req = turn.work.request
         key = (req.tenant, req.bot, req.conversation_id)
+        parked = self.parked.get(key)
+        if parked is not None:  # the conversation's turn before this one waits for an action
+            parked.queue.append(turn)
+            return
         try:
             conversation = self._activate(key)
             previous = conversation.find_turn(req.turn_id)
@@ -165,6 +187,14 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         before = conversation.dialogue_state
         understood = Understanding(turn.intent, turn.confidence, turn.entities, req.text, turn.fallback)
         outcome = engine.step(spec_of(turn.definition), self._responses_of(turn.definition), before, understood, number)
+        if outcome.call is not None:
+            self._call(Parked(turn, conversation, before, understood, number, outcome))
+            return
+        self._record(turn, conversation, before, outcome, number)
+
+    def _record(self, turn: ClassifiedTurn, conversation: Conversation, before, outcome: engine.Outcome, number: int) -> None:
+        """Record the decided turn on its conversation (pending until the flush)."""
+        req = turn.work.request
         waiting = conversation.undelivered_texts  # agents' answers no turn carried yet: this one does
         record = protocol.TurnRecord(
             turn=number,
@@ -193,6 +223,45 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             ),)
         hold = before.handed_off and view["handed_off"] and not record.reply and self.handoff_wait > 0
         self.pending.append(Pending(turn, conversation, body, hold=hold, notices=notices))
+
+    # -- actions ------------------------------------------------------------------------
+
+    def _call(self, parked: Parked) -> None:
+        """Park the turn and call its action; :meth:`_action_done` resumes it."""
+        req = parked.turn.work.request
+        key = (req.tenant, req.bot, req.conversation_id)
+        self.parked[key] = parked
+        call = parked.outcome.call
+        action = spec_of(parked.turn.definition).action(call.action) if call is not None else None
+        if self.actions is None or action is None:  # a node that calls no actions
+            self._action_done(ActionDone(key, Result(wire.NO_RESPONDERS, error="this node calls no actions")))
+            return
+        ref = self.actor_ref
+        self.actions.call(request_of(parked, action), lambda result: ref.tell(ActionDone(key, result)))
+
+    def _action_done(self, message: ActionDone) -> None:
+        parked = self.parked.get(message.key)
+        if parked is None:
+            return
+        turn = parked.turn
+        spec = spec_of(turn.definition)
+        outcome, refused = engine.resume(spec, self._responses_of(turn.definition), parked.outcome, parked.understood,
+                                         parked.number, message.result)  # type: ignore[arg-type]
+        if refused:
+            req = turn.work.request
+            log.warning("action %s of %s/%s refused: %s", parked.outcome.call.action, req.tenant, req.bot, refused,  # type: ignore[union-attr]
+                        extra={"code": "action_refused", "tenant": req.tenant, "bot": req.bot,
+                               "action": parked.outcome.call.action, "reason": refused})  # type: ignore[union-attr]
+        if outcome.call is not None:  # a follow-up
+            parked.outcome = outcome
+            self._call(parked)
+            return
+        del self.parked[message.key]
+        self.resident.pop(message.key, None)
+        self.resident[message.key] = (parked.conversation, time.monotonic())
+        self._record(turn, parked.conversation, parked.before, outcome, parked.number)
+        for later in parked.queue:  # in order; one that calls an action parks the rest again
+            self._take(later)
 
     def _responses_of(self, definition) -> Responses:
         found = self._responses.get(id(definition))

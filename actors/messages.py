@@ -57,6 +57,15 @@ class Classified:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionDone:
+    """To a conversation actor, from the bus: the action its parked turn of conversation
+    ``key`` called came to ``result`` (a :class:`botyard.dialogue.actions.Result`)."""
+
+    key: tuple[str, str, str]
+    result: object
+
+
+@dataclass(frozen=True, slots=True)
 class Sweep:
     """Drop conversations idle for longer than the configured time."""
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import pykka
 
+from botyard.actors.actions import ActionCaller
 from botyard.actors.administrator import Administrator
 from botyard.actors.conversation import ConversationActor
 from botyard.actors.failures import why
@@ -93,6 +94,7 @@ class Supervisor(pykka.ThreadingActor):
         cache_bytes: int = 1 << 30,
         snapshot_every: int = 100,
         handoff_wait: float = 3.0,
+        actions: ActionCaller | None = None,
         observe_classify: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__()
@@ -113,6 +115,7 @@ class Supervisor(pykka.ThreadingActor):
             events, outbox, node_id=node_id, idle_seconds=idle_seconds,
             max_resident=max_conversations // shards,
             snapshotter=lambda: self.routing.snapshotters[0], snapshot_every=snapshot_every, handoff_wait=handoff_wait,
+            actions=actions,
         )
         self._counts = (workers, shards)
         self._crashes: dict[tuple[str, int], tuple[int, float]] = {}

@@ -26,6 +26,8 @@ from botyard.dialogue.conditions import Condition, parse_condition
 from botyard.dialogue.errors import Problems
 from botyard.dialogue.slots import Slot, Value, coerce
 
+RULE_KEYS = {"intent", "when", "set", "clear", "action"}
+
 
 @dataclass(frozen=True, slots=True)
 class ConditionalResponse:
@@ -39,6 +41,8 @@ class Rule:
     when: Condition | None = None
     set: tuple[tuple[str, Value], ...] = ()
     clear: tuple[str, ...] = ()
+    action: str = ""
+    """Called when the intent is answered outside a form (:mod:`botyard.dialogue.actions`)."""
 
 
 def _when(text: Any, field: str, slots: Mapping[str, Slot], p: Problems) -> Condition | None:
@@ -82,8 +86,8 @@ def parse_rules(raw: Any, intents: set[str], slots: Mapping[str, Slot], p: Probl
     out = []
     for i, body in enumerate(raw):
         where = f"dialogue.rules[{i}]"
-        if not isinstance(body, dict) or set(body) - {"intent", "when", "set", "clear"} or not ({"set", "clear"} & set(body)):
-            p.add(where, "must be a mapping with 'intent', optional 'when', and 'set' and/or 'clear'")
+        if not isinstance(body, dict) or set(body) - RULE_KEYS or not ({"set", "clear", "action"} & set(body)):
+            p.add(where, "must be a mapping with 'intent', optional 'when', and 'set', 'clear' and/or 'action'")
             continue
         on = body.get("intent")
         on = [on] if isinstance(on, str) else on
@@ -114,5 +118,9 @@ def parse_rules(raw: Any, intents: set[str], slots: Mapping[str, Slot], p: Probl
         for slot in clear:
             if slot not in slots:
                 p.add(f"{where}.clear", f"slot {slot!r} is not defined under 'dialogue.slots'")
-        out.append(Rule(tuple(on), when, tuple(sets), tuple(s for s in clear if s in slots)))
+        action = body.get("action", "")
+        if not isinstance(action, str):
+            p.add(f"{where}.action", "must name an action under 'dialogue.actions'")
+            action = ""
+        out.append(Rule(tuple(on), when, tuple(sets), tuple(s for s in clear if s in slots), action))
     return tuple(out)

@@ -42,6 +42,7 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Mapping
 
+from botyard.dialogue.actions import Action, parse_actions
 from botyard.dialogue.builtins import Builtins, parse_builtins
 from botyard.dialogue.errors import Problems
 from botyard.dialogue.handoff import Escalation, Handoff, parse_escalation, parse_handoff
@@ -50,8 +51,8 @@ from botyard.dialogue.rules import ConditionalResponse, Rule, parse_responses, p
 from botyard.dialogue.slots import Slot, parse_slots
 from botyard.models.definition import BotDefinition, load_bot, parse_bot
 
-KEYS = {"slots", "forms", "responses", "rules", "escalation", "handoff", "builtins", "messages", "digression_confidence"}
-FORM_KEYS = {"slots", "confirm", "give_up", "denied", "keep_slots"}
+KEYS = {"actions", "slots", "forms", "responses", "rules", "escalation", "handoff", "builtins", "messages", "digression_confidence"}
+FORM_KEYS = {"slots", "confirm", "give_up", "denied", "keep_slots", "action"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,8 @@ class Form:
     give_up: str = ""
     denied: str = ""
     keep_slots: bool = False
+    action: str = ""
+    """Called when the form completes (:mod:`botyard.dialogue.actions`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +88,20 @@ class DialogueSpec:
     builtins: Builtins = Builtins()
     messages: Messages = Messages()
     digression_confidence: float = 0.8
+    actions: tuple[Action, ...] = ()
     _index: dict = dataclass_field(default_factory=dict, compare=False, repr=False)
     """Slots and forms by name (filled in ``__post_init__``: every turn looks them up)."""
 
     def __post_init__(self) -> None:
         self._index.update({("slot", s.name): s for s in self.slots})
         self._index.update({("form", f.intent): f for f in self.forms})
+        self._index.update({("action", a.name): a for a in self.actions})
+
+    def action(self, name: str) -> Action | None:
+        return self._index.get(("action", name))
+
+    def actions_by_name(self) -> dict[str, Action]:
+        return {a.name: a for a in self.actions}
 
     def slot(self, name: str) -> Slot:
         return self._index[("slot", name)]
@@ -148,15 +159,18 @@ def parse_dialogue(definition: BotDefinition, *, source: str = "<bot>") -> Dialo
     intents = {i.name for i in definition.intents}
     slots = parse_slots(raw.get("slots"), entities, p)
     by_name = {s.name: s for s in slots}
+    actions = parse_actions(raw.get("actions"), by_name, p)
     forms = _forms(raw.get("forms"), intents, by_name, p)
+    rules = parse_rules(raw.get("rules"), intents, by_name, p)
+    _check_calls(forms, rules, {a.name for a in actions}, raw.get("actions"), p)
     handoff = parse_handoff(raw.get("handoff"), intents, p)
     for form in forms:
         if form.intent in handoff.intents:
             p.add(f"dialogue.forms.{form.intent}", "this intent also hands off; it cannot run a form")
     spec = DialogueSpec(
-        slots, forms, parse_responses(raw.get("responses"), intents, by_name, p), parse_rules(raw.get("rules"), intents, by_name, p),
+        slots, forms, parse_responses(raw.get("responses"), intents, by_name, p), rules,
         parse_escalation(raw.get("escalation"), p), handoff, parse_builtins(raw.get("builtins"), p), _messages(raw.get("messages"), p),
-        _confidence(raw.get("digression_confidence", 0.8), p),
+        _confidence(raw.get("digression_confidence", 0.8), p), actions,
     )
     _check_placeholders(spec, definition, set(entities) | set(by_name), p)
     p.check()
@@ -201,8 +215,23 @@ def _forms(raw: Any, intents: set[str], slots: Mapping[str, Slot], p: Problems) 
         keep = body.get("keep_slots", False)
         if not isinstance(keep, bool):
             p.add(f"{where}.keep_slots", "must be true or false")
-        out.append(Form(str(intent), tuple(names), keep_slots=keep is True, **texts))
+        action = body.get("action", "")
+        if not isinstance(action, str):
+            p.add(f"{where}.action", "must name an action under 'dialogue.actions'")
+            action = ""
+        out.append(Form(str(intent), tuple(names), keep_slots=keep is True, action=action, **texts))
     return tuple(out)
+
+
+def _check_calls(forms, rules, declared: set[str], raw_actions: Any, p: Problems) -> None:
+    """Every action a form or rule calls is declared (a malformed declaration was reported
+    by :func:`parse_actions`: not again here)."""
+    named = set(raw_actions) if isinstance(raw_actions, dict) else set()
+    calls = [(f"dialogue.forms.{f.intent}.action", f.action) for f in forms if f.action]
+    calls += [(f"dialogue.rules[{i}].action", r.action) for i, r in enumerate(rules) if r.action]
+    for where, name in calls:
+        if name not in declared and name not in named:
+            p.add(where, f"action {name!r} is not declared under 'dialogue.actions'")
 
 
 def _messages(raw: Any, p: Problems) -> Messages:
@@ -243,6 +272,9 @@ def _check_placeholders(spec: DialogueSpec, definition: BotDefinition, known: se
         texts += [(f"dialogue.responses.{intent}[{i}].text", r.text) for i, r in enumerate(items)]
     if spec.escalation:
         texts.append(("dialogue.escalation.response", spec.escalation.response))
+    for a in spec.actions:
+        texts.append((f"dialogue.actions.{a.name}.failure", a.failure))
+        texts += [(f"dialogue.actions.{a.name}.responses.{n}", text) for n, text in a.responses]
     texts += [(f"dialogue.handoff.{k}", getattr(spec.handoff, k)) for k in ("message", "back")]
     texts += [(f"dialogue.messages.{f.name}", getattr(spec.messages, f.name)) for f in fields(Messages)]
     for field, text in texts:

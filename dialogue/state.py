@@ -79,14 +79,14 @@ class SlotSet(DialogueEvent):
     slot: str
     value: Value
     by: str = "entity"
-    """``entity``, ``answer`` (to its question), ``correction`` or ``rule``."""
+    """``entity``, ``answer`` (to its question), ``correction``, ``rule`` or ``action``."""
 
 
 @_event
 class SlotCleared(DialogueEvent):
     slot: str
     by: str = "rule"
-    """``rule`` or ``form`` (the form that needed it ended)."""
+    """``rule``, ``form`` (the form that needed it ended) or ``action``."""
 
 
 @_event
@@ -155,12 +155,28 @@ class FallbacksReset(DialogueEvent):
 @_event
 class HandedOff(DialogueEvent):
     reason: str
-    """``intent`` (one of the handoff intents) or ``escalation``."""
+    """``intent`` (one of the handoff intents), ``escalation``, or an action's reason."""
 
 
 @_event
 class HandedBack(DialogueEvent):
     pass
+
+
+@_event
+class ActionCalled(DialogueEvent):
+    """An action was called and came to ``status`` (``ok``, ``later``, ``error``, ``timeout``,
+    ``no_responders``, ``refused``); ``reply`` is its validated reply as received (what replay
+    and what-if use instead of calling again). The slots it set follow as ``SlotSet`` events
+    (``by: action``)."""
+
+    action: str
+    key: str
+    status: str
+    reply: Mapping[str, Any] = field(default_factory=dict)
+    error: str = ""
+    attempts: int = 1
+    duration_ms: float = 0.0
 
 
 _NO_FORM = dict(form=None, asked=None, tries=0, confirming=False)
@@ -209,6 +225,8 @@ def apply(state: DialogueState, event: DialogueEvent) -> DialogueState:
             return _with(state, **_NO_FORM, fallbacks=0, handed_off=True)
         case HandedBack():
             return _with(state, handed_off=False)
+        case ActionCalled():
+            return state
     raise TypeError(f"not a dialogue event: {event!r}")
 
 

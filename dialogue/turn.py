@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from botyard.dialogue import reply
+from botyard.dialogue.actions import Call
 from botyard.dialogue.conditions import holds
 from botyard.dialogue.slots import coerce
 from botyard.dialogue.spec import DialogueSpec, Form
@@ -18,6 +19,7 @@ from botyard.dialogue.state import (
     DialogueEvent,
     DialogueState,
     FormCancelled,
+    FormCompleted,
     HandedOff,
     SlotCleared,
     SlotRejected,
@@ -70,6 +72,9 @@ class Outcome:
     """The turn got the fallback (or the escalation) response."""
     state: DialogueState = field(default_factory=DialogueState)
     """The state after the events (``replay(events, state_before)``)."""
+    call: Call | None = None
+    """An action to call before the turn is complete: its result goes to
+    :func:`botyard.dialogue.engine.resume`, which adds its events and words."""
 
 
 @dataclass(slots=True)
@@ -87,6 +92,11 @@ class Turn:
         self.events: list[DialogueEvent] = []
         self.parts: list[str] = []
         self.fallback = False
+        self.call: Call | None = None
+        self.calls = 0
+        """Calls this turn made before this step (a resumed turn counts on)."""
+        self.rule_action = ""
+        """The action of the first rule of the turn's intent that holds and has one."""
         self._said: str | None | bool = False  # not looked at yet
 
     @property
@@ -113,7 +123,12 @@ class Turn:
                                         self.state.slots, self.u.entities))
 
     def outcome(self) -> Outcome:
-        return Outcome(" ".join(self.parts), tuple(self.events), self.fallback, self.state)
+        return Outcome(" ".join(self.parts), tuple(self.events), self.fallback, self.state, self.call)
+
+    def call_action(self, name: str, *, respond: str = "", form: str | None = None) -> None:
+        """End the step with a call of action ``name`` (the slots as they are now); the reply's
+        text, else ``respond``'s response, is said when its result comes."""
+        self.call = Call(name, self.calls, dict(self.state.slots), form or self.state.form, respond)
 
     def form(self) -> Form | None:
         return self.spec.form(self.state.form)
@@ -131,6 +146,8 @@ class Turn:
     def run_rules(self, intent: str) -> None:
         for rule in self.spec.rules:
             if intent in rule.intents and holds(rule.when, self.state.slots):
+                if rule.action and not self.rule_action:
+                    self.rule_action = rule.action
                 for slot, value in rule.set:
                     if self.state.slots.get(slot) != value:
                         self.emit(SlotSet(slot, value, "rule"))
@@ -171,7 +188,9 @@ class Turn:
         clear the form's slots unless it keeps them."""
         form = self.form()
         self.emit(event)
-        if respond:
+        if respond and form is not None and form.action and isinstance(event, FormCompleted):
+            self.call_action(form.action, respond=respond, form=form.intent)  # the call sees the slots before they are cleared
+        elif respond:
             self.respond(respond)
         else:
             self.say(text)

@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from botyard import action_protocol as wire
+from botyard.action_protocol import ActionReply
 from botyard.dialogue import engine
+from botyard.dialogue.actions import Call, Result
 from botyard.dialogue.spec import spec_of
 from botyard.dialogue.state import DialogueState
 from botyard.dialogue.turn import Responses, Understanding
@@ -112,12 +115,13 @@ def run(tests: ConversationTests, predictor, *, snapshot: str = "", progress: Pr
         for number, turn in enumerate(conversation.turns, start=1):
             prediction = predictor.predict(turn.user)
             understanding = Understanding.of(prediction, turn.user)
-            outcome = engine.step(spec, responses, state, understanding, number)
+            called: list[str] = []
+            outcome = engine.run(spec, responses, state, understanding, number, _stubbed(turn.actions, called))
             state = outcome.state
             got = {
                 "reply": outcome.reply_text, "intent": prediction.intent, "confidence": round(prediction.confidence, 4),
                 "fallback": outcome.fallback, "entities": [dict(e) for e in understanding.entities], "slots": dict(state.slots),
-                "form": state.form, "asked": state.asked, "confirming": state.confirming, "handed_off": state.handed_off,
+                "form": state.form, "asked": state.asked, "confirming": state.confirming, "handed_off": state.handed_off, "called": called,
             }
             turns.append(TurnResult(number, turn.user, tuple(_check(turn.expect, got)), got))
             done += 1
@@ -125,6 +129,19 @@ def run(tests: ConversationTests, predictor, *, snapshot: str = "", progress: Pr
                 progress(done, total)
         results.append(ConversationResult(conversation.name, tuple(turns)))
     return Report(definition.tenant, definition.bot, snapshot, tests.source, tuple(results))
+
+
+def _stubbed(stubs: Mapping[str, Any], called: list[str]) -> Callable[[Call], Result]:
+    """Actions answer as the tests file says (a reply, or a failure), else ``{}``; never over NATS."""
+
+    def result(call: Call) -> Result:
+        called.append(call.action)
+        stub = stubs.get(call.action, ActionReply())
+        if isinstance(stub, str):
+            return Result(stub, error=f"{stub} (the tests file says so)")
+        return Result(wire.LATER if stub.later else wire.ERROR if stub.error is not None else wire.OK, stub)
+
+    return result
 
 
 def _check(expect: tuple[tuple[str, Any], ...], got: Mapping[str, Any]):

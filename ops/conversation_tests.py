@@ -24,18 +24,24 @@ conversations:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from botyard import action_protocol as wire
 from botyard.dialogue.spec import spec_of
 from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
 from botyard.ops.errors import OpsError
+from botyard.protocol import ProtocolError
 
-EXPECTATIONS = ("intent", "fallback", "entities", "slots", "form", "asked", "confirming", "handed_off", "reply", "reply_contains")
+EXPECTATIONS = ("intent", "fallback", "entities", "slots", "form", "asked", "confirming", "handed_off", "called", "reply",
+                "reply_contains")
 """What a turn may expect, in the order they are checked and reported."""
-TURN_KEYS = ("user", *EXPECTATIONS)
+TURN_KEYS = ("user", "actions", *EXPECTATIONS)
+STUB_STATUSES = ("timeout", "no_responders", "error")
+"""What an ``actions`` stub may say instead of a reply: the call failed this way."""
 FLAGS = ("fallback", "confirming", "handed_off")
 
 
@@ -62,6 +68,9 @@ class UserTurn:
     user: str
     expect: tuple[tuple[str, Any], ...]
     """``(expectation, expected value)`` for each one given, in :data:`EXPECTATIONS` order."""
+    actions: Mapping[str, Any] = dataclass_field(default_factory=dict)
+    """Per action, what it answers if the turn calls it: a reply (docs/actions.md) or one of
+    :data:`STUB_STATUSES`; an action not given answers ``{}`` (done, nothing to say)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +143,7 @@ def _names(definition: BotDefinition | None) -> dict[str, set[str]] | None:
         "entity": {e.name for e in definition.entities},
         "slot": {s.name for s in spec.slots},
         "form": {f.intent for f in spec.forms},
+        "action": {a.name for a in spec.actions},
     }
 
 
@@ -171,7 +181,27 @@ def _turn(raw: Any, where: str, names, add) -> UserTurn | None:
         if key in raw:
             value = _expectation(key, raw[key], f"{where}.{key}", names, add)
             expect.append((key, value))
-    return UserTurn(user if isinstance(user, str) else "", tuple(expect))
+    return UserTurn(user if isinstance(user, str) else "", tuple(expect), _stubs(raw.get("actions"), f"{where}.actions", names, add))
+
+
+def _stubs(raw: Any, where: str, names, add) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        add(where, "must map action names to the reply each gives (or timeout, no_responders, error)")
+        return {}
+    out = {}
+    for name, reply in raw.items():
+        if names is not None and name not in names["action"]:
+            add(f"{where}.{name}", f"the bot has no action {name!r}; known: {', '.join(sorted(names['action'])) or 'none'}")
+        if isinstance(reply, str) and reply in STUB_STATUSES:
+            out[str(name)] = reply
+            continue
+        try:
+            out[str(name)] = wire.decode_reply(wire.encode_reply(reply if isinstance(reply, dict) else {"": reply}))
+        except ProtocolError as exc:
+            add(f"{where}.{name}", f"{exc.message} (or one of {list(STUB_STATUSES)})")
+    return out
 
 
 def _expectation(key: str, value: Any, where: str, names, add) -> Any:
@@ -190,6 +220,13 @@ def _expectation(key: str, value: Any, where: str, names, add) -> Any:
         if value is not None and (not isinstance(value, str) or not value):
             add(where, f"must be a {'form (its intent' if key == 'form' else 'slot (its'} name) or null for none")
         known("form" if key == "form" else "slot", value)
+    elif key == "called":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            add(where, "must be the list of actions the turn calls, in order ([] for none)")
+            return ()
+        for v in value:
+            known("action", v)
+        return tuple(value)
     elif key == "reply":
         if not isinstance(value, str):
             add(where, "must be the exact reply, as a string")

@@ -18,6 +18,7 @@ from typing import Any
 import pykka
 
 from botyard import protocol
+from botyard.actors.actions import NatsActions
 from botyard.actors.bridge import NatsBridge
 from botyard.actors.membership import Membership
 from botyard.actors.messages import Inspect, Passivate, TurnWork
@@ -33,6 +34,7 @@ from botyard.ops.jobs import TrainingJobs
 from botyard.ops.metrics import NodeMetrics
 from botyard.ops.nats_server import EmbeddedNats
 from botyard.ops.status import NodeStatus
+from botyard.ops.turn_stream import TurnStream
 from botyard.ops.web.http import HttpServer, make_app, operator_token
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ class Node:
         self.activity: Activity | None = None
         """The dashboard's projection of the event store (with the HTTP API)."""
         self.jobs: TrainingJobs | None = None
+        self.turn_stream: TurnStream | None = None
+        """The relay of committed turns into the JetStream stream (``BOTYARD_TURN_STREAM``)."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -101,11 +105,16 @@ class Node:
                 cache_bytes=cfg.model_cache_bytes,
                 snapshot_every=cfg.conversation_snapshot_every,
                 handoff_wait=cfg.handoff_wait_seconds,
+                actions=NatsActions(self.bridge),
                 observe_classify=self.metrics.classify_seconds.observe if cfg.metrics else None,
             )
             self.routing = self.router.routing = self.supervisor.proxy().get_routing().get()
             self.status.supervisor = self.supervisor
             self.router.subscribe()
+            if cfg.turn_stream:
+                self.turn_stream = TurnStream(
+                    self.events, self.bridge, max_age_days=cfg.turn_stream_max_age_days, poll_seconds=cfg.turn_stream_poll_seconds,
+                ).start()
             self.metrics.watch(self.status)
             self.gc_pauses.install()
             if cfg.http_port >= 0:
@@ -181,6 +190,9 @@ class Node:
         if self.supervisor is not None and self.supervisor.is_alive():
             self.supervisor.stop(block=True, timeout=15)
         self.supervisor = None
+        if self.turn_stream is not None:  # after the last commit: it publishes what is committed, then stops
+            self.turn_stream.stop()
+            self.turn_stream = None
         if self.bridge is not None:
             self.bridge.stop()
             self.bridge = None

@@ -18,8 +18,9 @@ from typing import Any, Callable, Iterator, Sequence
 from uuid import UUID
 
 from botyard.dialogue import engine
+from botyard.dialogue.actions import WOULD_CALL
 from botyard.dialogue.spec import DialogueSpec, spec_of
-from botyard.dialogue.state import DialogueState
+from botyard.dialogue.state import ActionCalled, DialogueState
 from botyard.dialogue.state import from_dict as dialogue_event
 from botyard.dialogue.state import replay as replay_dialogue
 from botyard.dialogue.turn import Responses, Understanding
@@ -348,7 +349,7 @@ def compare(
     with_dialogue = spec != DialogueSpec() or any(r.dialogue for r in rows)
     recorded: dict[str, DialogueState] = {}
     changes: list[dict[str, Any]] = []
-    n_intent = n_reply = n_dialogue = n_changed = fb_before = fb_after = 0
+    n_intent = n_reply = n_dialogue = n_changed = fb_before = fb_after = n_would = 0
     lab_n = lab_before = lab_after = 0
     for r in rows:
         before = recorded.get(r.conversation_id) if with_dialogue else EMPTY_STATE
@@ -357,13 +358,16 @@ def compare(
         was = replay_dialogue(map(dialogue_event, r.dialogue), before) if r.dialogue else before
         recorded[r.conversation_id] = was
         p = predicted[r.user_text]
-        outcome = engine.step(spec, responses, before, Understanding.of(p, r.user_text), r.turn)
+        recorded_events = [dialogue_event(e) for e in r.dialogue]
+        outcome = _rerun(spec, responses, before, Understanding.of(p, r.user_text), r.turn, recorded_events)
         if (p.intent != r.intent or outcome.reply_text != r.reply or _view(outcome.state) != _view(was)) and r.user_text not in confirmed:
             p = predicted[r.user_text] = predictor.predict(r.user_text)  # the serving path decides
             confirmed.add(r.user_text)
-            outcome = engine.step(spec, responses, before, Understanding.of(p, r.user_text), r.turn)
+            outcome = _rerun(spec, responses, before, Understanding.of(p, r.user_text), r.turn, recorded_events)
         entities = [e.to_dict() for e in p.entities]
         reply = outcome.reply_text
+        would = [e.action for e in outcome.events if isinstance(e, ActionCalled) and e.status == WOULD_CALL]
+        n_would += bool(would)
         fb_before += r.fallback
         fb_after += p.fallback
         intent_changed, reply_changed = p.intent != r.intent, reply != r.reply
@@ -384,7 +388,7 @@ def compare(
                 "before": {"intent": r.intent, "confidence": r.confidence, "fallback": r.fallback, "reply": r.reply,
                            "snapshot": r.snapshot, **_view(was)},
                 "after": {"intent": p.intent, "confidence": round(p.confidence, 6), "fallback": p.fallback,
-                          "reply": reply, "entities": entities, **_view(outcome.state)},
+                          "reply": reply, "entities": entities, **_view(outcome.state), **({"would_call": would} if would else {})},
             })
     n = len(rows)
     return {
@@ -396,6 +400,7 @@ def compare(
         "changed_intent": n_intent,
         "changed_reply": n_reply,
         "changed_dialogue": n_dialogue,
+        "would_call": n_would,
         "changed_intent_share": _share(n_intent, n),
         "fallback_rate": {"before": _share(fb_before, n), "after": _share(fb_after, n)},
         "labelled": {"turns": lab_n, "right_before": lab_before, "right_after": lab_after},
@@ -403,6 +408,12 @@ def compare(
         "changed_turns": n_changed,
         "changes_omitted": n_changed - len(changes),
     }
+
+
+def _rerun(spec, responses, before: DialogueState, understanding: Understanding, turn: int, recorded: list) -> Any:
+    """The turn's dialogue again: an action it reaches answers from the turn's recorded
+    ``ActionCalled`` events (never called again); one the turn did not call is "would call"."""
+    return engine.run(spec, responses, before, understanding, turn, engine.recorded_results(recorded))
 
 
 def _view(state: DialogueState) -> dict[str, Any]:

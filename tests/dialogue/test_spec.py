@@ -110,7 +110,7 @@ def test_every_problem_is_reported_at_once():
          "dialogue.responses.shipping_costs[0].when", "slot 'colour' is not defined"),
         (lambda d: d["responses"]["shipping_costs"][0].update(when="item > 3"),
          "dialogue.responses.shipping_costs[0].when", "compares numbers"),
-        (lambda d: d["rules"].append({"intent": "greeting"}), "dialogue.rules[2]", "'set' and/or 'clear'"),
+        (lambda d: d["rules"].append({"intent": "greeting"}), "dialogue.rules[2]", "'set', 'clear' and/or 'action'"),
         (lambda d: d["rules"].append({"intent": "greeting", "clear": ["colour"]}), "dialogue.rules[2].clear", "'colour'"),
         (lambda d: d.update(escalation={"after": 0, "response": "x"}), "dialogue.escalation.after", "at least 1"),
         (lambda d: d.update(escalation={"after": 2}), "dialogue.escalation.response", "required"),

@@ -7,6 +7,7 @@ from botyard.dialogue import state as st
 from botyard.dialogue.errors import EventFormatError
 from botyard.dialogue.state import (
     EVENTS,
+    ActionCalled,
     ConfirmationAnswered,
     ConfirmationAsked,
     DialogueState,
@@ -34,11 +35,12 @@ ONE_OF_EACH = [
     SlotAsked("reason", 0), FormAbandoned("returns", "reason"), FormStarted("returns"), ConfirmationAsked("returns"),
     ConfirmationAnswered("returns", False), FormCancelled("returns", "denied"), FormCompleted("returns"),
     FallbackCounted(), FallbacksReset(), HandedOff("intent"), HandedBack(),
+    ActionCalled("look_up_order", "c1:3:0", "ok", {"text": "It shipped.", "slots": {"order_state": "shipped"}}, "", 1, 12.5),
 ]
 
 
 def test_the_event_set():
-    assert sorted(EVENTS) == sorted({type(e).__name__ for e in ONE_OF_EACH}) and len(EVENTS) == 14
+    assert sorted(EVENTS) == sorted({type(e).__name__ for e in ONE_OF_EACH}) and len(EVENTS) == 15
     assert all(cls.version == 1 and cls.name == name for name, cls in EVENTS.items())
 
 
