@@ -4,7 +4,9 @@
 ``botyard.action.<tenant>.<bot>.<action>`` with the same ``Botyard-Idempotency-Key`` on every
 try, a try per ``timeout``, retried after a timeout or no responders with a doubling
 ``backoff``, the reply validated (:func:`botyard.action_protocol.decode_reply`). When the call
-is over, ``done(result)`` runs on the loop thread, which only ``tell``\\ s the actor.
+is over its result is told to the actor that asked, with the others that ended in the same
+pass of the loop in one :class:`~botyard.actors.messages.ActionsDone` (so the actor records
+them in one group commit, as it does turns that arrive together).
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from botyard import action_protocol as wire
+from botyard.actors.messages import ActionsDone
 from botyard.dialogue.actions import Action, Result
 from botyard.protocol import ProtocolError
 
 if TYPE_CHECKING:
+    import pykka
+
     from botyard.actors.bridge import NatsBridge
 
 log = logging.getLogger(__name__)
@@ -41,11 +46,11 @@ class ActionRequest:
 
 
 class ActionCaller(Protocol):
-    """The seam between the conversation actor and the bus (tests/actors/test_action_caller.py
-    runs one contract suite over the real caller)."""
+    """The seam between the conversation actor and the bus."""
 
-    def call(self, request: ActionRequest, done: Callable[[Result], None]) -> None:
-        """Start the call and return at once; ``done`` gets what it came to, exactly once."""
+    def call(self, request: ActionRequest, reply_to: "pykka.ActorRef") -> None:
+        """Start the call and return at once; ``reply_to`` is told what it came to, exactly
+        once, in an ``ActionsDone`` (keyed by the request's conversation)."""
 
 
 class NatsActions:
@@ -53,17 +58,27 @@ class NatsActions:
         self.bridge = bridge
         self.calls = 0
         """Calls started (each counted once, however many tries)."""
+        self._ended: dict[Any, list[tuple[tuple[str, str, str], Result]]] = {}
+        """Per actor, the results of the calls that ended in this pass of the loop (loop thread only)."""
 
-    def call(self, request: ActionRequest, done: Callable[[Result], None]) -> None:
+    def call(self, request: ActionRequest, reply_to: "pykka.ActorRef") -> None:
         self.calls += 1
+        key = (request.tenant, request.bot, request.fields["conversation_id"])
 
         def finished(result: Any, error: BaseException | None) -> None:
             if error is not None:  # a bug or the loop closing: the turn still gets its failure response
                 log.error("action %s call %s failed: %s", request.action.name, request.key, error)
                 result = Result(wire.ERROR, error=f"node: {type(error).__name__}: {error}", key=request.key)
-            done(result)
+            if not self._ended:
+                self.bridge.loop.call_soon(self._deliver)
+            self._ended.setdefault(reply_to, []).append((key, result))
 
         self.bridge.spawn(self._call(request), finished)
+
+    def _deliver(self) -> None:
+        ended, self._ended = self._ended, {}
+        for ref, results in ended.items():
+            ref.tell(ActionsDone(tuple(results)))
 
     async def _call(self, request: ActionRequest) -> Result:
         nc = self.bridge.nc

@@ -20,7 +20,7 @@ from botyard import protocol
 from botyard.actors.actions import ActionCaller
 from botyard.actors.failures import Supervised
 from botyard.actors.handoff import Held, notice
-from botyard.actors.messages import ActionDone, Classified, ClassifiedTurn, Inspect, Passivate, ReleaseHeld, Sweep, TakeSnapshot
+from botyard.actors.messages import ActionsDone, Classified, ClassifiedTurn, Inspect, Passivate, ReleaseHeld, Sweep, TakeSnapshot
 from botyard.actors.outbox import Outbox, Outgoing, error_reply, ok_reply
 from botyard.actors.parked import Parked, request_of
 from botyard.actors.pending import Pending, agent_answer, proactive_message
@@ -86,8 +86,11 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
                 self._flush()
             return None
         self._flush()  # turns kept back because this message was next in the inbox
-        if isinstance(message, ActionDone):
-            self._action_done(message)
+        if isinstance(message, ActionsDone):
+            for key, result in message.results:
+                self._action_done(key, result)  # type: ignore[arg-type]
+                if len(self.pending) >= MAX_BATCH:
+                    self._flush()
             if self.actor_inbox.empty():
                 self._flush()
             return None
@@ -234,19 +237,18 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         call = parked.outcome.call
         action = spec_of(parked.turn.definition).action(call.action) if call is not None else None
         if self.actions is None or action is None:  # a node that calls no actions
-            self._action_done(ActionDone(key, Result(wire.NO_RESPONDERS, error="this node calls no actions")))
+            self._action_done(key, Result(wire.NO_RESPONDERS, error="this node calls no actions"))
             return
-        ref = self.actor_ref
-        self.actions.call(request_of(parked, action), lambda result: ref.tell(ActionDone(key, result)))
+        self.actions.call(request_of(parked, action), self.actor_ref)
 
-    def _action_done(self, message: ActionDone) -> None:
-        parked = self.parked.get(message.key)
+    def _action_done(self, key: tuple[str, str, str], result: Result) -> None:
+        parked = self.parked.get(key)
         if parked is None:
             return
         turn = parked.turn
         spec = spec_of(turn.definition)
         outcome, refused = engine.resume(spec, self._responses_of(turn.definition), parked.outcome, parked.understood,
-                                         parked.number, message.result)  # type: ignore[arg-type]
+                                         parked.number, result)
         if refused:
             req = turn.work.request
             log.warning("action %s of %s/%s refused: %s", parked.outcome.call.action, req.tenant, req.bot, refused,  # type: ignore[union-attr]
@@ -256,9 +258,9 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             parked.outcome = outcome
             self._call(parked)
             return
-        del self.parked[message.key]
-        self.resident.pop(message.key, None)
-        self.resident[message.key] = (parked.conversation, time.monotonic())
+        del self.parked[key]
+        self.resident.pop(key, None)
+        self.resident[key] = (parked.conversation, time.monotonic())
         self._record(turn, parked.conversation, parked.before, outcome, parked.number)
         for later in parked.queue:  # in order; one that calls an action parks the rest again
             self._take(later)

@@ -57,12 +57,11 @@ class Classified:
 
 
 @dataclass(frozen=True, slots=True)
-class ActionDone:
-    """To a conversation actor, from the bus: the action its parked turn of conversation
-    ``key`` called came to ``result`` (a :class:`botyard.dialogue.actions.Result`)."""
+class ActionsDone:
+    """To a conversation actor, from the bus: what the actions its parked turns called came
+    to, ``(conversation key, Result)`` each (those that ended in one pass of the NATS loop)."""
 
-    key: tuple[str, str, str]
-    result: object
+    results: tuple[tuple[tuple[str, str, str], object], ...]
 
 
 @dataclass(frozen=True, slots=True)
