@@ -7,7 +7,8 @@ never a sibling package of its layer nor anything above):
     actors | training
     events                           (the aggregates fold dialogue events with dialogue's own apply)
     dialogue
-    models | snapshots | client
+    models | snapshots | client | actions
+    action_protocol                  (the action wire contract, built on protocol's codecs)
     protocol
     errors
 
@@ -25,7 +26,8 @@ LAYERS = [
     {"actors", "training"},
     {"events"},
     {"dialogue"},
-    {"models", "snapshots", "client"},
+    {"models", "snapshots", "client", "actions"},
+    {"action_protocol"},
     {"protocol"},
     {"errors"},
 ]

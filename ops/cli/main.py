@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -29,8 +30,12 @@ from botyard.ops.cli.common import admin_for, bot_ref, known_nats_url, print_mov
 from botyard.ops.config import Config
 
 EXAMPLE_BOT = Path(__file__).resolve().parents[2] / "examples" / "shop-support.yml"
+EXAMPLE_ACTIONS = EXAMPLE_BOT.with_name("shop_actions.py")
+"""The example bot's action service (docs/actions.md), which ``botyard demo`` runs beside its node."""
 DEMO_LOG = "demo.log"
 """``botyard demo``'s log, in the data directory."""
+ACTIONS_LOG = "actions.log"
+"""The log of the action service ``botyard demo`` runs, in the data directory."""
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -346,13 +351,69 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
             moved = promote_after_training(admin, info.tenant, info.bot, info.id, "production")
             if moved:
                 print_move(moved)
+    actions = _demo_actions(args)
     started = time.perf_counter()
     with Node(config) as node:
         print(f"node up in {time.perf_counter() - started:.2f} s on {node.nats_url} (data in {config.data_dir})")
         if node.http is not None:
             print(f"dashboard: {node.http.url}/dashboard/#token={node.operator_token}")
-        asyncio.run(_chat(node.nats_url, definition.tenant, definition.bot, args.conversation or uuid.uuid4().hex[:12]))
+        service = _start_actions(actions, node.nats_url, definition, config.data_dir / ACTIONS_LOG) if actions else None
+        try:
+            asyncio.run(_chat(node.nats_url, definition.tenant, definition.bot, args.conversation or uuid.uuid4().hex[:12]))
+        finally:
+            if service is not None:
+                _stop_actions(service, config.data_dir / ACTIONS_LOG)
     return 0
+
+
+def _demo_actions(args: argparse.Namespace) -> Path | None:
+    """The action service to run: ``--actions PATH``; else the example's for the example bot; none with ``--no-actions``."""
+    if args.no_actions:
+        return None
+    if args.actions:
+        path = Path(args.actions)
+        if not path.is_file():
+            raise BotyardError(f"--actions {path}: no such file")
+        return path
+    return EXAMPLE_ACTIONS if Path(args.bot_file).resolve() == EXAMPLE_BOT.resolve() else None
+
+
+def _start_actions(path: Path, nats_url: str, definition, log_path: Path, *, wait: float = 10.0) -> subprocess.Popen:
+    """``python PATH --nats URL --tenant T --bot B``, its output into ``log_path``; the chat
+    starts once it has written its first line to stdout (it is serving), or after ``wait`` s."""
+    command = [sys.executable, str(path), "--nats", nats_url, "--tenant", definition.tenant, "--bot", definition.bot]
+    log = open(log_path, "ab")
+    service = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
+    ready = threading.Event()
+
+    def copy() -> None:  # stdout into the log, line by line, until the service ends
+        with log:
+            for line in service.stdout:  # type: ignore[union-attr]
+                log.write(line)
+                log.flush()
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=copy, name="actions-log", daemon=True).start()
+    ready.wait(wait)
+    if service.poll() is None:
+        print(f"actions: {path.name} serves {definition.tenant}/{definition.bot} (pid {service.pid}, log {log_path})")
+    else:
+        print(f"actions: {path.name} exited at once (exit {service.returncode}); its log: {log_path}", file=sys.stderr)
+    return service
+
+
+def _stop_actions(service: subprocess.Popen, log_path: Path) -> None:
+    if service.poll() is not None:
+        if service.returncode:
+            print(f"actions: the service had stopped (exit {service.returncode}); its log: {log_path}", file=sys.stderr)
+        return
+    service.terminate()
+    try:
+        service.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        service.kill()
+        service.wait()
 
 
 # -- entry point ------------------------------------------------------------------------
@@ -366,6 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bot-file", default=str(EXAMPLE_BOT), help="bot definition to train and chat with")
     p.add_argument("--conversation", help="conversation id (default: a new one)")
     p.add_argument("--epochs", type=int, help="training epochs if the bot has no snapshot yet")
+    p.add_argument(
+        "--actions", metavar="PATH",
+        help="the bot's action service, a Python file run as `python PATH --nats URL --tenant T --bot B` beside the node; "
+        "the chat starts when it prints its first line (at most 10 s later). Default: examples/shop_actions.py for the "
+        "example bot, none for another bot (docs/actions.md)",
+    )
+    p.add_argument("--no-actions", action="store_true", help="run no action service")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("node", help="run a node until SIGTERM/SIGINT")
