@@ -58,10 +58,15 @@ def action_subscription(tenant: str, bot: str) -> str:
     return f"{ACTION_PREFIX}.{tenant}.{bot}.*"
 
 
-def idempotency_key(conversation_id: str, turn: int, index: int) -> str:
+def idempotency_key(conversation_id: str, turn: int, index: int, turn_id: str | None = None) -> str:
     """The same for every try of the ``index``-th call (0: the first; a follow-up counts on)
-    of turn ``turn``: a node that takes the turn over after a crash derives the same key."""
-    return f"{conversation_id}:{turn}:{index}"
+    of turn ``turn``: a node that takes the turn over after a crash derives the same key from
+    the client's retry. With the turn's ``turn_id`` it ends ``:<turn_id>``, so a turn that was
+    never recorded (its node died and nobody retried) and a new turn given its number do not
+    share a key. Ids are written as subject tokens (:func:`protocol.conversation_token`), so
+    the key is safe in a header: ``c-42:3:0:t-9f2``."""
+    key = f"{protocol.conversation_token(conversation_id)}:{turn}:{index}"
+    return f"{key}:{protocol.conversation_token(turn_id)}" if turn_id else key
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ def request_of(parked: Parked, action: Action) -> ActionRequest:
     call = parked.outcome.call
     assert call is not None
     req, turn = parked.turn.work.request, parked.turn
-    key = wire.idempotency_key(req.conversation_id, parked.number, call.index)
+    key = wire.idempotency_key(req.conversation_id, parked.number, call.index, req.turn_id)
     fields = {
         "tenant": req.tenant, "bot": req.bot, "conversation_id": req.conversation_id, "turn": parked.number,
         "turn_id": req.turn_id, "intent": turn.intent, "confidence": turn.confidence, "entities": list(turn.entities),

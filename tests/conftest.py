@@ -52,6 +52,21 @@ def nats_url(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def shop_actions(nats_url):
+    """The example bot's action service (examples/shop_actions.py), in its own process on the
+    module's nats-server, serving once it has printed its first line."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, str(ROOT / "examples" / "shop_actions.py"), "--nats", nats_url],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().startswith("serving")
+    yield proc
+    proc.terminate()
+    proc.wait(10)
+
+
 @pytest.fixture(scope="session")
 def example_bot():
     return load_bot(EXAMPLE_BOT)

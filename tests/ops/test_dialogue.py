@@ -45,7 +45,8 @@ def question(spec, slot):
     return set(spec.slot(slot).questions)
 
 
-def test_a_return_form_over_several_turns_with_a_digression_a_failed_answer_and_a_correction(make_node, nats_url, spec):
+def test_a_return_form_over_several_turns_with_a_digression_a_failed_answer_and_a_correction(make_node, nats_url, spec,
+                                                                                            shop_actions):
     node = make_node()
     chat = Chat(nats_url)
     r = chat.say("I want to return an item")
@@ -62,14 +63,16 @@ def test_a_return_form_over_several_turns_with_a_digression_a_failed_answer_and_
     r = chat.say("it is too small for my family")
     assert r.slots["reason"] == "it is too small for my family" and r.asked is None
     assert r.text == "Return the tent from order 4821377 (it is too small for my family), is that right?"
-    r = chat.say("no, the order is 5512345")  # a correction while confirming: the new value is confirmed
-    assert r.slots["order_number"] == "5512345" and r.form == "start_return" and "order 5512345" in r.text
-    r = chat.say("yes")
-    assert r.form is None and r.text.startswith("Done: the return of the tent from order 5512345 is registered")
-    assert r.slots == {"order_number": "5512345", "item": "tent", "reason": "it is too small for my family"}  # kept
+    r = chat.say("no, the order is 7310042")  # a correction while confirming: the new value is confirmed
+    assert r.slots["order_number"] == "7310042" and r.form == "start_return" and "order 7310042" in r.text
+    r = chat.say("yes")  # the form calls the example's create_return action (examples/shop_actions.py)
+    assert r.form is None and r.text.startswith("I've registered your return R-") and "tent from order 7310042" in r.text
+    returned = r.slots.pop("return_number")
+    assert r.slots == {"order_number": "7310042", "item": "tent", "reason": "it is too small for my family"}  # kept
     names = [e["name"] for t in conversation_turns(node_events(node), TENANT, BOT, chat.cid) for e in t.dialogue]
     assert names[:3] == ["FormStarted", "SlotAsked", "SlotRejected"]
-    assert names[-2:] == ["ConfirmationAnswered", "FormCompleted"] and "SlotCleared" not in names  # keep_slots
+    assert names[-4:] == ["ConfirmationAnswered", "FormCompleted", "ActionCalled", "SlotSet"] and "SlotCleared" not in names
+    assert returned in r.text
 
 
 def test_a_confirmation_denied_and_a_cancel(make_node, nats_url, spec):
@@ -86,10 +89,16 @@ def test_a_confirmation_denied_and_a_cancel(make_node, nats_url, spec):
     assert r.form is None and r.text == spec.messages.cancelled
 
 
-def test_order_status_asks_for_the_number_once_and_keeps_it(make_node, nats_url):
+def test_order_status_asks_for_the_number_once_and_keeps_it(make_node, nats_url, shop_actions):
     make_node()
     chat = Chat(nats_url)
     r = chat.say("where is my order")
+    assert (r.form, r.asked) == ("order_status", "order_number")
+    r = chat.say("5550123")  # the example's look_up_order knows this order
+    assert r.form is None and r.text.startswith("Order 5550123 shipped on") and r.slots == {"order_number": "5550123"}
+    r = chat.say("where is my order 1234567")  # one it does not know: the action clears the number
+    assert "can't find an order 1234567" in r.text and r.slots == {}
+    r = chat.say("where is my order")  # so it is asked for again
     assert (r.form, r.asked) == ("order_status", "order_number")
     r = chat.say("4821377")
     assert r.form is None and "4821377" in r.text and r.slots == {"order_number": "4821377"}
