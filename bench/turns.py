@@ -241,10 +241,13 @@ def compare_dialogue(args) -> None:
     server = EmbeddedNats(work / "nats")
     env["BOTYARD_NATS_URL"] = url = server.start()
     node = subprocess.Popen([sys.executable, "-m", "botyard", "node"], env=env, stdout=subprocess.PIPE)
+    # the example bot's forms call its actions (look_up_order, create_return): served as in the demo
+    actions = subprocess.Popen([sys.executable, str(ROOT / "examples" / "shop_actions.py"), "--nats", url],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     run_id = uuid.uuid4().hex[:6]
     results: dict[tuple[str, int], list[float]] = {}
     try:
-        assert b"ready" in node.stdout.readline()
+        assert b"ready" in node.stdout.readline() and actions.stdout.readline().startswith(b"serving")
         asyncio.run(first_reply(url))
         for c in (1, 64):
             for r in range(args.dialogue_rounds):
@@ -261,6 +264,8 @@ def compare_dialogue(args) -> None:
     finally:
         node.terminate()
         node.wait(20)
+        actions.terminate()
+        actions.wait(20)
         server.stop()
     print()
     print(f"forms vs the same bot without them, {args.dialogue_rounds} alternating rounds of {args.seconds:g} s, "
