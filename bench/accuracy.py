@@ -6,6 +6,7 @@
     python bench/accuracy.py --data bot20+f16      # its embedding table in half precision
     python bench/accuracy.py --data hwu64+cascade  # the bag model, the context tier when it is unsure
     python bench/accuracy.py --data snips+tuned    # the bag model blended with a fine-tuned MiniLM
+    python bench/accuracy.py --unknown 0.25 0.5    # unknown-intent detection: BANKING77, HWU64 (see unknown_main)
 
 Trains on each data set's train split only, evaluates on its test split, and prints
 accuracy, slot F1 (SNIPS), training wall time, batch-1 latency of the numpy runtime and
@@ -37,6 +38,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from botyard.models.definition import OUT_OF_SCOPE  # noqa: E402
 from botyard.models.runtime import Predictor, cascade_parts  # noqa: E402
 from botyard.models.text import tag_spans  # noqa: E402
 from botyard.models.tuned import KIND as TUNED_KIND  # noqa: E402
@@ -354,13 +356,160 @@ def run(name: str, config: TrainConfig, progress: bool) -> dict:
     }
 
 
+# -- unknown-intent detection -----------------------------------------------------------------
+# The standard protocol (Lin & Xu 2019; Zhang et al. 2021): hold out a random share of a data
+# set's intents as unknown (fixed seeds), train on the known intents' training examples only
+# (the validation examples held out of those, never of test), and score every test utterance:
+# a known intent's must get its intent without falling back, an unknown intent's must fall
+# back. botyard's model is trained as `botyard train` trains a bot (its threshold calibrated
+# as the product calibrates it); the SVM on the same training examples, its threshold (on its
+# largest decision value) chosen on the same validation examples with the rule the product uses
+# without out-of-scope examples: keep `recall_target` of the correct answers.
+
+UNKNOWN_DATA = ("banking77", "hwu64")
+
+
+def unknown_draw(train: list[Example], test: list[Example], share: float, draw: int) -> tuple[list, list, list, set]:
+    """Known intents' training examples, the known and the unknown intents' test utterances,
+    and the unknown intents, for draw ``draw`` (a fixed seed) holding out ``share`` of them."""
+    labels = sorted({e.intent for e in train})
+    rng = np.random.default_rng(1000 + draw)
+    unknown = set(rng.choice(labels, size=round(share * len(labels)), replace=False).tolist())
+    known_train = [e for e in train if e.intent not in unknown]
+    return known_train, [e for e in test if e.intent not in unknown], [e for e in test if e.intent in unknown], unknown
+
+
+def oos_figures(in_right: np.ndarray, in_back: np.ndarray, oos_back: np.ndarray, in_score: np.ndarray,
+                oos_score: np.ndarray) -> dict:
+    """In-scope accuracy (the right intent, not falling back), out-of-scope recall / precision /
+    F1 (falling back is the positive answer), and AUROC of the score (higher: more out of scope)."""
+    from sklearn.metrics import roc_auc_score
+
+    tp, fp = int(oos_back.sum()), int(in_back.sum())
+    recall = tp / len(oos_back)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    auroc = roc_auc_score(np.r_[np.zeros(len(in_score)), np.ones(len(oos_score))], np.r_[in_score, oos_score])
+    return {
+        "in_acc": float((in_right & ~in_back).mean()), "recall": recall, "precision": precision,
+        "f1": 2 * precision * recall / (precision + recall) if tp else 0.0, "auroc": float(auroc),
+    }
+
+
+def svm_unknown(train: list[Example], valid: list[Example], known: list[Example], oos: list[Example],
+                recall_target: float) -> dict:
+    """The TF-IDF + LinearSVC baseline with a threshold on its largest decision value."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline, make_union
+    from sklearn.svm import LinearSVC
+
+    clf = make_pipeline(
+        make_union(
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+            TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True),
+        ),
+        LinearSVC(C=0.5, random_state=0),
+    )
+    clf.fit([" ".join(e.tokens) for e in train], [e.intent for e in train])
+
+    def answer(examples):
+        d = clf.decision_function([" ".join(e.tokens) for e in examples])
+        return clf.classes_[d.argmax(axis=1)], d.max(axis=1)
+
+    v_label, v_score = answer(valid)
+    right = np.sort(v_score[v_label == np.array([e.intent for e in valid])])
+    threshold = right[int((1.0 - recall_target) * len(right))] if len(right) else 0.0
+    k_label, k_score = answer(known)
+    _, o_score = answer(oos)
+    return {**oos_figures(k_label == np.array([e.intent for e in known]), k_score < threshold, o_score < threshold,
+                          -k_score, -o_score), "threshold": float(threshold)}
+
+
+def botyard_unknown(train: list[Example], known: list[Example], oos: list[Example], config: TrainConfig,
+                    show=None) -> tuple[dict, list[Example], list[Example]]:
+    """botyard's model trained on ``train`` as `botyard train` trains a bot; its figures on the
+    known and unknown test utterances, the examples it fitted and those it held out."""
+    dataset = make_dataset(train)
+    fit_set, valid = split(dataset, config.validation_share, config.seed)
+    result = fit(dataset, fit_set, valid, config, show)
+    p = Predictor(result.manifest, result.arrays)
+
+    def answer(examples):
+        labels, back, score = [], [], []
+        for e in examples:
+            intent, _, _, knows = p._outputs(list(e.tokens))
+            best = int(intent.argmax())
+            conf = float(intent[best])
+            labels.append(p.labels[best])
+            back.append(p.labels[best] == OUT_OF_SCOPE or conf < p.threshold or not knows)
+            score.append(2.0 if not knows else -conf)
+        return np.array(labels), np.array(back), np.array(score)
+
+    k_label, k_back, k_score = answer(known)
+    _, o_back, o_score = answer(oos)
+    figures = oos_figures(k_label == np.array([e.intent for e in known]), k_back, o_back, k_score, o_score)
+    return {**figures, "threshold": p.threshold}, fit_set, valid
+
+
+def unknown_main(shares: list[float], names: list[str], draws: int, progress: bool, seed: int | None,
+                 epochs: int | None) -> None:
+    rows = []
+    for name in names:
+        train, _, test = load(name)  # a data set's own valid split is not used: validation comes from train
+        config = CONFIGS[name]
+        config = replace(config, **{k: v for k, v in {"seed": seed, "epochs": epochs}.items() if v is not None})
+        for share in shares:
+            for draw in range(draws):
+                known_train, known, oos, unknown = unknown_draw(train, test, share, draw)
+                tag = f"{name} {int(100 * share)}% unknown, draw {draw}"
+                print(f"training {tag}: {len(known_train)} examples of {len({e.intent for e in known_train})} intents; "
+                      f"test {len(known)} known + {len(oos)} unknown", file=sys.stderr, flush=True)
+
+                def show(r, tag=tag):
+                    if progress and "epoch" in r and (r["epoch"] == r["epochs"] or r["epoch"] % 5 == 0):
+                        print(f"  {tag} epoch {r['epoch']}/{r['epochs']} loss {r['loss']:.4f}", file=sys.stderr, flush=True)
+
+                started = time.perf_counter()
+                ours, fit_set, valid = botyard_unknown(known_train, known, oos, config, show)
+                ours["train_s"] = time.perf_counter() - started
+                svm = svm_unknown(fit_set, valid, known, oos, config.recall_target)
+                row = {"data": name, "share": share, "draw": draw, "botyard": ours, "svm": svm}
+                rows.append(row)
+                print(f"  {tag}: " + "; ".join(
+                    f"{who} in-scope {100 * r['in_acc']:.2f} recall {100 * r['recall']:.2f} precision "
+                    f"{100 * r['precision']:.2f} AUROC {r['auroc']:.4f} threshold {r['threshold']:.3f}"
+                    for who, r in (("botyard", ours), ("SVM", svm))), file=sys.stderr, flush=True)
+    print()
+    print("| data | unknown | model | in-scope accuracy | OOS recall | OOS precision | OOS F1 | AUROC | threshold |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in names:
+        for share in shares:
+            group = [r for r in rows if r["data"] == name and r["share"] == share]
+            for who in ("botyard", "svm"):
+                def cell(key, scale=100.0, fmt=".2f"):
+                    values = np.array([r[who][key] for r in group]) * scale
+                    return f"{values.mean():{fmt}} ({values.min():{fmt}}-{values.max():{fmt}})"
+
+                print(f"| {name} | {int(100 * share)} % | {'botyard' if who == 'botyard' else 'SVM'} | {cell('in_acc')} "
+                      f"| {cell('recall')} | {cell('precision')} | {cell('f1')} | {cell('auroc', 1.0, '.4f')} "
+                      f"| {cell('threshold', 1.0, '.3f')} |")
+    print(f"\nmean (min-max) over {draws} draws; JSON:")
+    print(json.dumps(rows))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", action="append", choices=sorted(CONFIGS), help="data set (repeatable; default all)")
     parser.add_argument("--epochs", type=int, help="override the epochs of every data set")
     parser.add_argument("--seed", type=int, help="override the seed of every data set")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    parser.add_argument("--unknown", type=float, nargs="+", metavar="SHARE",
+                        help="unknown-intent detection: hold out these shares of the intents as unknown "
+                             f"(data sets: --data, default {' and '.join(UNKNOWN_DATA)})")
+    parser.add_argument("--draws", type=int, default=3, help="with --unknown: random draws of the unknown intents")
     args = parser.parse_args(argv)
+    if args.unknown:
+        unknown_main(args.unknown, args.data or list(UNKNOWN_DATA), args.draws, not args.quiet, args.seed, args.epochs)
+        return
     rows = []
     for name in args.data or ["snips", "banking77", "hwu64", "bot20", "snips+context", "banking77+context", "hwu64+context"]:
         chosen = {"epochs": args.epochs, "seed": args.seed}
