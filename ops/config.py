@@ -111,6 +111,16 @@ class Config:
     models resident one took 242 ms, every thread stopped (10,000-bot bench). Models and
     conversations hold no reference cycles, so they are still freed when evicted; a cycle
     frozen in is kept. 0: leave the collector alone."""
+    turn_stream: bool = True
+    """Publish every committed turn, proactive message and agent answer, after its commit, into
+    the JetStream stream ``BOTYARD_TURNS`` on ``botyard.stream.<tenant>.<bot>`` (created if
+    missing), relayed from the event store's log: each once, in commit order, through kills
+    and restarts (docs/protocol.md, "Turn stream"). Off: no relay."""
+    turn_stream_max_age_days: Annotated[float, Field(gt=0)] = 7.0
+    """The turn stream keeps a message this many days (JetStream's ``max_age``; the stream
+    is updated when it differs)."""
+    turn_stream_poll_seconds: Annotated[float, Field(gt=0, le=10)] = 0.05
+    """How often the turn stream's relay looks for newly committed events when it has caught up."""
     log_level: str = "INFO"
     """Python logging level. At INFO every committed turn is logged (``botyard.turns``)."""
     log_format: Literal["text", "json"] = "text"

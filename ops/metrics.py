@@ -90,6 +90,14 @@ class _NodeCollector:
             ("botyard_turns_forwarded", "Turns forwarded to the node owning their conversation", status.turns_forwarded),
         ):
             yield CounterMetricFamily(name, help_, value=value)
+        relay = status.turn_stream
+        if relay is not None:
+            yield CounterMetricFamily(
+                "botyard_turn_stream_published", "Events this node's relay stored in the turn stream", value=relay.published
+            )
+            yield GaugeMetricFamily(
+                "botyard_turn_stream_lag", "Event-store notifications this node's relay has not looked at yet", value=relay.lag
+            )
         for name, help_, value in (
             ("botyard_models_resident", "Models in memory", beat.get("resident", 0)),
             ("botyard_model_cache_resident_bytes", "Bytes of the models in memory", beat.get("resident_bytes", 0)),

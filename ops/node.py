@@ -115,6 +115,7 @@ class Node:
                 self.turn_stream = TurnStream(
                     self.events, self.bridge, max_age_days=cfg.turn_stream_max_age_days, poll_seconds=cfg.turn_stream_poll_seconds,
                 ).start()
+                self.status.turn_stream = self.turn_stream
             self.metrics.watch(self.status)
             self.gc_pauses.install()
             if cfg.http_port >= 0:
@@ -191,6 +192,7 @@ class Node:
             self.supervisor.stop(block=True, timeout=15)
         self.supervisor = None
         if self.turn_stream is not None:  # after the last commit: it publishes what is committed, then stops
+            self.status.turn_stream = None
             self.turn_stream.stop()
             self.turn_stream = None
         if self.bridge is not None:

@@ -10,6 +10,7 @@ import pykka
 
 from botyard.actors.bridge import NatsBridge
 from botyard.actors.router import TurnRouter
+from botyard.ops.turn_stream import TurnStream
 
 
 @dataclass(slots=True)
@@ -25,6 +26,8 @@ class NodeStatus:
     supervisor: pykka.ActorRef | None = None
     """Actor restarts."""
     http_url: str | None = None
+    turn_stream: TurnStream | None = None
+    """The relay into the turn stream: events published, and its lag behind the event store."""
     last_beat: dict[str, Any] | None = None
     """The newest heartbeat this node published (written by the heartbeat)."""
 
