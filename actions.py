@@ -38,6 +38,7 @@ import logging
 import signal
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Callable, Coroutine, Mapping
 
 import nats
@@ -109,6 +110,7 @@ class ActionServer:
     def __init__(
         self, tenant: str, bot: str, *, servers: str | list[str] = "nats://127.0.0.1:4222", queue: str = "botyard-actions",
         remember: int = 1024, request_timeout: float = 5.0, grace: float = 5.0, nc: nats.NATS | None = None,
+        credentials: str | Path | None = None,
     ) -> None:
         """``servers``: NATS URL(s) to connect to, unless ``nc`` is a connection to use (left open
         at ``stop``); ``remember``: idempotency keys whose replies are kept (0: none);
@@ -118,6 +120,7 @@ class ActionServer:
             raise ActionError("invalid", f"{tenant}/{bot}: a tenant and a bot are names (letters, digits, _ and -)")
         self.tenant, self.bot = tenant, bot
         self.servers, self.queue, self.remember = servers, queue, remember
+        self.credentials = credentials
         self.request_timeout, self.grace = request_timeout, grace
         self.nc = nc
         self._owns = nc is None
@@ -145,7 +148,10 @@ class ActionServer:
         if not self._handlers:
             raise ActionError("invalid", "no actions to serve: register one with @server.action(name)")
         if self.nc is None:
-            self.nc = await nats.connect(self.servers, name=f"botyard-actions {self.tenant}/{self.bot}")
+            options = {}
+            if self.credentials is not None:  # the tenant's credential: its nkey, and its inbox (docs/security.md)
+                options = {"nkeys_seed_str": Path(self.credentials).read_text().strip(), "inbox_prefix": f"_INBOX_{self.tenant}"}
+            self.nc = await nats.connect(self.servers, name=f"botyard-actions {self.tenant}/{self.bot}", **options)
         for name in self._handlers:
             cb = functools.partial(self._received, name)
             self._subs.append(await self.nc.subscribe(ap.action_subject(self.tenant, self.bot, name), queue=self.queue, cb=cb))

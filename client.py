@@ -4,6 +4,10 @@
 async with await Client.connect("nats://127.0.0.1:4222") as client:
     reply = await client.say("acme-shop", "support", "c-42", "where is my order?")
     print(reply.text, reply.intent, reply.confidence)
+
+# with a tenant's credential (``botyard tokens issue acme-shop``), on a bus with authorization:
+async with await Client.connect(url, tenant="acme-shop", credentials=".botyard/creds/acme-shop-default.nk") as client:
+    ...   # turns, and admin verbs on botyard.admin.acme-shop.<verb>
 ```
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 import msgpack
@@ -57,15 +62,26 @@ class Reply:
 class Client:
     """A thin, typed wrapper over a nats-py connection."""
 
-    def __init__(self, nc: nats.NATS, *, timeout: float = 5.0, owns_connection: bool = False) -> None:
+    def __init__(self, nc: nats.NATS, *, timeout: float = 5.0, owns_connection: bool = False, tenant: str | None = None) -> None:
         self.nc = nc
         self.timeout = timeout
         self._owns = owns_connection
+        self.tenant = tenant
+        """Set: admin requests go to ``botyard.admin.<tenant>.<verb>`` (what a tenant's credential may use)."""
 
     @classmethod
-    async def connect(cls, url: str = "nats://127.0.0.1:4222", *, timeout: float = 5.0, **options: Any) -> "Client":
+    async def connect(
+        cls, url: str = "nats://127.0.0.1:4222", *, timeout: float = 5.0, tenant: str | None = None,
+        credentials: str | Path | None = None, **options: Any,
+    ) -> "Client":
+        """Connect; with ``credentials`` (an nkey seed file) as that user, and with ``tenant``
+        in that tenant's inbox (``_INBOX_<tenant>``) and admin subjects."""
+        if credentials is not None:
+            options.setdefault("nkeys_seed_str", Path(credentials).read_text().strip())
+        if tenant is not None:
+            options.setdefault("inbox_prefix", f"_INBOX_{tenant}")
         nc = await nats.connect(url, **options)
-        return cls(nc, timeout=timeout, owns_connection=True)
+        return cls(nc, timeout=timeout, owns_connection=True, tenant=tenant)
 
     async def say(
         self,
@@ -91,7 +107,10 @@ class Client:
 
         Returns the result map; raises :class:`TurnError` with the error's code on refusal.
         """
-        return (await self._request(admin_subject(verb), fields))["result"]
+        subject = admin_subject(verb, self.tenant)
+        if self.tenant:
+            fields.pop("tenant", None)
+        return (await self._request(subject, fields))["result"]
 
     async def pages(self, verb: str, key: str, **fields: Any) -> AsyncIterator[dict[str, Any]]:
         """Every item of a paged admin reply's list ``key``, page after page: each request

@@ -75,7 +75,11 @@ REPLY_TOO_LARGE = "reply_too_large"
 """A reply that would exceed the NATS server's ``max_payload`` (``size``, ``max_payload``)."""
 NOT_HANDED_OFF = "not_handed_off"
 """An agent's message to a conversation that is not handed off to a person."""
-ERROR_CODES += (REPLY_TOO_LARGE, NOT_HANDED_OFF)
+RATE_LIMITED = "rate_limited"
+"""The tenant is over its turns per second on this node; ``retry_after``: seconds until a turn would pass."""
+QUOTA_EXCEEDED = "quota_exceeded"
+"""The tenant is at one of its quotas (bots, snapshot bytes): ``quota``, ``limit``, ``used``."""
+ERROR_CODES += (REPLY_TOO_LARGE, NOT_HANDED_OFF, RATE_LIMITED, QUOTA_EXCEEDED)
 
 # Human handoff (docs/protocol.md, "Handoff"): a handed-off conversation's user turns are
 # published on ``botyard.handoff.<tenant>.<bot>``; an agent answers on ``botyard.agent.<tenant>.<bot>``.
@@ -169,8 +173,10 @@ def alias_subject(tenant: str, bot: str) -> str:
     return f"{ALIAS_PREFIX}.{tenant}.{bot}"
 
 
-def admin_subject(verb: str) -> str:
-    return f"{ADMIN_PREFIX}.{verb}"
+def admin_subject(verb: str, tenant: str | None = None) -> str:
+    """``botyard.admin.<verb>`` (any tenant: the operator's), or with ``tenant``
+    ``botyard.admin.<tenant>.<verb>`` (that tenant's own: the tenant is the subject's)."""
+    return f"{ADMIN_PREFIX}.{tenant}.{verb}" if tenant else f"{ADMIN_PREFIX}.{verb}"
 
 
 def check_name(kind: str, value: str) -> str:

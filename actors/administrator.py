@@ -46,6 +46,8 @@ class Administrator(Supervised, pykka.ThreadingActor):
     def _answer(self, w: AdminWork) -> Outgoing:
         try:
             body = protocol.decode_body(w.data, w.as_json, max_bytes=protocol.MAX_ADMIN_BODY)
+            if w.tenant is not None:
+                body = scoped(body, w.tenant, w.verb)
             result = self.handle(w.verb, body)
             return ok_reply(w.reply_to, w.as_json, {"ok": True, "result": result})
         except BotyardError as exc:
@@ -57,6 +59,22 @@ class Administrator(Supervised, pykka.ThreadingActor):
         except Exception as exc:  # RecursionError, MemoryError, a bug: never let a bad request kill the actor
             log.exception("admin %s failed", ascii(w.verb))
             return error_reply(w.reply_to, w.as_json, protocol.INTERNAL, _printable(f"{type(exc).__name__}: {exc}"))
+
+
+ACTING = ("promote", "rollback", "label")
+"""The verbs that record who did them."""
+
+
+def scoped(body: Any, tenant: str, verb: str) -> Any:
+    """A tenant's admin request: its tenant and actor are the subject's (the credential that
+    may publish on it is the tenant's own); a body naming another tenant is refused."""
+    if not isinstance(body, dict):
+        return body  # the handler refuses it with the usual error
+    named = body.get("tenant")
+    if named is not None and named != tenant:
+        raise protocol.ProtocolError(protocol.INVALID_REQUEST, "the request's tenant is the subject's: leave 'tenant' out",
+                                     field="tenant")
+    return {**body, "tenant": tenant, **({"actor": f"tenant:{tenant}"} if verb in ACTING else {})}
 
 
 def _printable(text: str) -> str:

@@ -39,9 +39,12 @@ class NatsBridge:
     """Runs an asyncio loop in a daemon thread with one nats-py connection."""
 
     def __init__(
-        self, servers: Sequence[str], *, name: str = "botyard", observe: Callable[[Outgoing], None] | None = None
+        self, servers: Sequence[str], *, name: str = "botyard", observe: Callable[[Outgoing], None] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.servers = list(servers)
+        self.options = dict(options or {})
+        """More ``nats.connect`` options: credentials (``nkeys_seed_str``), ``inbox_prefix``."""
         self.observe = observe
         """Called with every reply published (metrics)."""
         self.name = name
@@ -99,6 +102,7 @@ class NatsBridge:
                 disconnected_cb=disconnected,
                 error_cb=error,
                 pending_size=8 * 1024 * 1024,
+                **self.options,
             ),
             timeout + 5,
         )

@@ -11,11 +11,17 @@ it needs no lock; other threads read copies (:meth:`snapshot`).
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from botyard.actors import placement
+
+MAX_CAPACITY = 100.0
+"""The largest capacity a node may have (``BOTYARD_CAPACITY``): a heartbeat claiming more is
+ignored, so one forged beat cannot draw every bot to a node."""
+_NODE_RE = re.compile(r"[^\s\x00*>]{1,128}\Z")
 
 
 @dataclass
@@ -57,15 +63,22 @@ class Membership:
     # -- heartbeats -----------------------------------------------------------------------------
 
     def heard(self, beat: dict[str, Any]) -> bool:
-        """Take one heartbeat; True when the placement changed."""
-        node = str(beat["node"])
+        """Take one heartbeat; True when the placement changed. A beat that is not one a node
+        sends (no node name, a capacity that is not a number in (0, MAX_CAPACITY]) raises
+        ``ValueError`` and changes nothing: the caller logs and ignores it."""
+        node = beat["node"]
+        if not isinstance(node, str) or not _NODE_RE.match(node):
+            raise ValueError(f"heartbeat with a node name that is no name: {str(node)[:64]!r}")
+        capacity = beat.get("capacity", 1.0)
+        if isinstance(capacity, bool) or not isinstance(capacity, (int, float)) or not 0 < capacity <= MAX_CAPACITY:
+            raise ValueError(f"heartbeat of {node} with capacity {capacity!r}: must be a number in (0, {MAX_CAPACITY}]")
         if beat.get("draining"):
             if node == self.self_id:
                 return False  # we keep routing to ourselves until we are gone
             gone = self.members.pop(node, None) is not None
             return self._recompute() if gone else False
         member = self.members.get(node)
-        capacity = float(beat.get("capacity", 1.0))
+        capacity = float(capacity)
         if member is None:
             self.members[node] = Member(node, capacity, self.clock(), beat)
         else:

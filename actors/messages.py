@@ -173,3 +173,6 @@ class AdminWork:
     data: bytes
     as_json: bool
     reply_to: str
+    tenant: str | None = None
+    """From ``botyard.admin.<tenant>.<verb>``: the request is that tenant's (its body may name
+    no other tenant, and its actor is ``tenant:<tenant>``, whatever the body says)."""

@@ -26,8 +26,9 @@ from nats.aio.msg import Msg
 from botyard import protocol
 from botyard.actors.bridge import NatsBridge
 from botyard.actors.membership import Membership
-from botyard.actors.messages import AdminWork, AliasChanged, Passivate, Turns, TurnWork
+from botyard.actors.messages import AdminWork, Passivate, Reconcile, Turns, TurnWork
 from botyard.actors.outbox import error_reply
+from botyard.actors.quotas import RATE_LIMITED, Quotas, TurnRates
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,11 @@ def _kind(req: protocol.TurnRequest) -> str:
 class TurnRouter:
     """Routes turns, admin requests and cluster notifications to the node's actors."""
 
-    def __init__(self, bridge: NatsBridge, membership: Membership, *, node_id: str, max_text_bytes: int) -> None:
+    def __init__(self, bridge: NatsBridge, membership: Membership, *, node_id: str, max_text_bytes: int,
+                 quotas: Quotas | None = None) -> None:
         self.bridge = bridge
+        self.rates = TurnRates(quotas or Quotas())
+        """Each tenant's turns per second (checked where a turn arrives, before anything else is done for it)."""
         self.membership = membership
         self.node_id = node_id
         self.max_text_bytes = max_text_bytes
@@ -83,7 +87,7 @@ class TurnRouter:
         self.turns_received += 1
         received_at = time.time()
         req = self._parse(msg, msg.subject)
-        if req is None or self._refused(req, msg, received_at):
+        if req is None or self._refused(req, msg, received_at) or self._over_rate(req, msg, received_at):
             return
         bot_key = f"{req.tenant}/{req.bot}"
         owner = self.membership.owner_of(bot_key, f"{bot_key}/{req.conversation_id}")
@@ -108,6 +112,18 @@ class TurnRouter:
         req = self._parse(msg, f"{prefix}.{parts[-2]}.{parts[-1]}")
         if req is not None and not self._refused(req, msg, time.time()):
             self._take(req, msg)
+
+    def _over_rate(self, req: protocol.TurnRequest, msg: Msg, received_at: float) -> bool:
+        """Over its tenant's turns per second: True, and answered ``rate_limited`` (``retry_after`` s)."""
+        wait = self.rates.take(req.tenant, time.monotonic())
+        if not wait:
+            return False
+        self.bridge.respond_now([error_reply(
+            msg.reply, req.as_json, RATE_LIMITED,
+            f"tenant {req.tenant} is over its {self.rates.quotas.of(req.tenant).turns_per_second:g} turns per second; "
+            f"retry after {wait:.3f} s", retry_after=round(wait, 3), received_at=received_at,
+        )])
+        return True
 
     def _refused(self, req: protocol.TurnRequest, msg: Msg, received_at: float) -> bool:
         """The fence: True (and the turn answered ``unavailable``) while out of the membership."""
@@ -185,25 +201,24 @@ class TurnRouter:
     # -- admin and notifications ------------------------------------------------------------
 
     def on_admin(self, msg: Msg) -> None:
-        verb = msg.subject[len(protocol.ADMIN_PREFIX) + 1 :]
+        """``botyard.admin.<verb>`` (the operator's: any tenant) or ``botyard.admin.<tenant>.<verb>``
+        (one tenant's: what a tenant's credential may publish; the tenant and the actor are the subject's)."""
+        tenant, _, verb = msg.subject[len(protocol.ADMIN_PREFIX) + 1 :].rpartition(".")
         as_json = protocol.wants_json(msg.headers)
         try:
-            self.routing.admin.tell(AdminWork(verb, msg.data, as_json, msg.reply))
+            self.routing.admin.tell(AdminWork(verb, msg.data, as_json, msg.reply, tenant or None))
         except pykka.ActorDeadError:  # between its death and the supervisor's next tick: still one reply
             self.bridge.respond_now([error_reply(
                 msg.reply, as_json, protocol.UNAVAILABLE, "the administrator is restarting; retry",
             )])
 
     def on_alias(self, msg: Msg) -> None:
+        """An alias moved: the loader reads the moves the event log recorded since its last
+        look. The notification is only a nudge: what it says (a target, a version) is never
+        taken, so a forged one moves nothing."""
         if self.routing is None:
             return  # still starting: the loader's first look at the event log includes this move
-        try:
-            b = protocol.decode_body(msg.data, False)
-            change = AliasChanged(b["tenant"], b["bot"], b["alias"], b["target"], int(b["version"]))
-        except (protocol.ProtocolError, KeyError, TypeError, ValueError) as exc:
-            log.warning("ignoring a malformed alias notification on %s: %s", msg.subject, exc)
-            return
-        self.routing.loader.tell(change)
+        self.routing.loader.tell(Reconcile())
 
     # -- membership -------------------------------------------------------------------------
 

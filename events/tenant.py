@@ -1,8 +1,12 @@
-"""The Tenant aggregate: the API tokens of one tenant.
+"""The Tenant aggregate: the API tokens and NATS keys of one tenant.
 
 Only a token's SHA-256 digest is recorded (``TokenIssued``), never the token; a revoked
 token (``TokenRevoked``) stops working on every node at its next look. A token reads
 ``byt_<tenant>_<secret>``, so the tenant to check it against is in the token itself.
+
+A NATS credential is an nkey pair: only its public key is recorded (``NatsKeyIssued``), and
+the node that runs the embedded nats-server writes it into the server's users with the
+tenant's permissions (:mod:`botyard.ops.bus_auth`); ``NatsKeyRevoked`` removes it.
 """
 
 from __future__ import annotations
@@ -70,6 +74,26 @@ class Tenant(Aggregate):
         digest: str
         actor: str
 
+    class NatsKeyIssued(Aggregate.Event):
+        """A NATS credential was issued (stable name: ``Tenant.NatsKeyIssued`` v1): its nkey's
+        public key (``U...``; the seed is given to the tenant, never recorded)."""
+
+        TOPIC = "botyard:Tenant.NatsKeyIssued"
+        class_version = 1
+        tenant: str
+        public_key: str
+        name: str
+        actor: str
+
+    class NatsKeyRevoked(Aggregate.Event):
+        """A NATS credential stops working (stable name: ``Tenant.NatsKeyRevoked`` v1)."""
+
+        TOPIC = "botyard:Tenant.NatsKeyRevoked"
+        class_version = 1
+        tenant: str
+        public_key: str
+        actor: str
+
     @staticmethod
     def create_id(tenant: str) -> UUID:
         return tenant_uuid(tenant)
@@ -86,6 +110,22 @@ class Tenant(Aggregate):
     @event(TokenRevoked)
     def revoke(self, digest: str, actor: str) -> None:
         self.tokens.pop(digest, None)
+
+    @event(NatsKeyIssued)
+    def issue_nats_key(self, tenant: str, public_key: str, name: str, actor: str) -> None:
+        self.nats_keys()[public_key] = {"name": name, "actor": actor}
+
+    @event(NatsKeyRevoked)
+    def revoke_nats_key(self, tenant: str, public_key: str, actor: str) -> None:
+        self.nats_keys().pop(public_key, None)
+
+    def nats_keys(self) -> dict[str, dict[str, Any]]:
+        """Public key -> {name, actor} of the NATS credentials in force (a tenant recorded
+        before they existed, or read from an old aggregate snapshot, has none yet)."""
+        keys = self.__dict__.get("_nats_keys")
+        if keys is None:
+            keys = self.__dict__["_nats_keys"] = {}
+        return keys
 
     def accepts(self, token: str) -> bool:
         return digest(token) in self.tokens

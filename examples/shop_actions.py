@@ -46,10 +46,10 @@ STOCK = {"tent": 12, "hiking boots": 0, "sleeping bag": 4, "rain jacket": 31}
 
 
 def build(nats_url: str, tenant: str = "acme-shop", bot: str = "support", *, ship_after: float = 5.0,
-          label_after: float = 2.0) -> ActionServer:
+          label_after: float = 2.0, credentials: str | None = None) -> ActionServer:
     """The action server with the three actions (not started). ``ship_after``, ``label_after``:
     seconds until the "shipped" and "label ready" messages."""
-    server = ActionServer(tenant, bot, servers=nats_url, queue="botyard-actions")
+    server = ActionServer(tenant, bot, servers=nats_url, queue="botyard-actions", credentials=credentials)
     shipping: set[str] = set()
 
     async def ship(number: str, conversation_id: str) -> None:
@@ -107,10 +107,11 @@ def build(nats_url: str, tenant: str = "acme-shop", bot: str = "support", *, shi
     return server
 
 
-async def serve(nats_url: str, tenant: str = "acme-shop", bot: str = "support", *, until: asyncio.Event | None = None) -> None:
+async def serve(nats_url: str, tenant: str = "acme-shop", bot: str = "support", *, until: asyncio.Event | None = None,
+                credentials: str | None = None) -> None:
     """Serve the actions until ``until`` is set (or the task is cancelled). Once they are
     subscribed it prints one line to stdout (``botyard demo`` waits for it before the chat)."""
-    async with build(nats_url, tenant, bot):
+    async with build(nats_url, tenant, bot, credentials=credentials):
         print(f"serving look_up_order, create_return, check_stock for {tenant}/{bot} on {nats_url}", flush=True)
         await (until or asyncio.Event()).wait()
 
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="NATS URL")
     parser.add_argument("--tenant", default="acme-shop")
     parser.add_argument("--bot", default="support")
+    parser.add_argument("--creds", help="the tenant's NATS credential (an nkey seed file: botyard tokens issue TENANT)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         until = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, until.set)
-        await serve(args.nats, args.tenant, args.bot, until=until)
+        await serve(args.nats, args.tenant, args.bot, until=until, credentials=args.creds)
 
     asyncio.run(until_signalled())
 

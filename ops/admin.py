@@ -110,9 +110,9 @@ class Admin:
             if not infos and aggregate is None:
                 raise UnknownBot(tenant, bot) from None
             raise SnapshotNotFound(ref) from None
-        raise AdminError(
-            "wrong_bot", f"snapshot {ref} belongs to {other.tenant}/{other.bot}, not {tenant}/{bot}", snapshot=ref
-        )
+        if other.tenant != tenant:  # another tenant's snapshot: as if it did not exist (nothing of theirs is named)
+            raise SnapshotNotFound(ref)
+        raise AdminError("wrong_bot", f"snapshot {ref} belongs to bot {other.bot}, not {bot}", snapshot=ref)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ class Config:
     """Intent-worker actors (threads) classifying utterances."""
     model_cache_bytes: Positive = 1 << 30
     """Memory for loaded models, all intent workers together; the least recently used go first."""
-    capacity: Annotated[float, Field(gt=0)] = 1.0
+    capacity: Annotated[float, Field(gt=0, le=100)] = 1.0
     """This node's weight in placement: a node of capacity 2 gets about twice the bots."""
     copies: Positive = 2
     """Nodes that serve each bot (either answers); a hot bot gets more."""
@@ -121,6 +121,30 @@ class Config:
     is updated when it differs)."""
     turn_stream_poll_seconds: Annotated[float, Field(gt=0, le=10)] = 0.05
     """How often the turn stream's relay looks for newly committed events when it has caught up."""
+    nats_auth: bool = True
+    """The embedded nats-server requires credentials: nkey users with per-subject permissions
+    (node, operator, one per tenant credential; docs/security.md). The node writes its users
+    from the event log and reloads the server when a credential is issued or revoked. Off:
+    anyone who reaches the server may do anything (a test bus)."""
+    nats_seed_file: str = ""
+    """An nkey seed file this process authenticates to NATS with (a server run elsewhere, in
+    config or operator mode). Empty: none; or, with the embedded server and ``nats_auth``, the
+    data directory's own keys (``nats/node.nk`` for a node, ``nats/operator.nk`` for the CLI)."""
+    nats_inbox_prefix: str = ""
+    """The inbox prefix of this process's NATS requests (a tenant's credential may read only
+    ``_INBOX_<tenant>``). Empty: NATS's default, or the operator's with the data directory's key."""
+    quota_turns_per_second: Annotated[float, Field(ge=0)] = 0.0
+    """Each tenant's turns per second on this node (a token bucket; a burst of a second's
+    worth): a turn over it is refused with ``rate_limited`` and ``retry_after`` seconds. 0: no limit."""
+    quota_bots: Annotated[int, Field(ge=0)] = 0
+    """Bots a tenant may have (training or defining one more is refused with ``quota_exceeded``). 0: no limit."""
+    quota_snapshot_bytes: Annotated[int, Field(ge=0)] = 0
+    """Bytes of snapshots a tenant may store (a snapshot over it is refused). 0: no limit."""
+    quota_conversations: Annotated[int, Field(ge=0)] = 0
+    """Conversations of one tenant kept in memory per node; its least recently used go first
+    (they come back by replay). 0: only ``max_conversations`` applies."""
+    tenant_quotas: str = ""
+    """Per-tenant quotas over the ones above, as JSON: ``{"acme": {"turns_per_second": 50, "bots": 20}}``."""
     log_level: str = "INFO"
     """Python logging level. At INFO every committed turn is logged (``botyard.turns``)."""
     log_format: Literal["text", "json"] = "text"
@@ -130,6 +154,22 @@ class Config:
     @property
     def snapshots_path(self) -> Path:
         return self.snapshot_dir or self.data_dir / "snapshots"
+
+    @field_validator("tenant_quotas")
+    @classmethod
+    def _quotas_json(cls, value: str) -> str:
+        from botyard.actors.quotas import Quota, Quotas
+
+        Quotas.parse(Quota(), value)  # ValueError: reported under BOTYARD_TENANT_QUOTAS
+        return value
+
+    @property
+    def quotas(self):
+        """The tenants' quotas (:class:`botyard.actors.quotas.Quotas`)."""
+        from botyard.actors.quotas import Quota, Quotas
+
+        default = Quota(self.quota_turns_per_second, self.quota_bots, self.quota_snapshot_bytes, self.quota_conversations)
+        return Quotas.parse(default, self.tenant_quotas)
 
     @field_validator("node_timeout")
     @classmethod

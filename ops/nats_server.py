@@ -94,9 +94,12 @@ class EmbeddedNats:
         port: int = -1,
         jetstream: bool = True,
         extra_args: tuple[str, ...] = (),
+        config_file: Path | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.host, self.port, self.jetstream, self.extra_args = host, port, jetstream, extra_args
+        self.config_file = config_file
+        """A configuration file (``-c``): the authorization of :mod:`botyard.ops.bus_auth`."""
         self.process: subprocess.Popen | None = None
         self.url = ""
 
@@ -107,6 +110,8 @@ class EmbeddedNats:
         _stop_leftover(pid_file, binary)
         ports_dir = Path(tempfile.mkdtemp(prefix="botyard-nats-"))
         args = [binary, "-a", self.host, "-p", str(self.port), "--ports_file_dir", str(ports_dir)]
+        if self.config_file is not None:
+            args += ["-c", str(self.config_file)]
         if self.jetstream:
             args += ["-js", "-sd", str(self.store_dir)]
         args += list(self.extra_args)
@@ -138,6 +143,12 @@ class EmbeddedNats:
             raise
         finally:
             shutil.rmtree(ports_dir, ignore_errors=True)
+
+    def reload(self) -> None:
+        """Re-read the configuration file (SIGHUP): new users and permissions apply to connected
+        clients at once, and a client whose user is gone is disconnected."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGHUP)
 
     def _accepting(self) -> bool:
         host, port = self.url.rsplit("//", 1)[1].rsplit(":", 1)

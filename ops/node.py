@@ -27,6 +27,7 @@ from botyard.actors.supervisor import Routing, Supervisor, Tick
 from botyard.events.activity import Activity
 from botyard.ops import stores
 from botyard.ops.admin import Admin, alias_notification, handle
+from botyard.ops.bus_auth import BusAuth, TenantKeys, connect_options
 from botyard.ops.config import Config
 from botyard.ops.gc_pauses import GcPauses, freeze_survivors
 from botyard.ops.heartbeat import Heartbeats
@@ -67,6 +68,9 @@ class Node:
         self.activity: Activity | None = None
         """The dashboard's projection of the event store (with the HTTP API)."""
         self.jobs: TrainingJobs | None = None
+        self.bus_auth: BusAuth | None = None
+        """The embedded server's users (``BOTYARD_NATS_AUTH``), rewritten as credentials come and go."""
+        self.tenant_keys = TenantKeys()
         self.turn_stream: TurnStream | None = None
         """The relay of committed turns into the JetStream stream (``BOTYARD_TURN_STREAM``)."""
 
@@ -77,18 +81,24 @@ class Node:
         started = time.perf_counter()
         try:
             cfg.data_dir.mkdir(parents=True, exist_ok=True)
+            self.events = stores.open_events(cfg)
             if not cfg.nats_url:
-                self.embedded = EmbeddedNats(cfg.data_dir / "nats")
+                if cfg.nats_auth:  # its users from the event log, before the server reads them
+                    self.bus_auth = BusAuth(cfg.data_dir / "nats")
+                    self.tenant_keys.update(self.events)
+                    self.bus_auth.write(self.tenant_keys.by_tenant)
+                self.embedded = EmbeddedNats(cfg.data_dir / "nats", config_file=self.bus_auth.config_file if self.bus_auth else None)
                 self.nats_url = self.embedded.start()
                 (cfg.data_dir / "nats.url").write_text(self.nats_url + "\n")
-            self.events = stores.open_events(cfg)
             self.bridge = NatsBridge(
-                self.nats_url.split(","), name=f"botyard-node-{cfg.node_id}", observe=self.metrics.replied if cfg.metrics else None
+                self.nats_url.split(","), name=f"botyard-node-{cfg.node_id}", observe=self.metrics.replied if cfg.metrics else None,
+                options=connect_options(cfg, role="node"),
             )
             self.bridge.start()
             self.snapshots = stores.open_snapshots(cfg, self.nats_url, bridge=self.bridge)
             self.admin = Admin(self.events, self.snapshots, notify=self._notify, gate=cfg.gate, max_reply_bytes=self.bridge.max_payload)
-            self.router = TurnRouter(self.bridge, self.membership, node_id=cfg.node_id, max_text_bytes=cfg.max_text_bytes)
+            self.router = TurnRouter(self.bridge, self.membership, node_id=cfg.node_id, max_text_bytes=cfg.max_text_bytes,
+                                     quotas=cfg.quotas)
             self.status.nats_url, self.status.router, self.status.bridge = self.nats_url, self.router, self.bridge
             # Alias notifications first, so none is missed between rebuilding and listening.
             self.bridge.subscribe(protocol.ALIAS_SUBSCRIPTION, self.router.on_alias, requests=False)
@@ -148,6 +158,10 @@ class Node:
                 self.router.expire()
             except Exception as exc:  # a failed heartbeat must not stop the ticking
                 log.warning("heartbeat failed: %s", exc)
+            try:
+                self._reload_users()
+            except Exception as exc:
+                log.warning("could not update the NATS users: %s", exc)
             sup = self.supervisor
             if sup is not None and sup.is_alive() and time.monotonic() - last_tick >= 1.0:
                 last_tick = time.monotonic()
@@ -156,6 +170,14 @@ class Node:
             if every > 0 and time.monotonic() - last_freeze >= every:
                 last_freeze = time.monotonic()
                 freeze_survivors()
+
+    def _reload_users(self) -> None:
+        """Credentials issued or revoked since the last look: rewrite the users, reload the server."""
+        if self.bus_auth is None or self.embedded is None or not self.tenant_keys.update(self.events):
+            return
+        if self.bus_auth.write(self.tenant_keys.by_tenant):
+            self.embedded.reload()
+            log.info("NATS users reloaded: %d tenant credentials", sum(len(k) for k in self.tenant_keys.by_tenant.values()))
 
     def _serve_http(self) -> HttpServer:
         cfg = self.config

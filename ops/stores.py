@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from botyard.actors.bridge import NatsBridge
 from botyard.events.store import EventStore
+from botyard.ops.bus_auth import connect_options
 from botyard.ops.config import Config
 from botyard.snapshots.store import LocalSnapshotStore, SnapshotStore
 
@@ -21,15 +22,16 @@ def open_snapshots(config: Config, nats_url: str | None = None, *, bridge: NatsB
             from botyard.ops.errors import ConfigError
 
             raise ConfigError("BOTYARD_SNAPSHOT_STORE", "the nats snapshot store needs a NATS URL (BOTYARD_NATS_URL or a running node)")
-        return nats_snapshots(url, bucket=config.snapshot_bucket)
+        return nats_snapshots(url, bucket=config.snapshot_bucket, options=connect_options(config))
     return LocalSnapshotStore(config.snapshots_path)
 
 
-def nats_snapshots(servers: str | list[str], *, bucket: str | None = None):
+def nats_snapshots(servers: str | list[str], *, bucket: str | None = None, options: dict | None = None):
     """A NATS object-store snapshot store with a connection (and loop thread) of its own."""
     from botyard.snapshots.nats_store import DEFAULT_BUCKET, NatsSnapshotStore
 
-    bridge = NatsBridge(servers.split(",") if isinstance(servers, str) else list(servers), name="botyard-snapshots")
+    bridge = NatsBridge(servers.split(",") if isinstance(servers, str) else list(servers), name="botyard-snapshots",
+                        options=options)
     bridge.start()
     return NatsSnapshotStore(bridge, bucket=bucket or DEFAULT_BUCKET, on_close=bridge.stop)
 

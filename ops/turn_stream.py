@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import StorageType, StreamConfig, StreamSource
 from nats.js.errors import APIError, NotFoundError
 
 from botyard.actors.bridge import NatsBridge, header_bytes
@@ -67,6 +67,20 @@ TOPICS = [*STARTED, *KINDS]
 def stream_subject(tenant: str, bot: str) -> str:
     """``botyard.stream.<tenant>.<bot>`` (names are one subject token each)."""
     return f"botyard.stream.{tenant}.{bot}"
+
+
+def tenant_stream(tenant: str) -> str:
+    """The stream a tenant reads: ``BOTYARD_TURNS_<tenant>``, sourcing its subjects of
+    ``BOTYARD_TURNS`` (a tenant's credential may use this stream only: docs/security.md)."""
+    return f"{STREAM}_{tenant}"
+
+
+def tenant_stream_config(tenant: str, max_age_days: float) -> StreamConfig:
+    return StreamConfig(
+        name=tenant_stream(tenant), description=f"botyard: the committed turns of tenant {tenant}",
+        storage=StorageType.FILE, max_age=max_age_days * 86400.0,
+        sources=[StreamSource(name=STREAM, filter_subject=f"botyard.stream.{tenant}.>")],
+    )
 
 
 def stream_config(max_age_days: float) -> StreamConfig:
@@ -128,6 +142,8 @@ class TurnStream:
         self._seq: int | None = None
         """The stream's last sequence as this relay knows it; None: read it from the stream."""
         self._names: OrderedDict[UUID, tuple[str, str, str]] = OrderedDict()
+        self._tenants: set[str] = set()
+        """Tenants whose own stream this relay made or saw."""
         self._js: Any = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="turn-stream", daemon=True)
@@ -259,6 +275,8 @@ class TurnStream:
         The acks are read in order; the position moves past acknowledged messages only.
         False: a message was a duplicate, and those after it were not stored."""
         js, seq = self._js, self._seq
+        for tenant in {subject.split(".")[2] for _, subject, _, _ in items} - self._tenants:
+            await self._tenant_stream(tenant)
         for i, (_, _, _, headers) in enumerate(items):
             headers["Nats-Expected-Last-Sequence"] = str(seq + i)
         acks = await asyncio.gather(  # (not js.publish_async: nats-py 2.16 leaves its future pending on an error reply)
@@ -279,6 +297,19 @@ class TurnStream:
                 return False  # expected sequences after it is broken; the next pass goes on after it
             self._seq = ack.seq
         return True
+
+    async def _tenant_stream(self, tenant: str) -> None:
+        """Make the tenant's own stream if it is missing (it sources the tenant's subjects of
+        ``BOTYARD_TURNS``, from the start: what was published before it is copied too)."""
+        try:
+            await self._js.stream_info(tenant_stream(tenant))
+        except NotFoundError:
+            try:
+                await self._js.add_stream(tenant_stream_config(tenant, self.max_age_days))
+            except APIError as exc:  # another node's relay made it meanwhile
+                if "already in use" not in str(exc):
+                    raise
+        self._tenants.add(tenant)
 
     def _remember(self, originator_id: UUID, names: tuple[str, str, str]) -> tuple[str, str, str]:
         self._names[originator_id] = names

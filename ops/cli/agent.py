@@ -16,10 +16,10 @@ from botyard import protocol
 HELP = "type an answer to the last conversation; /to ID picks another; /back [text] hands it back to the bot"
 
 
-async def play_agent(url: str, tenant: str, bot: str, agent: str, stream=sys.stdin) -> None:
+async def play_agent(url: str, tenant: str, bot: str, agent: str, stream=sys.stdin, *, options: dict | None = None) -> None:
     import nats
 
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, **(options or {}))
     current: list[str] = []
 
     async def on_notice(msg) -> None:

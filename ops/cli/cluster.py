@@ -17,14 +17,15 @@ from botyard import protocol
 from botyard.actors.membership import Membership
 from botyard.errors import BotyardError
 from botyard.ops import stores
+from botyard.ops.bus_auth import connect_options
 from botyard.ops.config import Config
 
 
-async def listen(url: str, seconds: float) -> list[dict[str, Any]]:
+async def listen(url: str, seconds: float, *, options: dict | None = None) -> list[dict[str, Any]]:
     import nats
 
     beats: dict[str, dict[str, Any]] = {}
-    nc = await nats.connect(url.split(","), connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False)
+    nc = await nats.connect(url.split(","), connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False, **(options or {}))
     try:
         async def take(msg) -> None:
             beat = protocol.decode_body(msg.data, False)
@@ -62,7 +63,7 @@ def cmd_cluster(args: argparse.Namespace, config: Config) -> int:
     url = known_nats_url(config)
     if not url:
         raise BotyardError("no NATS URL: set BOTYARD_NATS_URL, or run it beside a node's data dir")
-    beats = asyncio.run(listen(url, config.heartbeat_seconds * 1.5 + 0.2))
+    beats = asyncio.run(listen(url, config.heartbeat_seconds * 1.5 + 0.2, options=connect_options(config, role="node")))
     events = stores.open_events(config)
     try:
         bots = sorted({f"{t}/{b}" for t, b in events.bot_refs()})

@@ -12,6 +12,7 @@ from botyard.errors import BotyardError
 from botyard.events.bot import PRODUCTION
 from botyard.ops import stores
 from botyard.ops.admin import Admin, alias_notification
+from botyard.ops.bus_auth import connect_options
 from botyard.ops.config import Config
 
 
@@ -31,7 +32,8 @@ def _notifier(config: Config):
         import nats
 
         async def go() -> None:
-            nc = await nats.connect(url.split(","), connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+            nc = await nats.connect(url.split(","), connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False,
+                                    **connect_options(config))
             try:
                 await nc.publish(*alias_notification(event))
                 await nc.flush(2)

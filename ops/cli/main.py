@@ -22,6 +22,8 @@ from pathlib import Path
 
 from botyard import protocol
 from botyard.errors import BotyardError
+from botyard.ops.bus_auth import connect_options, issue_credentials, tenant_inbox
+from botyard.ops.cli import check as cli_check
 from botyard.ops.cli import cluster as cli_cluster
 from botyard.ops.cli import replay as cli_replay
 from botyard.ops.cli import snapshots as cli_snapshots
@@ -82,16 +84,14 @@ def _nats_url(config: Config) -> str:
 
 
 def cmd_train(args: argparse.Namespace, config: Config) -> int:
-    from botyard.dialogue.spec import parse_dialogue
-    from botyard.models.definition import load_bot
     from botyard.training.config import TrainConfig, flag, settings_problem, user_settings
 
     chosen = {s.name: getattr(args, s.name) for s in user_settings()}
     problem = settings_problem(chosen, flag)
     if problem is not None:
         raise BotyardError(problem[1])
-    definition = load_bot(args.bot_file)  # validated before TensorFlow is even imported
-    parse_dialogue(definition, source=args.bot_file)  # the dialogue section too: every problem at once
+    # Validated before TensorFlow is even imported: every problem of both sections at once, warnings on stderr.
+    definition = cli_check.load_checked(args.bot_file)
     train_config = TrainConfig.from_settings(chosen)
     with admin_for(config) as admin:
         if args.labels:
@@ -197,6 +197,7 @@ def _summary(info, result) -> None:
            if "validation_accuracy" in m else "")
         + (f", entity F1 {m['validation_entity_f1']:.3f}" if "validation_entity_f1" in m else "")
         + f"; fallback threshold {result.manifest['model']['threshold']:.2f}"
+        + (f" (the bot file's; calibration would choose {m['calibrated_threshold']:.2f})" if "calibrated_threshold" in m else "")
         + (f"; blend weight {cascade['blend']}" if "blend" in (cascade := result.manifest["model"].get("cascade") or {}) else "")
         + (f"; {m['workers']} workers" if m.get("workers", 1) > 1 else ""),
         file=sys.stderr,
@@ -220,14 +221,15 @@ def cmd_node(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _chat(
-    url: str, tenant: str, bot: str, conversation_id: str, stream=sys.stdin, *, alias: str | None = None
+    url: str, tenant: str, bot: str, conversation_id: str, stream=sys.stdin, *, alias: str | None = None,
+    options: dict | None = None,
 ) -> None:
     from botyard.client import Client
     from botyard.errors import TurnError
 
     interactive = stream.isatty()
     loop = asyncio.get_running_loop()
-    async with await Client.connect(url) as client:
+    async with await Client.connect(url, **(options or {})) as client:
         target = f"{tenant}/{bot}" + (f"@{alias}" if alias else "")
         print(f"chatting with {target} as conversation {tenant}/{bot}/{conversation_id} (end with Ctrl-D)")
 
@@ -278,9 +280,10 @@ def cmd_chat(args: argparse.Namespace, config: Config) -> int:
     if args.agent:
         from botyard.ops.cli.agent import play_agent
 
-        asyncio.run(play_agent(_nats_url(config), tenant, bot, args.agent))
+        asyncio.run(play_agent(_nats_url(config), tenant, bot, args.agent, options=connect_options(config)))
         return 0
-    asyncio.run(_chat(_nats_url(config), tenant, bot, args.conversation or uuid.uuid4().hex[:12], alias=args.alias))
+    asyncio.run(_chat(_nats_url(config), tenant, bot, args.conversation or uuid.uuid4().hex[:12], alias=args.alias,
+                      options=connect_options(config)))
     return 0
 
 
@@ -335,10 +338,9 @@ def _serves_current_snapshot(admin, definition) -> bool:
 
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
-    from botyard.dialogue.spec import load
     from botyard.ops.node import Node
 
-    definition, _ = load(args.bot_file)
+    definition = cli_check.load_checked(args.bot_file)
     log_file = config.data_dir / DEMO_LOG  # the terminal is the chat's: the node's log goes to a file
     _setup_logging(config.log_level, config.log_format, log_file)
     print(f"logs: {log_file}", file=sys.stderr)
@@ -351,19 +353,42 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
             moved = promote_after_training(admin, info.tenant, info.bot, info.id, "production")
             if moved:
                 print_move(moved)
+        creds = _demo_credentials(admin, config, definition.tenant)
     actions = _demo_actions(args)
     started = time.perf_counter()
     with Node(config) as node:
         print(f"node up in {time.perf_counter() - started:.2f} s on {node.nats_url} (data in {config.data_dir})")
         if node.http is not None:
             print(f"dashboard: {node.http.url}/dashboard/#token={node.operator_token}")
-        service = _start_actions(actions, node.nats_url, definition, config.data_dir / ACTIONS_LOG) if actions else None
+        service = (_start_actions(actions, node.nats_url, definition, config.data_dir / ACTIONS_LOG, creds=creds)
+                   if actions else None)
+        options = connect_options(config)
+        if creds is not None:  # the chat is the tenant's client, with the tenant's credential
+            options = {"nkeys_seed_str": creds.read_text().strip(), "inbox_prefix": tenant_inbox(definition.tenant)}
         try:
-            asyncio.run(_chat(node.nats_url, definition.tenant, definition.bot, args.conversation or uuid.uuid4().hex[:12]))
+            asyncio.run(_chat(node.nats_url, definition.tenant, definition.bot, args.conversation or uuid.uuid4().hex[:12],
+                              options=options))
         finally:
             if service is not None:
                 _stop_actions(service, config.data_dir / ACTIONS_LOG)
     return 0
+
+
+def _demo_credentials(admin, config: Config, tenant: str) -> Path | None:
+    """With the embedded server's authorization on: the demo tenant's NATS credential (made
+    once, ``<data_dir>/creds/<tenant>-demo.nk``), used by the chat and the action service."""
+    if config.nats_url or not config.nats_auth:
+        return None
+    creds = config.data_dir / "creds" / f"{tenant}-demo.nk"
+    record = admin.events.tenant(tenant)
+    known = record is not None and any(v["name"] == "demo" for v in record.nats_keys().values())
+    if creds.exists() and known:
+        print(f"NATS authorization on: tenant {tenant}'s credential {creds} (inbox {tenant_inbox(tenant)})")
+        return creds
+    token, key = issue_credentials(admin.events, tenant, "demo", creds, "botyard demo")
+    print(f"NATS authorization on: made tenant {tenant}'s credential {creds} ({key}; inbox {tenant_inbox(tenant)}) "
+          f"and HTTP API token {token}; operator key: {config.data_dir / 'nats' / 'operator.nk'}")
+    return creds
 
 
 def _demo_actions(args: argparse.Namespace) -> Path | None:
@@ -378,10 +403,13 @@ def _demo_actions(args: argparse.Namespace) -> Path | None:
     return EXAMPLE_ACTIONS if Path(args.bot_file).resolve() == EXAMPLE_BOT.resolve() else None
 
 
-def _start_actions(path: Path, nats_url: str, definition, log_path: Path, *, wait: float = 10.0) -> subprocess.Popen:
+def _start_actions(path: Path, nats_url: str, definition, log_path: Path, *, wait: float = 10.0,
+                   creds: Path | None = None) -> subprocess.Popen:
     """``python PATH --nats URL --tenant T --bot B``, its output into ``log_path``; the chat
     starts once it has written its first line to stdout (it is serving), or after ``wait`` s."""
     command = [sys.executable, str(path), "--nats", nats_url, "--tenant", definition.tenant, "--bot", definition.bot]
+    if creds is not None:
+        command += ["--creds", str(creds)]
     log = open(log_path, "ab")
     service = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
     ready = threading.Event()
@@ -472,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_replay.add_parsers(sub)
     cli_replay.add_token_parser(sub)
     cli_testing.add_parser(sub)
+    cli_check.add_parser(sub)
     leaves = list(sub.choices.values())
     leaves += cli_snapshots.add_parser(sub)
     for p in leaves:

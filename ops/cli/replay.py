@@ -8,6 +8,7 @@ import re
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from botyard.errors import BotyardError
@@ -242,33 +243,70 @@ def add_parsers(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser
 
 
 def cmd_tokens(args: argparse.Namespace, config: Config) -> int:
-    from botyard.events.tenant import digest, new_token, token_tenant
+    """``issue TENANT``: an admin HTTP API token and a NATS credential (an nkey seed file);
+    ``revoke TENANT NAME`` (both of that name) or ``revoke TOKEN``; ``list TENANT``."""
+    from botyard.events.tenant import digest, token_tenant
     from botyard.ops.admin import default_actor
+    from botyard.ops.bus_auth import issue_credentials, tenant_inbox
     from botyard.protocol import check_name
 
     with admin_for(config) as admin:
         if args.action == "issue":
             tenant = check_name("tenant", args.tenant)
-            token = new_token(tenant)
-            admin.events.change_tenant(tenant, lambda t: t.issue(digest(token), args.name or "", default_actor()))
+            name = args.name or "default"
+            creds = Path(args.out) if args.out else config.data_dir / "creds" / f"{tenant}-{name}.nk"
+            token, key = issue_credentials(admin.events, tenant, name, creds, default_actor())
             print(token)
-            print(f"a token for tenant {tenant}'s resources in the admin HTTP API; it is not stored, keep it", file=sys.stderr)
-        else:
-            tenant = token_tenant(args.tenant)
-            if tenant is None:
-                raise BotyardError("give the token to revoke (byt_<tenant>_...)")
+            print(f"HTTP API token (above) and NATS credential {creds} ({key}) for tenant {tenant}, named {name!r}; "
+                  f"NATS clients connect with that nkey seed and the inbox prefix {tenant_inbox(tenant)} "
+                  "(docs/security.md). Neither secret is stored: keep them.", file=sys.stderr)
+            return 0
+        if args.action == "list":
+            tenant = check_name("tenant", args.tenant)
             record = admin.events.tenant(tenant)
-            if record is None or not record.accepts(args.tenant):
-                raise BotyardError("no such token")
-            admin.events.change_tenant(tenant, lambda t: t.revoke(digest(args.tenant), default_actor()))
-            print(f"revoked a token of {tenant}", file=sys.stderr)
+            keys = record.nats_keys() if record is not None else {}
+            names = sorted({t["name"] for t in (record.tokens.values() if record else [])} | {k["name"] for k in keys.values()})
+            for n in names:
+                print(f"{n}\thttp={sum(t['name'] == n for t in record.tokens.values())}\t"  # type: ignore[union-attr]
+                      f"nats={','.join(k for k, v in keys.items() if v['name'] == n) or '-'}")
+            return 0
+        if args.name_to_revoke:
+            tenant = check_name("tenant", args.tenant)
+            record = admin.events.tenant(tenant)
+            name = args.name_to_revoke
+            digests = [d for d, t in (record.tokens.items() if record else []) if t["name"] == name]
+            keys = [k for k, v in (record.nats_keys().items() if record else []) if v["name"] == name]
+            if not digests and not keys:
+                raise BotyardError(f"tenant {tenant} has no credential named {name!r}")
+            actor = default_actor()
+
+            def revoke(t) -> None:
+                for d in digests:
+                    t.revoke(d, actor)
+                for k in keys:
+                    t.revoke_nats_key(tenant, k, actor)
+
+            admin.events.change_tenant(tenant, revoke)
+            print(f"revoked {len(digests)} HTTP token(s) and {len(keys)} NATS credential(s) of {tenant} named {name!r} "
+                  "(the node drops them within a heartbeat)", file=sys.stderr)
+            return 0
+        tenant = token_tenant(args.tenant)
+        if tenant is None:
+            raise BotyardError("give the token to revoke (byt_<tenant>_...), or TENANT NAME")
+        record = admin.events.tenant(tenant)
+        if record is None or not record.accepts(args.tenant):
+            raise BotyardError("no such token")
+        admin.events.change_tenant(tenant, lambda t: t.revoke(digest(args.tenant), default_actor()))
+        print(f"revoked a token of {tenant}", file=sys.stderr)
     return 0
 
 
 def add_token_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("tokens", help="issue or revoke a tenant's admin HTTP API token")
-    p.add_argument("action", choices=["issue", "revoke"])
-    p.add_argument("tenant", metavar="TENANT|TOKEN", help="issue: the tenant; revoke: the token")
-    p.add_argument("--name", help="what the token is for")
+    p = sub.add_parser("tokens", help="issue, list or revoke a tenant's credentials (HTTP API token and NATS nkey)")
+    p.add_argument("action", choices=["issue", "revoke", "list"])
+    p.add_argument("tenant", metavar="TENANT|TOKEN", help="issue/list: the tenant; revoke: TENANT NAME, or the HTTP token")
+    p.add_argument("name_to_revoke", nargs="?", metavar="NAME", help="revoke: the name of the credentials to revoke")
+    p.add_argument("--name", help="issue: what the credentials are for (default: default)")
+    p.add_argument("--out", help="issue: where to write the NATS seed file (default: <data_dir>/creds/TENANT-NAME.nk)")
     p.set_defaults(func=cmd_tokens)
     return p

@@ -28,7 +28,8 @@ def event_classes(aggregate):
     }
 
 
-BORN_STABLE = {conversation.Conversation.AgentReplied, conversation.Conversation.MessageSent}
+BORN_STABLE = {conversation.Conversation.AgentReplied, conversation.Conversation.MessageSent, tenant.Tenant.NatsKeyIssued,
+               tenant.Tenant.NatsKeyRevoked}
 """Event classes added after topics became stable: they never had a module-path topic."""
 
 
