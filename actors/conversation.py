@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from typing import Any, Callable
 
 import pykka
@@ -24,6 +23,8 @@ from botyard.actors.messages import ActionsDone, Classified, ClassifiedTurn, Ins
 from botyard.actors.outbox import Outbox, Outgoing, error_reply, ok_reply
 from botyard.actors.parked import Parked, request_of
 from botyard.actors.pending import Pending, agent_answer, proactive_message
+from botyard.actors.quotas import Quotas
+from botyard.actors.resident import Resident
 from botyard.dialogue import engine
 from botyard.dialogue.actions import Result
 from botyard.dialogue.spec import spec_of
@@ -54,8 +55,10 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         snapshot_every: int = 0,
         handoff_wait: float = 3.0,
         actions: ActionCaller | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         super().__init__()
+        self.quotas = quotas or Quotas()
         self.actions = actions
         self.parked: dict[tuple[str, str, str], Parked] = {}
         """Per conversation, the turn waiting for its action (later turns of it queue behind)."""
@@ -70,7 +73,8 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         self.node_id = node_id
         self.idle_seconds = idle_seconds
         self.max_resident = max(1, max_resident)
-        self.resident: OrderedDict[tuple[str, str, str], tuple[Conversation, float]] = OrderedDict()
+        self.resident: Resident = Resident()
+        """(tenant, bot, conversation) -> (conversation, last used), least recently used first."""
         self.pending: list[Pending] = []
         self.activations = 0
 
@@ -390,6 +394,8 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
     def _evict_over_budget(self) -> None:
         while len(self.resident) > self.max_resident:
             self.resident.popitem(last=False)
+        if self.quotas.any_conversation_limit:  # each tenant's own share (its quota), its least recent first
+            self.resident.evict_over(lambda tenant: self.quotas.of(tenant).conversations)
 
     def _sweep(self) -> int:
         cutoff = time.monotonic() - self.idle_seconds

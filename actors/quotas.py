@@ -36,8 +36,8 @@ class Quotas:
         return self.tenants.get(tenant, self.default)
 
     @property
-    def any_turn_limit(self) -> bool:
-        return bool(self.default.turns_per_second or any(q.turns_per_second for q in self.tenants.values()))
+    def any_conversation_limit(self) -> bool:
+        return bool(self.default.conversations or any(q.conversations for q in self.tenants.values()))
 
     @classmethod
     def parse(cls, default: Quota, overrides: str | Mapping[str, Any]) -> "Quotas":

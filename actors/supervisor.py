@@ -25,6 +25,7 @@ from botyard.actors.intent_worker import IntentWorker
 from botyard.actors.loader import SnapshotLoader
 from botyard.actors.messages import Reconcile, ReleaseHeld, Sweep, TurnWork
 from botyard.actors.outbox import Outbox
+from botyard.actors.quotas import Quotas
 from botyard.actors.snapshotter import Snapshotter
 from botyard.events.store import EventStore
 from botyard.snapshots.store import SnapshotStore
@@ -95,6 +96,7 @@ class Supervisor(pykka.ThreadingActor):
         snapshot_every: int = 100,
         handoff_wait: float = 3.0,
         actions: ActionCaller | None = None,
+        quotas: Quotas | None = None,
         observe_classify: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__()
@@ -115,7 +117,7 @@ class Supervisor(pykka.ThreadingActor):
             events, outbox, node_id=node_id, idle_seconds=idle_seconds,
             max_resident=max_conversations // shards,
             snapshotter=lambda: self.routing.snapshotters[0], snapshot_every=snapshot_every, handoff_wait=handoff_wait,
-            actions=actions,
+            actions=actions, quotas=quotas,
         )
         self._counts = (workers, shards)
         self._crashes: dict[tuple[str, int], tuple[int, float]] = {}

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 
 from pydantic import BaseModel, ValidationError
 
+from botyard.actors.quotas import QUOTA_EXCEEDED, Quotas
 from botyard.events.bot import PRODUCTION, Bot
 from botyard.events.errors import UnknownBot
 from botyard.events.store import EventStore
@@ -66,8 +67,11 @@ class Admin:
         notify: Notify | None = None,
         gate: GateLimits = GateLimits(),
         max_reply_bytes: int | Callable[[], int] | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.events = events
+        self.quotas = quotas or Quotas()
+        """The tenants' bots and snapshot bytes quotas (none for the CLI: an operator's tool)."""
         self.snapshots = snapshots
         self.max_reply_bytes = max_reply_bytes
         """The most bytes one NATS reply may take (the connection's ``max_payload``, or a
@@ -174,6 +178,7 @@ class Admin:
         """
         check_name("alias", alias)
         info = self.resolve(tenant, bot, ref)
+        self.check_quota(tenant, bot)
         self._verify(info.id, alias, "promote")  # SnapshotCorrupt: a bad snapshot never gets an alias
         verdict = None
         if gate or tests is not None:
@@ -187,6 +192,22 @@ class Admin:
         )
         moved = self._moved(aggregate)
         return {**moved, "gate": verdict} if verdict is not None else moved
+
+    def check_quota(self, tenant: str, bot: str) -> None:
+        """``quota_exceeded`` when the tenant is at its bots quota and ``bot`` would be one
+        more, or over its snapshot bytes (``quota``, ``limit``, ``used``)."""
+        quota = self.quotas.of(tenant)
+        if quota.bots:
+            bots = {b for t, b in self.events.bot_refs() if t == tenant}
+            if bot not in bots and len(bots) >= quota.bots:
+                raise AdminError(QUOTA_EXCEEDED, f"tenant {tenant} has {len(bots)} bots, its quota", quota="bots",
+                                 limit=quota.bots, used=len(bots))
+        if quota.snapshot_bytes:
+            used = sum(i.size for i in self.snapshots.list(tenant))
+            if used > quota.snapshot_bytes:
+                raise AdminError(QUOTA_EXCEEDED, f"tenant {tenant}'s snapshots take {used} bytes, over its quota of "
+                                 f"{quota.snapshot_bytes}: remove some (gc)", quota="snapshot_bytes", limit=quota.snapshot_bytes,
+                                 used=used)
 
     def _gate(self, tenant: str, bot: str, snapshot_id: str, replay: bool, tests: Any) -> tuple[dict[str, Any], str]:
         """The promotion gate's verdict on a snapshot, and its one-line summary."""

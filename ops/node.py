@@ -96,7 +96,8 @@ class Node:
             )
             self.bridge.start()
             self.snapshots = stores.open_snapshots(cfg, self.nats_url, bridge=self.bridge)
-            self.admin = Admin(self.events, self.snapshots, notify=self._notify, gate=cfg.gate, max_reply_bytes=self.bridge.max_payload)
+            self.admin = Admin(self.events, self.snapshots, notify=self._notify, gate=cfg.gate, max_reply_bytes=self.bridge.max_payload,
+                               quotas=cfg.quotas)
             self.router = TurnRouter(self.bridge, self.membership, node_id=cfg.node_id, max_text_bytes=cfg.max_text_bytes,
                                      quotas=cfg.quotas)
             self.status.nats_url, self.status.router, self.status.bridge = self.nats_url, self.router, self.bridge
@@ -116,6 +117,7 @@ class Node:
                 snapshot_every=cfg.conversation_snapshot_every,
                 handoff_wait=cfg.handoff_wait_seconds,
                 actions=NatsActions(self.bridge),
+                quotas=cfg.quotas,
                 observe_classify=self.metrics.classify_seconds.observe if cfg.metrics else None,
             )
             self.routing = self.router.routing = self.supervisor.proxy().get_routing().get()

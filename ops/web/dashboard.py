@@ -140,6 +140,7 @@ def add_routes(
                 data = yaml.safe_load(body.yaml)
             except yaml.YAMLError as exc:
                 raise AdminError("invalid_definition", f"not valid YAML: {exc}", field="yaml") from None
+        run(lambda a: a.check_quota(tenant, bot))
         return run(lambda a: a.define(tenant, bot, data, actor="http"))
 
     @app.post(base + "/train", tags=["bots"], status_code=202)
@@ -153,6 +154,7 @@ def add_routes(
         if problem is not None:
             raise AdminError("invalid_request", problem[1], field=problem[0])
         saved = run(lambda a: a.definition(tenant, bot))
+        run(lambda a: a.check_quota(tenant, bot))  # quota_exceeded before any training
         options = TrainOptions(settings, promote=body.promote, labels=body.labels)
         return runner.submit(tenant, bot, saved["definition"], options, actor="http")
 

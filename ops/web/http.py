@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 STATUS = {
     "unauthorized": 401, "forbidden": 403, "invalid_request": 400, "malformed": 400,
-    "gate_refused": 409, "alias_unchanged": 409, "no_history": 409, "not_in_history": 409,
+    "gate_refused": 409, "alias_unchanged": 409, "no_history": 409, "not_in_history": 409, "quota_exceeded": 429,
     "ambiguous_snapshot": 409, "wrong_bot": 409, "corrupt_snapshot": 422, "internal": 500, "unavailable": 503,
 }
 

@@ -268,3 +268,26 @@ def test_a_tenant_reads_its_own_turn_stream_and_not_anothers(bus):
 
     seen, other = asyncio.run(go())
     assert seen == [1, 2] and other
+
+
+def test_bots_and_snapshot_bytes_and_conversations_quotas(make_node, nats_url, snapshot_dir):
+    node = make_node(tenant_quotas='{"acme-shop": {"bots": 1, "conversations": 3}}')
+    sid = node.admin.list(A, BOT)["snapshots"][0]["id"]
+    node.admin.promote(A, BOT, sid, alias="staging", force=True)  # the bot it has: allowed
+    with pytest.raises(Exception) as refused_bot:
+        node.admin.check_quota(A, "second-bot")
+    assert refused_bot.value.code == "quota_exceeded" and refused_bot.value.fields["quota"] == "bots"
+    small = Config.from_mapping({}, quota_snapshot_bytes=1).quotas
+    node.admin.quotas = small
+    with pytest.raises(Exception) as refused_bytes:
+        node.admin.check_quota(A, BOT)
+    assert refused_bytes.value.fields["quota"] == "snapshot_bytes" and refused_bytes.value.fields["used"] > 1
+
+    async def go():
+        async with await Client.connect(nats_url) as client:
+            for i in range(6):
+                await client.say(A, BOT, f"mem-{uuid.uuid4().hex[:6]}-{i}", "hello")
+
+    asyncio.run(go())
+    stats = [ref.proxy().stats().get() for ref in node.supervisor.proxy().get_routing().get().conversations]
+    assert sum(s["resident"] for s in stats) <= 3
