@@ -19,12 +19,7 @@ class DialogueDefinitionError(DefinitionError, DialogueError):
     ``(field, problem)`` pair found, and the message lists them all, one a line."""
 
     def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
-        super().__init__(source, *problems[0])
-        self.problems = tuple(problems)
-        lines = [f"{source}: {field}: {problem}" for field, problem in problems]
-        self.message = lines[0] if len(lines) == 1 else f"{source}: {len(lines)} problems\n" + "\n".join(lines)
-        self.args = (self.message,)
-        self.fields["problems"] = [{"field": f, "problem": p} for f, p in problems]
+        super().__init__(source, *problems[0], *problems[1:])
 
 
 class EventFormatError(DialogueError):

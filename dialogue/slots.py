@@ -28,6 +28,7 @@ from typing import Any, Mapping
 
 from botyard.dialogue.errors import Problems
 from botyard.models.definition import INTENT_RE
+from botyard.models.names import identifier_problem
 
 TYPES = ("text", "number", "boolean", "categorical", "list")
 FILLS = ("always", "form", "asked")
@@ -144,7 +145,7 @@ def parse_slots(raw: Any, entities: Mapping[str, Any], problems: Problems) -> tu
 def _slot(name: Any, body: Any, entities: Mapping[str, Any], problems: Problems) -> Slot | None:
     where = f"dialogue.slots.{name}"
     if not isinstance(name, str) or not INTENT_RE.match(name):
-        problems.add(where, "slot names are identifiers: a letter, then letters, digits or '_'")
+        problems.add(where, identifier_problem(name, "slot"))
         return None
     if body is None:
         body = {}

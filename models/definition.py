@@ -31,12 +31,17 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from botyard.models.errors import DefinitionError
-from botyard.models.text import ANNOTATION_RE, parse_annotated
+from botyard.models.errors import DefinitionError, Problems
+from botyard.models.examples import Examples, normal, plain, strings
+from botyard.models.names import IDENTIFIER_RE, did_you_mean, identifier_problem, token_problem
+from botyard.models.overlap import overlaps
+from botyard.models.text import ANNOTATION_RE
 from botyard.protocol import NAME_RE  # tenant and bot names are NATS subject tokens
 
-INTENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-MIN_EXAMPLES = 2
+INTENT_RE = IDENTIFIER_RE
+"""Intent and entity names (and slot names, :mod:`botyard.dialogue.slots`)."""
+MIN_EXAMPLES = 1
+"""Fewest examples an intent may have (one is accepted with a warning)."""
 OUT_OF_SCOPE = "out_of_scope"
 """The reserved label of the ``out_of_scope`` examples; predicting it means "I don't know"."""
 TOP_LEVEL_KEYS = {"tenant", "bot", "description", "fallback", "entities", "intents", "out_of_scope", "dialogue"}
@@ -83,6 +88,10 @@ class BotDefinition:
     dialogue: Mapping[str, Any] | None = field(default=None, hash=False)
     """The optional ``dialogue`` section as written (plain JSON-safe data, read-only), or ``None``.
     Its meaning and validation live in :mod:`botyard.dialogue.spec`, a layer above this one."""
+    warnings: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+    """``(field, warning)`` for what :func:`parse_bot` accepted but the tenant should look at
+    (duplicates it dropped, one-example intents, intents that overlap). Not part of the
+    definition: not in :meth:`to_dict`, the content hash or equality."""
 
     @property
     def key(self) -> str:
@@ -102,6 +111,7 @@ class BotDefinition:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["warnings"]
         if self.dialogue is None:
             del out["dialogue"]  # bots without one keep their content hash
         return out
@@ -115,12 +125,12 @@ class BotDefinition:
             if intent != OUT_OF_SCOPE:
                 self.intent(intent)  # KeyError for an intent the bot does not have
             if text.strip() and not ANNOTATION_RE.search(text):
-                moved[_normal(text)] = (text, intent)
+                moved[normal(text)] = (text, intent)
         if not moved:
             return self
 
         def keep(examples: tuple[str, ...]) -> list[str]:
-            return [e for e in examples if _normal(e) not in moved]
+            return [e for e in examples if normal(e) not in moved]
 
         added: dict[str, list[str]] = {}
         for text, intent in moved.values():
@@ -168,105 +178,131 @@ def load_bot(path: str | Path) -> BotDefinition:
 
 
 def parse_bot(data: Any, *, source: str = "<bot>") -> BotDefinition:
-    """Validate a parsed mapping; every problem names the field."""
+    """Validate a parsed mapping: one :class:`DefinitionError` lists every problem, each naming
+    its field. What is accepted but deserves a look is in the definition's ``warnings``."""
+    definition, problems = inspect_bot(data, source=source)
+    problems.check()
+    assert definition is not None  # None comes with an error
+    return definition
 
-    def fail(field: str, problem: str) -> DefinitionError:
-        return DefinitionError(source, field, problem)
 
+def inspect_bot(data: Any, *, source: str = "<bot>") -> tuple[BotDefinition | None, Problems]:
+    """Every error and warning of a parsed mapping, and the definition as far as it could be read
+    (None when the top level is not a mapping; bad examples left out, bad intents and entities
+    kept by name). ``botyard check`` validates the dialogue section against it, so that one run
+    reports the problems of both.
+
+    Refused: what has no one right reading (the same utterance under two intents, a bad name, a
+    bad regex, ...). Warned about and accepted: an example repeated within its intent (the
+    repeat is dropped), an intent with one example, intents whose examples overlap heavily
+    (:mod:`botyard.models.overlap`)."""
+    p = Problems(source)
     if not isinstance(data, dict):
-        raise fail("(top level)", "must be a mapping with keys tenant, bot, intents")
-    unknown = sorted(set(data) - TOP_LEVEL_KEYS)
-    if unknown:
-        raise fail(unknown[0], f"unknown key; expected one of {sorted(TOP_LEVEL_KEYS)}")
+        p.add("(top level)", "must be a mapping with keys tenant, bot, intents")
+        return None, p
+    for key in sorted(set(data) - TOP_LEVEL_KEYS, key=str):
+        p.add(str(key), f"unknown key; expected one of {sorted(TOP_LEVEL_KEYS)}{did_you_mean(key, TOP_LEVEL_KEYS)}")
     for key in ("tenant", "bot"):
-        value = data.get(key)
-        if not isinstance(value, str) or not NAME_RE.match(value):
-            raise fail(key, "required: 1-64 letters, digits, '-' or '_', starting with a letter or digit")
+        if not isinstance(data.get(key), str) or not NAME_RE.match(data[key]):
+            p.add(key, token_problem(data.get(key)))
     description = data.get("description", "")
     if not isinstance(description, str):
-        raise fail("description", "must be a string")
-
-    fallback = _parse_fallback(data.get("fallback", {}), fail)
-    entities = _parse_entities(data.get("entities", {}), fail)
-    defined = {e.name for e in entities}
+        p.add("description", "must be a string")
+    fallback = _parse_fallback(data.get("fallback", {}), p)
+    raw_entities = data.get("entities", {})
+    entities = _entities(raw_entities, p)
+    declared = {e.name for e in entities} | ({str(k) for k in raw_entities} if isinstance(raw_entities, dict) else set())
     raw_intents = data.get("intents")
     if not isinstance(raw_intents, dict) or len(raw_intents) < 2:
-        raise fail("intents", "required: a mapping of at least 2 intents")
-
-    intents = []
-    seen: dict[str, str] = {}
-    for name, body in raw_intents.items():
-        where = f"intents.{name}"
-        if not isinstance(name, str) or not INTENT_RE.match(name):
-            raise fail(where, "intent names are identifiers: a letter, then letters, digits or '_'")
-        if name == OUT_OF_SCOPE:
-            raise fail(where, f"'{OUT_OF_SCOPE}' is reserved: list those examples under the top-level 'out_of_scope' key")
-        if not isinstance(body, dict):
-            raise fail(where, "must be a mapping with 'examples' and 'responses'")
-        extra = sorted(set(body) - INTENT_KEYS)
-        if extra:
-            raise fail(f"{where}.{extra[0]}", f"unknown key; expected one of {sorted(INTENT_KEYS)}")
-        examples = _string_list(body.get("examples"), f"{where}.examples", fail)
-        if len(examples) < MIN_EXAMPLES:
-            raise fail(f"{where}.examples", f"needs at least {MIN_EXAMPLES} examples, has {len(examples)}")
-        for i, example in enumerate(examples):
-            _check_annotations(example, defined, f"{where}.examples[{i}]", fail)
-            norm = _normal(example)
-            if norm in seen:
-                other = seen[norm]
-                raise fail(
-                    f"{where}.examples[{i}]",
-                    f"{example!r} is also an example of intent '{other}'" if other != name else f"duplicate example {example!r}",
-                )
-            seen[norm] = name
-        responses = _string_list(body.get("responses"), f"{where}.responses", fail)
-        if not responses:
-            raise fail(f"{where}.responses", "needs at least one response")
-        intents.append(Intent(name, tuple(examples), tuple(responses)))
-    out_of_scope = _string_list(data.get("out_of_scope"), OUT_OF_SCOPE, fail)
-    for i, example in enumerate(out_of_scope):
-        if ANNOTATION_RE.search(example):
-            raise fail(f"{OUT_OF_SCOPE}[{i}]", "out-of-scope examples carry no entity annotations")
-        if _normal(example) in seen:
-            raise fail(f"{OUT_OF_SCOPE}[{i}]", f"{example!r} is also an example of intent '{seen[_normal(example)]}'")
-        seen[_normal(example)] = OUT_OF_SCOPE
+        p.add("intents", "required: a mapping of at least 2 intents")
+    raw_intents = raw_intents if isinstance(raw_intents, dict) else {}
+    examples = Examples(declared, p)
+    names = {str(n) for n in raw_intents}
+    intents = [_intent(n, body, examples, names, p) for n, body in raw_intents.items()]
+    out_of_scope = examples.read(data.get("out_of_scope"), OUT_OF_SCOPE, OUT_OF_SCOPE, annotated=False)
     dialogue = data.get("dialogue")
     if dialogue is not None:
+        errors = len(p.errors)
         if not isinstance(dialogue, dict):
-            raise fail("dialogue", "must be a mapping (slots, forms, rules, ...)")
-        _check_plain(dialogue, "dialogue", fail)
-        dialogue = json.loads(json.dumps(dialogue))  # a copy of its own
-    return BotDefinition(
-        data["tenant"], data["bot"], tuple(intents), fallback, description, tuple(entities), tuple(out_of_scope), dialogue
+            p.add("dialogue", "must be a mapping (slots, forms, rules, ...)")
+        else:
+            _check_plain(dialogue, "dialogue", p)
+        dialogue = json.loads(json.dumps(dialogue)) if len(p.errors) == errors else None  # a copy of its own
+    groups = [(i.name, f"intents.{i.name}", [plain(e) for e in i.examples]) for i in intents]
+    p.warnings += overlaps(groups + ([(OUT_OF_SCOPE, OUT_OF_SCOPE, out_of_scope)] if out_of_scope else []))
+    definition = BotDefinition(
+        str(data.get("tenant")), str(data.get("bot")), tuple(intents), fallback,
+        description if isinstance(description, str) else "", tuple(entities), tuple(out_of_scope), dialogue,
+        tuple(p.warnings),
     )
+    return definition, p
 
 
-def _check_plain(value: Any, where: str, fail) -> None:
+def _intent(name: Any, body: Any, examples: Examples, names: set[str], p: Problems) -> Intent:
+    where = f"intents.{name}"
+    if not isinstance(name, str) or not INTENT_RE.match(name):
+        p.add(where, identifier_problem(name, "intent", names))
+    elif name == OUT_OF_SCOPE:
+        p.add(where, f"'{OUT_OF_SCOPE}' is reserved: list those examples under the top-level 'out_of_scope' key")
+    if not isinstance(body, dict):
+        p.add(where, "must be a mapping with 'examples' and 'responses'")
+        return Intent(str(name), (), ())
+    for key in sorted(set(body) - INTENT_KEYS, key=str):
+        p.add(f"{where}.{key}", f"unknown key; expected one of {sorted(INTENT_KEYS)}{did_you_mean(key, INTENT_KEYS)}")
+    errors = len(p.errors)
+    kept = examples.read(body.get("examples"), f"{where}.examples", str(name))
+    if body.get("examples") in (None, []):
+        p.add(f"{where}.examples", f"needs at least {MIN_EXAMPLES} example")
+    elif len(kept) == 1 and len(p.errors) == errors:  # (not when its other examples are refused)
+        p.warn(f"{where}.examples", "only 1 example: the model will rarely recognise other ways of saying it; "
+               "add more (with 5 or more, training also holds some out to test it)")
+    responses = [text for _, text in strings(body.get("responses"), f"{where}.responses", p)]
+    if body.get("responses") in (None, []):
+        p.add(f"{where}.responses", "needs at least one response")
+    return Intent(str(name), tuple(kept), tuple(responses))
+
+
+def _entities(raw: Any, p: Problems) -> list[Entity]:
+    """The entities that parse, then a ``learned`` stand-in for each that does not (the
+    definition is refused then: the stand-ins keep its names known to the checks that follow).
+    Every entity's first problem joins ``p``: a bad one is set aside and the rest parsed again."""
+    if not isinstance(raw, dict):
+        with p.collect():
+            _parse_entities(raw, p.fail)
+        return []
+    remaining, bad = {}, []
+    for name, body in raw.items():
+        if isinstance(name, str) and INTENT_RE.match(name):
+            remaining[name] = body
+        else:
+            p.add(f"entities.{name}", identifier_problem(name, "entity", {str(k) for k in raw}))
+            bad.append(str(name))
+    while True:
+        try:
+            return _parse_entities(remaining, p.fail) + [Entity(name, "learned") for name in bad]
+        except DefinitionError as exc:
+            p.errors.extend(exc.problems)
+            failed = next((k for k in remaining if exc.field == f"entities.{k}" or exc.field.startswith(f"entities.{k}.")), None)
+            if failed is None:
+                return [Entity(name, "learned") for name in [*bad, *remaining]]
+            del remaining[failed]
+            bad.append(failed)
+
+
+def _check_plain(value: Any, where: str, p: Problems) -> None:
     """JSON-safe data only (it is stored in snapshots and hashed): string keys, no dates or sets."""
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 hint = " (YAML reads a bare yes, no, on or off as true/false)" if isinstance(key, bool) else ""
-                raise fail(f"{where}.{key}", f"keys must be strings: quote them{hint}")
-            _check_plain(item, f"{where}.{key}", fail)
+                p.add(f"{where}.{key}", f"keys must be strings: quote them{hint}")
+            else:
+                _check_plain(item, f"{where}.{key}", p)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _check_plain(item, f"{where}[{i}]", fail)
+            _check_plain(item, f"{where}[{i}]", p)
     elif not (value is None or isinstance(value, (str, int, float, bool))):
-        raise fail(where, f"must be plain YAML (strings, numbers, true/false, lists, mappings), got {type(value).__name__}")
-
-
-def _normal(example: str) -> str:
-    return " ".join(parse_annotated(example)[0].lower().split())
-
-
-def _check_annotations(example: str, defined: set[str], field: str, fail) -> None:
-    for m in ANNOTATION_RE.finditer(example):
-        if m.group(2) not in defined:
-            raise fail(field, f"entity '{m.group(2)}' is used but not defined under 'entities'")
-    plain = ANNOTATION_RE.sub("", example)
-    if "](" in plain or "[" in plain and "]" in plain:
-        raise fail(field, "malformed entity annotation; write [text](entity_name)")
+        p.add(where, f"must be plain YAML (strings, numbers, true/false, lists, mappings), got {type(value).__name__}")
 
 
 def _parse_entities(raw: Any, fail) -> list[Entity]:
@@ -314,21 +350,23 @@ def _parse_entities(raw: Any, fail) -> list[Entity]:
     return out
 
 
-def _parse_fallback(raw: Any, fail) -> Fallback:
-    if not isinstance(raw, dict):
-        raise fail("fallback", "must be a mapping with 'threshold' and 'response'")
-    extra = sorted(set(raw) - {"threshold", "response"})
-    if extra:
-        raise fail(f"fallback.{extra[0]}", "unknown key; expected threshold or response")
+def _parse_fallback(raw: Any, p: Problems) -> Fallback:
     default = Fallback()
+    if not isinstance(raw, dict):
+        p.add("fallback", "must be a mapping with 'threshold' and 'response'")
+        return default
+    for key in sorted(set(raw) - {"threshold", "response"}, key=str):
+        p.add(f"fallback.{key}", "unknown key; expected threshold or response")
     threshold = raw.get("threshold", default.threshold)
     if threshold is not None and (
         isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0
     ):
-        raise fail("fallback.threshold", f"must be a number between 0 and 1, got {threshold!r}")
+        p.add("fallback.threshold", f"must be a number between 0 and 1, got {threshold!r}")
+        threshold = None
     response = raw.get("response", default.response)
     if not isinstance(response, str) or not response.strip():
-        raise fail("fallback.response", "must be a non-empty string")
+        p.add("fallback.response", "must be a non-empty string")
+        response = default.response
     return Fallback(None if threshold is None else float(threshold), response)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
-from botyard.models.text import bio_tags, parse_annotated, tokenize
+from botyard.models.text import bio_tags, parse_annotated, tokenize, unescape
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ def from_definition(definition: BotDefinition) -> Dataset:
             tags = bio_tags(tokens, [s for s in spans if s.entity in learned])
             examples.append(Example(tuple(t.text for t in tokens), intent.name, tuple(tags)))
     for raw in definition.out_of_scope:
-        tokens = tokenize(raw)
+        tokens = tokenize(unescape(raw))  # no annotations, but maybe literal brackets
         examples.append(Example(tuple(t.text for t in tokens), OUT_OF_SCOPE, ("O",) * len(tokens)))
     labels = [i.name for i in definition.intents] + ([OUT_OF_SCOPE] if definition.out_of_scope else [])
     return make_dataset(examples, labels)

@@ -53,6 +53,10 @@ def train(
     dataset = from_definition(definition)
     train_set, val_set = split(dataset, config.validation_share, config.seed)
     result = fit(dataset, train_set, val_set, config, progress, hvd=hvd)
+    explicit = definition.fallback.threshold
+    if explicit is not None:  # the bot file's threshold is the snapshot's; calibration's choice is only a figure
+        result.metrics["calibrated_threshold"] = result.manifest["model"]["threshold"]
+        result.manifest["model"]["threshold"] = explicit
     result.manifest.update(
         tenant=definition.tenant,
         bot=definition.bot,

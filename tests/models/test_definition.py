@@ -46,7 +46,7 @@ def mutate(fn):
         (lambda d: d.update(bot="has space"), "bot", "letters"),
         (lambda d: d.update(intnets={}), "intnets", "unknown key"),
         (lambda d: d["intents"].pop("bye"), "intents", "at least 2"),
-        (lambda d: d["intents"]["greet"].update(examples=["hi"]), "intents.greet.examples", f"at least {MIN_EXAMPLES}"),
+        (lambda d: d["intents"]["greet"].update(examples=[]), "intents.greet.examples", f"at least {MIN_EXAMPLES}"),
         (lambda d: d["intents"]["greet"].update(examples=["hi", 3]), "intents.greet.examples[1]", "non-empty string"),
         (lambda d: d["intents"]["bye"]["examples"].append("Hello"), "intents.bye.examples[2]", "also an example of intent 'greet'"),
         (lambda d: d["intents"]["greet"].update(responses=[]), "intents.greet.responses", "at least one"),
