@@ -40,8 +40,9 @@ SCRIPT = ["where is my order", "4821377", "I want to return an item", "the tent"
 """A conversation that fills the example bot's forms (order status, then a return with its confirmation)."""
 
 
-async def closed_loop(url: str, make_request, concurrency: int, seconds: float) -> tuple[int, list[float], int]:
-    nc = await nats.connect(url, pending_size=64 * 1024 * 1024)
+async def closed_loop(url: str, make_request, concurrency: int, seconds: float, *,
+                      options: dict | None = None) -> tuple[int, list[float], int]:
+    nc = await nats.connect(url, pending_size=64 * 1024 * 1024, **(options or {}))
     latencies: list[float] = []
     errors = 0
     stop_at = 0.0
