@@ -251,7 +251,7 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
         self.turns[bot] = self.turns.get(bot, 0) + 1
         try:
             started = time.perf_counter()
-            prediction = predictor.predict(req.text)
+            prediction = predictor.predict(req.text, now=work.received_at)  # relative dates count from the turn
             if self.observe_classify is not None:
                 self.observe_classify(time.perf_counter() - started)
         except Exception as exc:  # a model bug must not kill the worker

@@ -18,6 +18,11 @@ dialogue:
 
 ``from_text`` reads the asked slot's answer from the text when no entity gave one: the text
 itself (text), its first number (number), yes/no (boolean), a value it names (categorical).
+
+A slot fills from a system entity (:mod:`botyard.models.system`) like from any other: a
+number slot from a ``number``, ``ordinal`` or ``duration`` entity (seconds), and from a
+``money`` entity its amount (``"12.50 USD"`` gives 12.5); a text slot from any kind (a date
+as ``"2026-12-11"``, a time as ``"15:30"``, money as ``"12.50 USD"``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from typing import Any, Mapping
 from botyard.dialogue.errors import Problems
 from botyard.models.definition import INTENT_RE
 from botyard.models.names import identifier_problem
+from botyard.models.system.kinds import TEXT_KINDS
+from botyard.models.system.money import VALUE_RE as MONEY_RE
 
 TYPES = ("text", "number", "boolean", "categorical", "list")
 FILLS = ("always", "form", "asked")
@@ -81,8 +88,11 @@ def _scalar(slot: Slot, kind: str, raw: Any) -> tuple[Value | None, str]:
     if kind == "number":
         if isinstance(raw, bool):
             return None, "not a number"
+        text = str(raw).strip()
+        if (money := MONEY_RE.fullmatch(text)) is not None:
+            text = money.group(1)  # a money entity's amount
         try:
-            number = float(str(raw).strip().replace(",", "."))
+            number = float(text.replace(",", "."))
         except ValueError:
             return None, f"{raw!r} is not a number"
         value: Value = int(number) if number.is_integer() else number
@@ -180,6 +190,8 @@ def _slot(name: Any, body: Any, entities: Mapping[str, Any], problems: Problems)
         entity = ""
     if entity and entity not in entities:
         problems.add(f"{where}.entity", f"entity {entity!r} is not defined under 'entities'")
+    elif entity and (why := _never_fills(kind, entities[entity])):
+        problems.add(f"{where}.entity", why)
     elif entity and kind == "categorical":
         listed = {v.casefold() for v, _ in getattr(entities[entity], "values", ())}
         if listed and values and not listed & {v.casefold() for v in values}:
@@ -202,6 +214,16 @@ def _slot(name: Any, body: Any, entities: Mapping[str, Any], problems: Problems)
     questions = _strings(body.get("questions"), f"{where}.questions", problems)
     return Slot(name, kind, tuple(values), regex, entity, fill if fill in FILLS else "always",
                 from_txt is True, tuple(questions), reask if isinstance(reask, str) else "", tries)
+
+
+def _never_fills(kind: str, entity: Any) -> str:
+    """Why a slot of ``kind`` can never take a system entity's values ("" if it can)."""
+    of = getattr(entity, "kind", "") if getattr(entity, "type", "") == "system" else ""
+    if not of:
+        return ""
+    if kind == "boolean" or (kind == "number" and of in TEXT_KINDS - {"money"}):
+        return f"system entity {entity.name!r} gives {of}s, which a {kind} slot never takes: make the slot text"
+    return ""
 
 
 def _strings(raw: Any, field: str, problems: Problems) -> list[str]:

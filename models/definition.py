@@ -28,6 +28,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -35,6 +36,9 @@ from botyard.models.errors import DefinitionError, Problems
 from botyard.models.examples import Examples, normal, plain, strings
 from botyard.models.names import IDENTIFIER_RE, did_you_mean, identifier_problem, token_problem
 from botyard.models.overlap import overlaps
+from botyard.models.system.kinds import KINDS as SYSTEM_KINDS
+from botyard.models.system.languages import DEFAULT as DEFAULT_LANGUAGE
+from botyard.models.system.languages import LANGUAGES
 from botyard.models.text import ANNOTATION_RE
 from botyard.protocol import NAME_RE  # tenant and bot names are NATS subject tokens
 
@@ -44,9 +48,12 @@ MIN_EXAMPLES = 1
 """Fewest examples an intent may have (one is accepted with a warning)."""
 OUT_OF_SCOPE = "out_of_scope"
 """The reserved label of the ``out_of_scope`` examples; predicting it means "I don't know"."""
-TOP_LEVEL_KEYS = {"tenant", "bot", "description", "fallback", "entities", "intents", "out_of_scope", "dialogue"}
+TOP_LEVEL_KEYS = {
+    "tenant", "bot", "description", "language", "timezone", "fallback", "entities", "intents", "out_of_scope", "dialogue",
+}
 INTENT_KEYS = {"examples", "responses"}
-ENTITY_TYPES = ("learned", "list", "regex")
+ENTITY_TYPES = ("learned", "list", "regex", "system")
+DEFAULT_TIMEZONE = "UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +67,14 @@ class Intent:
 class Entity:
     name: str
     type: str
-    """``learned`` (tagged by the model), ``list`` (values and synonyms) or ``regex``."""
+    """``learned`` (tagged by the model), ``list`` (values and synonyms), ``regex`` or ``system``
+    (numbers, money, dates, ...: :mod:`botyard.models.system`)."""
     values: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """List entities: ``(canonical value, synonyms)`` pairs."""
     pattern: str = ""
     """Regex entities: a Python regular expression."""
+    kind: str = ""
+    """System entities: ``number``, ``ordinal``, ``money``, ``date``, ``time`` or ``duration``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +102,10 @@ class BotDefinition:
     """``(field, warning)`` for what :func:`parse_bot` accepted but the tenant should look at
     (duplicates it dropped, one-example intents, intents that overlap). Not part of the
     definition: not in :meth:`to_dict`, the content hash or equality."""
+    language: str = DEFAULT_LANGUAGE
+    """What the system entities read (``en``)."""
+    timezone: str = DEFAULT_TIMEZONE
+    """The IANA time zone relative dates and times resolve in (``tomorrow``, ``in two hours``)."""
 
     @property
     def key(self) -> str:
@@ -114,6 +128,12 @@ class BotDefinition:
         del out["warnings"]
         if self.dialogue is None:
             del out["dialogue"]  # bots without one keep their content hash
+        for entity in out["entities"]:
+            if not entity["kind"]:
+                del entity["kind"]  # ... and so do bots without system entities,
+        for key, default in (("language", DEFAULT_LANGUAGE), ("timezone", DEFAULT_TIMEZONE)):
+            if out[key] == default:
+                del out[key]  # ... a language or a time zone
         return out
 
     def with_examples(self, labelled: Iterable[tuple[str, str]]) -> "BotDefinition":
@@ -155,11 +175,14 @@ class BotDefinition:
                 Intent(i["name"], tuple(i["examples"]), tuple(i["responses"])) for i in data["intents"]
             ),
             entities=tuple(
-                Entity(e["name"], e["type"], tuple((v, tuple(syn)) for v, syn in e.get("values", ())), e.get("pattern", ""))
+                Entity(e["name"], e["type"], tuple((v, tuple(syn)) for v, syn in e.get("values", ())), e.get("pattern", ""),
+                       e.get("kind", ""))
                 for e in data.get("entities", ())
             ),
             out_of_scope=tuple(data.get("out_of_scope", ())),
             dialogue=data.get("dialogue"),
+            language=data.get("language", DEFAULT_LANGUAGE),
+            timezone=data.get("timezone", DEFAULT_TIMEZONE),
         )
 
 
@@ -209,6 +232,9 @@ def inspect_bot(data: Any, *, source: str = "<bot>") -> tuple[BotDefinition | No
     if not isinstance(description, str):
         p.add("description", "must be a string")
     fallback = _parse_fallback(data.get("fallback", {}), p)
+    language, timezone = DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
+    with p.collect():
+        language, timezone = _parse_locale(data, p.fail)
     raw_entities = data.get("entities", {})
     entities = _entities(raw_entities, p)
     declared = {e.name for e in entities} | ({str(k) for k in raw_entities} if isinstance(raw_entities, dict) else set())
@@ -233,7 +259,7 @@ def inspect_bot(data: Any, *, source: str = "<bot>") -> tuple[BotDefinition | No
     definition = BotDefinition(
         str(data.get("tenant")), str(data.get("bot")), tuple(intents), fallback,
         description if isinstance(description, str) else "", tuple(entities), tuple(out_of_scope), dialogue,
-        tuple(p.warnings),
+        tuple(p.warnings), language=language, timezone=timezone,
     )
     return definition, p
 
@@ -305,10 +331,24 @@ def _check_plain(value: Any, where: str, p: Problems) -> None:
         p.add(where, f"must be plain YAML (strings, numbers, true/false, lists, mappings), got {type(value).__name__}")
 
 
+def _parse_locale(data: Mapping[str, Any], fail) -> tuple[str, str]:
+    """The bot's ``language`` and ``timezone`` (what its system entities read and resolve in)."""
+    language = data.get("language", DEFAULT_LANGUAGE)
+    if language not in LANGUAGES:
+        raise fail("language", f"must be one of {sorted(LANGUAGES)}, got {language!r}")
+    timezone = data.get("timezone", DEFAULT_TIMEZONE)
+    try:
+        ZoneInfo(timezone)
+    except (ValueError, TypeError, ZoneInfoNotFoundError):
+        raise fail("timezone", f"unknown time zone {timezone!r}: give an IANA name like Europe/Brussels or UTC") from None
+    return language, timezone
+
+
 def _parse_entities(raw: Any, fail) -> list[Entity]:
     if not isinstance(raw, dict):
         raise fail("entities", "must be a mapping of entity name to its definition")
     out = []
+    system: dict[str, str] = {}  # kind -> the entity of that kind
     for name, body in raw.items():
         where = f"entities.{name}"
         if not isinstance(name, str) or not INTENT_RE.match(name):
@@ -318,12 +358,21 @@ def _parse_entities(raw: Any, fail) -> list[Entity]:
         if not isinstance(body, dict) or body.get("type") not in ENTITY_TYPES:
             raise fail(f"{where}.type", f"must be one of {list(ENTITY_TYPES)}")
         kind = body["type"]
-        allowed = {"type"} | {"list": {"values"}, "regex": {"pattern"}, "learned": set()}[kind]
+        allowed = {"type"} | {"list": {"values"}, "regex": {"pattern"}, "learned": set(), "system": {"kind"}}[kind]
         extra = sorted(set(body) - allowed)
         if extra:
             raise fail(f"{where}.{extra[0]}", f"unknown key for a {kind} entity; expected one of {sorted(allowed)}")
         if kind == "learned":
             out.append(Entity(name, kind))
+        elif kind == "system":
+            of = body.get("kind")
+            if of not in SYSTEM_KINDS:
+                raise fail(f"{where}.kind", f"must be one of {list(SYSTEM_KINDS)}, got {of!r}")
+            if of in system:
+                raise fail(f"{where}.kind", f"entity '{system[of]}' is already the {of} entity: declare each kind once "
+                           "(several slots can fill from it)")
+            system[of] = name
+            out.append(Entity(name, kind, kind=of))
         elif kind == "regex":
             pattern = body.get("pattern")
             if not isinstance(pattern, str) or not pattern:

@@ -1,4 +1,5 @@
-"""Entities found in an utterance: by the model (learned), by lists of synonyms, by regex."""
+"""Entities found in an utterance: by the model (learned), by lists of synonyms, by regex, by
+the system entities' rules (numbers, money, dates, ...: :mod:`botyard.models.system`)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,23 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+from botyard.models.definition import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
 from botyard.models.definition import Entity as EntityDef
+from botyard.models.system.extractor import SystemEntities
+from botyard.models.system.kinds import EXTRACTOR as SYSTEM
 
 
 @dataclass(frozen=True, slots=True)
 class Entity:
     entity: str
-    value: str
-    """The canonical value (list entities) or the matched text."""
+    value: str | int | float
+    """The canonical value (list entities), the matched text (learned and regex entities), or
+    the normalised value (system entities: ``42``, ``"30 EUR"``, ``"2026-12-11"``, ...)."""
     start: int
     end: int
     """Characters ``start:end`` of the utterance."""
     extractor: str
-    """``model``, ``list`` or ``regex``."""
+    """``model``, ``list``, ``regex`` or ``system``."""
     confidence: float = 1.0
 
     def to_dict(self) -> dict:
@@ -26,10 +31,16 @@ class Entity:
 
 
 class Matchers:
-    """The list and regex entities of one bot, compiled once per loaded snapshot."""
+    """The list, regex and system entities of one bot, compiled once per loaded snapshot;
+    ``language`` and ``timezone`` are the bot's (what its system entities read and resolve in)."""
 
-    def __init__(self, entities: Iterable[EntityDef]) -> None:
+    def __init__(self, entities: Iterable[EntityDef], *, language: str = DEFAULT_LANGUAGE,
+                 timezone: str = DEFAULT_TIMEZONE) -> None:
+        entities = tuple(entities)
         self._compiled: list[tuple[str, str, re.Pattern, dict[str, str]]] = []
+        system = [(e.name, e.kind) for e in entities if e.type == "system"]
+        self._system = SystemEntities(system, language, timezone) if system else None
+        """None when the bot declares no system entity: its turns pay nothing for them."""
         for e in entities:
             if e.type == "regex":
                 self._compiled.append((e.name, "regex", re.compile(e.pattern), {}))
@@ -45,9 +56,16 @@ class Matchers:
                 self._compiled.append((e.name, "list", pattern, canonical))
 
     def __bool__(self) -> bool:
-        return bool(self._compiled)
+        return bool(self._compiled) or self._system is not None
 
-    def find(self, text: str) -> list[Entity]:
+    @property
+    def timed(self) -> bool:
+        """Whether what it finds depends on the time: the bot declares dates or times."""
+        return self._system is not None and self._system.timed
+
+    def find(self, text: str, now: float | None = None) -> list[Entity]:
+        """The entities in ``text``; relative dates and times count from ``now`` (the turn's
+        time, seconds since the epoch; default: the current time)."""
         found = []
         for name, kind, pattern, canonical in self._compiled:
             for m in pattern.finditer(text):
@@ -55,4 +73,6 @@ class Matchers:
                     continue
                 value = canonical[" ".join(m.group().lower().split())] if kind == "list" else m.group()
                 found.append(Entity(name, value, m.start(), m.end(), kind))
+        if self._system is not None:
+            found.extend(Entity(name, value, start, end, SYSTEM) for name, value, start, end in self._system.find(text, now))
         return found

@@ -20,7 +20,7 @@ costs. A tuned cascade's (``--tuned``) second model is a fine-tuned encoder
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -189,7 +189,8 @@ class Predictor:
         calibrated = model.get("threshold", 0.5)
         configured = self.definition.fallback.threshold if self.definition else None
         self.threshold: float = calibrated if configured is None else configured
-        self.matchers = Matchers(self.definition.entities if self.definition else ())
+        d = self.definition
+        self.matchers = Matchers(d.entities, language=d.language, timezone=d.timezone) if d else Matchers(())
         self.nbytes = sum(a.nbytes for a in arrays.values())
         self._first = self.conv[0][0] if self.has_tags or self.pool else None
         """The first convolution's kernel (None: the model has no token convolutions)."""
@@ -398,23 +399,36 @@ class Predictor:
         tag_names = [self.tags[i] for i in self.decode(tags, shifted)] if tags is not None else ["O"] * len(tokens)
         return self.labels[best], float(intent[best]), tag_names
 
-    def predict(self, text: str) -> Prediction:
+    def predict(self, text: str, now: float | None = None) -> Prediction:
+        """``now``: the turn's time (seconds since the epoch), which relative dates and times
+        (``tomorrow``, ``in two hours``) count from; default: the current time."""
         tokens = tokenize(text)
         words = [t.text for t in tokens]
         intent, tags, shifted, knows_a_word = self._outputs(words)
         best = int(intent.argmax())
         return self.prediction(
-            text, tokens, self.labels[best], float(intent[best]), tags, shifted, knows_a_word=knows_a_word
+            text, tokens, self.labels[best], float(intent[best]), tags, shifted, knows_a_word=knows_a_word, now=now
         )
+
+    def at(self, prediction: Prediction, text: str, now: float) -> Prediction:
+        """``prediction`` of ``text`` as if made at ``now``: its matchers' entities found again
+        when the bot has dates or times (replay and what-if re-run recorded turns as of their
+        own time, sharing one prediction per text)."""
+        if not self.matchers.timed:
+            return prediction
+        entities = [e for e in prediction.entities if e.extractor == "model"] + self.matchers.find(text, now)
+        entities.sort(key=lambda e: (e.start, -e.end, e.entity))
+        return replace(prediction, entities=tuple(entities))
 
     def prediction(
         self, text: str, tokens: Sequence, label: str, confidence: float, tags: np.ndarray | None,
-        shifted: np.ndarray | None = None, *, knows_a_word: bool = True,
+        shifted: np.ndarray | None = None, *, knows_a_word: bool = True, now: float | None = None,
     ) -> Prediction:
         """The answer from the network's outputs: entities cut from the best tag path (if
         ``tags``; ``shifted``: the tag logits minus each token's largest, see :meth:`decode`),
         the matchers' entities, and whether to fall back: out of scope, below the threshold,
-        or no word the model was trained on (see :meth:`Featurizer.token_rows`)."""
+        or no word the model was trained on (see :meth:`Featurizer.token_rows`). ``now``: the
+        turn's time, for relative dates and times (see :meth:`predict`)."""
         entities: list[Entity] = []
         if tags is not None:
             path = self.decode(tags, shifted)
@@ -425,7 +439,7 @@ class Predictor:
                 conf = sum(probs[first:last]) / (last - first)
                 entities.append(Entity(entity, text[start:end], start, end, "model", round(conf, 4)))
         if self.matchers:
-            entities.extend(self.matchers.find(text))
+            entities.extend(self.matchers.find(text, now))
         entities.sort(key=lambda e: (e.start, -e.end, e.entity))
         fallback = label == OUT_OF_SCOPE or confidence < self.threshold or not knows_a_word
         return Prediction(label, confidence, tuple(entities), fallback)

@@ -357,11 +357,11 @@ def compare(
             before = state_before(r) if state_before is not None and r.turn > 1 else EMPTY_STATE
         was = replay_dialogue(map(dialogue_event, r.dialogue), before) if r.dialogue else before
         recorded[r.conversation_id] = was
-        p = predicted[r.user_text]
+        p = predictor.at(predicted[r.user_text], r.user_text, r.received_at)  # "tomorrow" as of the turn
         recorded_events = [dialogue_event(e) for e in r.dialogue]
         outcome = _rerun(spec, responses, before, Understanding.of(p, r.user_text), r.turn, recorded_events)
         if (p.intent != r.intent or outcome.reply_text != r.reply or _view(outcome.state) != _view(was)) and r.user_text not in confirmed:
-            p = predicted[r.user_text] = predictor.predict(r.user_text)  # the serving path decides
+            p = predicted[r.user_text] = predictor.predict(r.user_text, now=r.received_at)  # the serving path decides
             confirmed.add(r.user_text)
             outcome = _rerun(spec, responses, before, Understanding.of(p, r.user_text), r.turn, recorded_events)
         entities = [e.to_dict() for e in p.entities]
