@@ -28,10 +28,9 @@ from pathlib import Path
 
 import msgpack
 import nats
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from turns import closed_loop, first_reply, pct  # noqa: E402
+from turns import closed_loop, first_reply, pct, train_variant  # noqa: E402
 
 from botyard.ops.nats_server import EmbeddedNats  # noqa: E402
 
@@ -97,15 +96,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="botyard-bench-actions-"))
     env = {**os.environ, "BOTYARD_DATA_DIR": str(work / "data"), "BOTYARD_LOG_LEVEL": "WARNING",
            "BOTYARD_EVENTS_URL": f"sqlite:///{work / 'data' / 'events.db'}"}
-    plain = yaml.safe_load(EXAMPLE.read_text())
-    plain["bot"] = "support-noaction"
-    plain["dialogue"]["forms"]["order_status"].pop("action")
-    plain_file = work / "support-noaction.yml"
-    plain_file.write_text(yaml.safe_dump(plain, sort_keys=False, allow_unicode=True))
-    for i, bot_file in enumerate((EXAMPLE, plain_file), 1):
-        print(f"[bench] training {bot_file.name} ({i}/2) into {work} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "botyard", "train", str(bot_file)], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    train_variant(work, env, lambda d: (d.update(bot="support-noaction"), d["dialogue"]["forms"]["order_status"].pop("action")),
+                  "support-noaction")
     server = EmbeddedNats(work / "nats")
     env["BOTYARD_NATS_URL"] = url = server.start()
     responder = subprocess.Popen([sys.executable, "-c", RESPONDER, url], stdout=subprocess.PIPE)

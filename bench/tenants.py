@@ -28,10 +28,9 @@ from pathlib import Path
 
 import msgpack
 import nats
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from turns import closed_loop, pct  # noqa: E402
+from turns import closed_loop, pct, train_variant  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "shop-support.yml"
@@ -106,14 +105,7 @@ def main() -> None:
     data = work / "data"
     base = {**os.environ, "BOTYARD_DATA_DIR": str(data), "BOTYARD_LOG_LEVEL": "WARNING", "BOTYARD_HTTP_PORT": "-1"}
     base.pop("BOTYARD_NATS_URL", None)
-    noisy = yaml.safe_load(EXAMPLE.read_text())
-    noisy["tenant"] = "noisy-shop"
-    noisy_file = work / "noisy.yml"
-    noisy_file.write_text(yaml.safe_dump(noisy, sort_keys=False, allow_unicode=True))
-    for i, f in enumerate((EXAMPLE, noisy_file), 1):
-        print(f"[bench] training {f.name} ({i}/2) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "botyard", "train", str(f)], env=base, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    train_variant(work, base, lambda d: d.update(tenant="noisy-shop"), "noisy")
     creds = {}
     for tenant in ("acme-shop", "noisy-shop"):
         creds[tenant] = data / "creds" / f"{tenant}-bench.nk"

@@ -89,6 +89,22 @@ def pct(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] * 1000
 
 
+def train_variant(work: Path, env: dict, change, name: str) -> Path:
+    """Train the example bot and a variant of its file (``change(data)`` edits the parsed
+    YAML in place) into ``env``'s data dir; the variant's file."""
+    import yaml
+
+    data = yaml.safe_load(EXAMPLE.read_text())
+    change(data)
+    variant = work / f"{name}.yml"
+    variant.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    for i, bot_file in enumerate((EXAMPLE, variant), 1):
+        print(f"[bench] training {bot_file.name} ({i}/2) into {work} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "botyard", "train", str(bot_file)], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return variant
+
+
 def start_node(env: dict, log_path: Path | None = None) -> subprocess.Popen:
     """A node process; its log (stderr) goes to ``log_path`` when given."""
     log = open(log_path, "ab") if log_path else None
@@ -224,20 +240,11 @@ def main() -> None:
 
 
 def compare_dialogue(args) -> None:
-    import yaml
 
     work = Path(tempfile.mkdtemp(prefix="botyard-bench-dialogue-"))
     env = {**os.environ, "BOTYARD_DATA_DIR": str(work / "data"), "BOTYARD_LOG_LEVEL": "WARNING",
            "BOTYARD_CONVERSATION_SHARDS": str(args.shards), "BOTYARD_EVENTS_URL": args.events_url}
-    plain = yaml.safe_load(EXAMPLE.read_text())
-    plain.pop("dialogue")
-    plain["bot"] = "support-plain"
-    plain_file = work / "support-plain.yml"
-    plain_file.write_text(yaml.safe_dump(plain, sort_keys=False, allow_unicode=True))
-    for i, bot_file in enumerate((EXAMPLE, plain_file), 1):
-        print(f"[bench] training {bot_file.name} ({i}/2) into {work} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "botyard", "train", str(bot_file)], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    train_variant(work, env, lambda d: (d.pop("dialogue"), d.update(bot="support-plain")), "support-plain")
     step_us = dialogue_step_cost(env)
     server = EmbeddedNats(work / "nats")
     env["BOTYARD_NATS_URL"] = url = server.start()
