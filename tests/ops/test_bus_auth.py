@@ -291,3 +291,19 @@ def test_bots_and_snapshot_bytes_and_conversations_quotas(make_node, nats_url, s
     asyncio.run(go())
     stats = [ref.proxy().stats().get() for ref in node.supervisor.proxy().get_routing().get().conversations]
     assert sum(s["resident"] for s in stats) <= 3
+
+
+def test_another_tenants_snapshot_is_not_found_and_never_named(make_node, snapshot_dir, tmp_path):
+    import shutil
+
+    from botyard.snapshots.store import LocalSnapshotStore
+
+    own = tmp_path / "snapshots"
+    shutil.copytree(snapshot_dir, own)
+    node = make_node(snapshot_dir=str(own))
+    store = LocalSnapshotStore(own)
+    mine = store.load(store.latest(A, BOT).id)
+    theirs = store.save({**mine.manifest, "tenant": B}, mine.arrays)
+    with pytest.raises(Exception) as refused_ref:
+        node.admin.resolve(A, BOT, theirs.id)
+    assert refused_ref.value.code == "unknown_snapshot" and B not in str(refused_ref.value)
