@@ -203,7 +203,7 @@ def test_botyard_test_exits_0_when_all_pass_1_when_any_fails_and_2_on_errors(tmp
     first = [[cell.strip() for cell in row if cell.strip()] for row in rows[2:4]]
     assert first == [["order status asks for the number, then uses it and keeps it", "1", "where is my order", "PASS"],
                      ["order status asks for the number, then uses it and keeps it", "2", "it's 4821377", "PASS"]]
-    assert passed.stdout.rstrip().splitlines()[-1].startswith("PASSED: 11 conversations, 41 turns: 41 passed, 0 failed")
+    assert passed.stdout.rstrip().splitlines()[-1].startswith("PASSED: 12 conversations, 43 turns: 43 passed, 0 failed")
     assert "warning" not in passed.stderr  # the snapshot was trained from this very file
 
     failed = _cli(env, "test", str(EXAMPLE_BOT), str(broken), "--snapshot", snapshot_id[:8])
@@ -245,8 +245,8 @@ def test_botyard_snapshots_promote_tests_refuses_on_a_failing_turn_and_passes_ot
     assert "botyard: error: tests: refused" in refused.stderr
     moved = _cli(env, "snapshots", "promote", ref, snapshot_id, "--alias", "staging", "--tests", str(EXAMPLE_TESTS))
     assert moved.returncode == 0, moved.stderr
-    assert "conversation tests: passed (11 conversations, 41 turns)" in moved.stdout
-    assert "@staging: - -> " in moved.stdout and "tests: passed (11 conversations, 41 turns); version" in moved.stdout
+    assert "conversation tests: passed (12 conversations, 43 turns)" in moved.stdout
+    assert "@staging: - -> " in moved.stdout and "tests: passed (12 conversations, 43 turns); version" in moved.stdout
 
 
 # -- the gate ------------------------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def test_promote_with_tests_refuses_like_the_replay_gate_and_records_the_summary
     suite = load(EXAMPLE_TESTS)
     both = admin.promote(TENANT, BOT, snapshot_id, alias="canary", gate=True, tests=suite, reason="release", actor="tests")
     assert both["gate"]["passed"] and both["gate"]["replay"]["passed"] and both["gate"]["tests"]["summary"]["failed"] == 0
-    assert both["reason"] == "release; gate: passed (no recorded turns to replay); tests: passed (11 conversations, 41 turns)"
+    assert both["reason"] == "release; gate: passed (no recorded turns to replay); tests: passed (12 conversations, 43 turns)"
     replay_only = admin.promote(TENANT, BOT, snapshot_id, alias="beta", gate=True, actor="tests")
     assert "tests" not in replay_only["gate"] and "report" in replay_only["gate"]  # the replay gate's verdict, as before
 
@@ -298,7 +298,7 @@ def test_the_http_api_runs_conversation_tests_and_gates_promotions_with_them(tmp
     try:
         ok = client.post(f"{base}/tests", json={"conversations": conversations}, headers=own)
         assert ok.status_code == 200 and ok.json()["passed"] is True and ok.json()["snapshot"] == snapshot_id
-        assert ok.json()["summary"] == {"conversations": 11, "turns": 41, "passed": 41, "failed": 0, "conversations_failed": 0}
+        assert ok.json()["summary"] == {"conversations": 12, "turns": 43, "passed": 43, "failed": 0, "conversations_failed": 0}
         failing = client.post(f"{base}/tests", json={**BROKEN, "snapshot": snapshot_id[:8]}, headers=own).json()
         assert failing["passed"] is False and failing["conversations"][0]["turns"][1]["failures"][2] == {
             "field": "form", "expected": "order_status", "got": None}
@@ -326,7 +326,7 @@ def test_the_http_api_runs_conversation_tests_and_gates_promotions_with_them(tmp
         assert refused.json()["error"]["gate"]["tests"]["summary"]["failed"] == 1
         moved = client.post(f"{base}/promote", json={"snapshot": snapshot_id, "alias": "staging", "tests": conversations}, headers=own)
         assert moved.status_code == 200 and moved.json()["gate"]["tests"]["passed"] is True
-        assert moved.json()["reason"] == "tests: passed (11 conversations, 41 turns)"
+        assert moved.json()["reason"] == "tests: passed (12 conversations, 43 turns)"
     finally:
         client.close()
         server.stop()
