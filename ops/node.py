@@ -72,6 +72,8 @@ class Node:
         """The embedded server's users (``BOTYARD_NATS_AUTH``), rewritten as credentials come and go."""
         self.tenant_keys = TenantKeys()
         self.turn_stream: TurnStream | None = None
+        self.stream_bridge: NatsBridge | None = None
+        """The turn stream relay's own NATS connection (and loop thread)."""
         """The relay of committed turns into the JetStream stream (``BOTYARD_TURN_STREAM``)."""
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -123,9 +125,13 @@ class Node:
             self.routing = self.router.routing = self.supervisor.proxy().get_routing().get()
             self.status.supervisor = self.supervisor
             self.router.subscribe()
-            if cfg.turn_stream:
+            if cfg.turn_stream:  # on a connection and loop of its own: its publishes never queue with turns
+                self.stream_bridge = NatsBridge(self.nats_url.split(","), name=f"botyard-stream-{cfg.node_id}",
+                                                options=connect_options(cfg, role="node"))
+                self.stream_bridge.start()
                 self.turn_stream = TurnStream(
-                    self.events, self.bridge, max_age_days=cfg.turn_stream_max_age_days, poll_seconds=cfg.turn_stream_poll_seconds,
+                    self.events, self.stream_bridge, max_age_days=cfg.turn_stream_max_age_days,
+                    poll_seconds=cfg.turn_stream_poll_seconds,
                 ).start()
                 self.status.turn_stream = self.turn_stream
             self.metrics.watch(self.status)
@@ -219,6 +225,9 @@ class Node:
             self.status.turn_stream = None
             self.turn_stream.stop()
             self.turn_stream = None
+        if self.stream_bridge is not None:
+            self.stream_bridge.stop()
+            self.stream_bridge = None
         if self.bridge is not None:
             self.bridge.stop()
             self.bridge = None
