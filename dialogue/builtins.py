@@ -12,6 +12,9 @@ dialogue:
     affirm: {examples: ["yes", yep, "that's right"]}   # quote yes/no/on/off: YAML reads them as true/false
     deny: {examples: ["no", nope]}
 ```
+
+The default phrases are the bot's language's (``language:`` in the bot file): a Korean bot's
+affirm is 네, 예, 응, 맞아요...; its deny 아니요, 아뇨...; its cancel 취소, 취소할게요, 그만...
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ DEFAULTS = {
                "ok", "okay", "absolutely", "confirm", "of course", "indeed"),
     "deny": ("no", "nope", "nah", "n", "not really", "wrong", "that's wrong", "incorrect", "no way", "not quite"),
 }
+KOREAN = {
+    "cancel": ("취소", "취소할게요", "취소해 주세요", "취소해주세요", "취소요", "그만", "그만할게요", "그만해요", "됐어요", "됐습니다",
+               "안 할래요", "안할래요", "필요 없어요", "필요없어요", "관둘게요", "그만둘게요", "다음에 할게요", "잊어버리세요"),
+    "affirm": ("네", "예", "응", "넵", "네네", "넹", "ㅇㅇ", "맞아요", "맞습니다", "맞아", "네 맞아요", "네 맞습니다", "예 맞아요",
+               "그래요", "그렇습니다", "좋아요", "좋습니다", "확인", "진행해 주세요", "진행해주세요", "물론이죠", "그럼요"),
+    "deny": ("아니요", "아니오", "아뇨", "아니", "아니에요", "아닙니다", "ㄴㄴ", "틀려요", "틀렸어요", "아니 틀려요",
+             "그건 아니에요", "싫어요", "안 돼요", "안돼요"),
+}
+PHRASES = {"en": DEFAULTS, "ko": KOREAN}
+"""The default phrases by bot language."""
 WORD_RE = re.compile(r"[\w']+")
 
 
@@ -47,6 +60,12 @@ class Builtins:
     cancel: Builtin = Builtin("cancel", "cancel", DEFAULTS["cancel"])
     affirm: Builtin = Builtin("affirm", "affirm", DEFAULTS["affirm"])
     deny: Builtin = Builtin("deny", "deny", DEFAULTS["deny"])
+
+    @classmethod
+    def of(cls, language: str) -> "Builtins":
+        """The defaults of a bot written in ``language`` (English where it has none of its own)."""
+        phrases = PHRASES.get(language, DEFAULTS)
+        return cls(*(Builtin(kind, kind, phrases[kind]) for kind in ("cancel", "affirm", "deny")))
 
     @property
     def intents(self) -> set[str]:
@@ -82,12 +101,13 @@ def _normal(phrase: str) -> str:
     return " ".join(WORD_RE.findall(phrase.lower().replace("’", "'")))
 
 
-def parse_builtins(raw: Any, problems: Problems) -> Builtins:
+def parse_builtins(raw: Any, problems: Problems, language: str = "en") -> Builtins:
+    defaults = PHRASES.get(language, DEFAULTS)
     if raw is None:
-        return Builtins()
+        return Builtins.of(language)
     if not isinstance(raw, dict):
         problems.add("dialogue.builtins", f"must be a mapping with some of {list(KINDS)}")
-        return Builtins()
+        return Builtins.of(language)
     made = {}
     for kind, body in raw.items():
         where = f"dialogue.builtins.{kind}"
@@ -101,12 +121,12 @@ def parse_builtins(raw: Any, problems: Problems) -> Builtins:
         if not isinstance(intent, str) or not INTENT_RE.match(intent):
             problems.add(f"{where}.intent", "must be an intent name")
             intent = kind
-        examples = body.get("examples", DEFAULTS[kind])
+        examples = body.get("examples", defaults[kind])
         if isinstance(examples, list) and any(isinstance(e, bool) for e in examples):
             problems.add(f"{where}.examples", "YAML reads a bare yes, no, on or off as true/false: quote it ('yes')")
-            examples = DEFAULTS[kind]
+            examples = defaults[kind]
         elif not isinstance(examples, (list, tuple)) or not examples or not all(isinstance(e, str) and _normal(e) for e in examples):
             problems.add(f"{where}.examples", "must be a non-empty list of phrases with words in them")
-            examples = DEFAULTS[kind]
+            examples = defaults[kind]
         made[kind] = Builtin(kind, intent, tuple(examples))
-    return Builtins(**made)
+    return Builtins(**{kind: made.get(kind, getattr(Builtins.of(language), kind)) for kind in KINDS})

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Mapping
@@ -75,6 +75,18 @@ class Messages:
     reask: str = "Sorry, that doesn't look right."
     give_up: str = "Sorry, I couldn't get that. Let's start over another time."
     confirm_again: str = "Please answer yes or no."
+
+
+KOREAN_MESSAGES = Messages(
+    cancelled="알겠습니다, 그만할게요.",
+    denied="알겠습니다, 진행하지 않을게요.",
+    corrected="네, 바꿨어요.",
+    reask="죄송해요, 제가 이해하지 못했어요.",
+    give_up="죄송해요, 확인하지 못했어요. 다음에 다시 말씀해 주세요.",
+    confirm_again="네 또는 아니요로 답해 주세요.",
+)
+DEFAULT_MESSAGES = {"ko": KOREAN_MESSAGES}
+"""The dialogue's own messages by bot language (English: :class:`Messages`' defaults)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +162,9 @@ def parse_spec(data: Any, *, source: str = "<bot>") -> tuple[BotDefinition, Dial
 def parse_dialogue(definition: BotDefinition, *, source: str = "<bot>") -> DialogueSpec:
     """The definition's ``dialogue`` section, validated against its intents and entities."""
     raw = definition.dialogue
+    language = definition.language
     if raw is None:
-        return DialogueSpec()
+        return DialogueSpec(builtins=Builtins.of(language), messages=DEFAULT_MESSAGES.get(language, Messages()))
     p = Problems(source)
     for key in sorted(set(raw) - KEYS):
         p.add(f"dialogue.{key}", f"unknown key; expected one of {sorted(KEYS)}")
@@ -169,7 +182,8 @@ def parse_dialogue(definition: BotDefinition, *, source: str = "<bot>") -> Dialo
             p.add(f"dialogue.forms.{form.intent}", "this intent also hands off; it cannot run a form")
     spec = DialogueSpec(
         slots, forms, parse_responses(raw.get("responses"), intents, by_name, p), rules,
-        parse_escalation(raw.get("escalation"), p), handoff, parse_builtins(raw.get("builtins"), p), _messages(raw.get("messages"), p),
+        parse_escalation(raw.get("escalation"), p), handoff, parse_builtins(raw.get("builtins"), p, language),
+        _messages(raw.get("messages"), p, DEFAULT_MESSAGES.get(language, Messages())),
         _confidence(raw.get("digression_confidence", 0.8), p), actions,
     )
     _check_placeholders(spec, definition, set(entities) | set(by_name), p)
@@ -234,13 +248,13 @@ def _check_calls(forms, rules, declared: set[str], raw_actions: Any, p: Problems
             p.add(where, f"action {name!r} is not declared under 'dialogue.actions'")
 
 
-def _messages(raw: Any, p: Problems) -> Messages:
+def _messages(raw: Any, p: Problems, defaults: Messages) -> Messages:
     if raw is None:
-        return Messages()
+        return defaults
     known = [f.name for f in fields(Messages)]
     if not isinstance(raw, dict):
         p.add("dialogue.messages", f"must be a mapping with some of {known}")
-        return Messages()
+        return defaults
     good = {}
     for key, text in raw.items():
         if key not in known:
@@ -249,7 +263,7 @@ def _messages(raw: Any, p: Problems) -> Messages:
             p.add(f"dialogue.messages.{key}", "must be a non-empty string")
         else:
             good[key] = text
-    return Messages(**good)
+    return replace(defaults, **good)
 
 
 def _confidence(raw: Any, p: Problems) -> float:

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from botyard.models.featurizer import CHAR, SHAPE, WORD, _hashes
+from botyard.models.featurizer import CHAR, MORPH, SHAPE, WORD, _hashes, token_weights
 from botyard.models.numerics import relu, softmax, softmax_shifted
 from botyard.models.runtime import Prediction, Predictor
 from botyard.models.text import TOKEN_RE, tokenize
@@ -64,8 +64,8 @@ def predict_batch(p: Predictor, texts: Sequence[str], *, answer: Predictor | Non
     part = np.asarray(parts, np.int64)[known]
     who = owner_all[known]
     seg = utt_all[known]
-    knows_a_word = np.zeros(n, bool)  # a token's own word (not only its n-grams) is in the vocabulary
-    knows_a_word[seg[(part == WORD) & (who >= 0)]] = True
+    knows_a_word = np.zeros(n, bool)  # a token's own word or content morpheme (not only its n-grams) is known
+    knows_a_word[seg[((part == WORD) | (part == MORPH)) & (who >= 0)]] = True
 
     # Sentence bags: sublinear TF x IDF per (utterance, feature), L2-normalised per family.
     in_sentence = part != SHAPE
@@ -98,11 +98,7 @@ def predict_batch(p: Predictor, texts: Sequence[str], *, answer: Predictor | Non
     if (p.has_tags or p.pool) and total:
         in_tokens = who >= 0
         t_rows, t_part, t_who = rows[in_tokens], part[in_tokens], who[in_tokens]
-        is_char = t_part == CHAR
-        n_chars = np.bincount(t_who[is_char], minlength=total).astype(np.float32)
-        share = np.array([cfg.word_share, 1.0 - cfg.word_share - cfg.shape_share, cfg.shape_share], np.float32)
-        t_w = share[t_part]
-        t_w[is_char] /= np.maximum(n_chars[t_who[is_char]], 1.0)
+        t_w = token_weights(cfg, t_part, t_who, total)
         order = np.argsort(t_who, kind="stable")
         x = _weighted_rows(p.embed, t_rows[order], t_w[order], t_who[order], total)
         if p.vdim:

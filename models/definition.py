@@ -34,6 +34,7 @@ import yaml
 
 from botyard.models.errors import DefinitionError, Problems
 from botyard.models.examples import Examples, normal, plain, strings
+from botyard.models.languages import LANGUAGES as BOT_LANGUAGES
 from botyard.models.names import IDENTIFIER_RE, did_you_mean, identifier_problem, token_problem
 from botyard.models.overlap import overlaps
 from botyard.models.system.kinds import KINDS as SYSTEM_KINDS
@@ -103,7 +104,8 @@ class BotDefinition:
     (duplicates it dropped, one-example intents, intents that overlap). Not part of the
     definition: not in :meth:`to_dict`, the content hash or equality."""
     language: str = DEFAULT_LANGUAGE
-    """What the system entities read (``en``)."""
+    """The language the bot's users write (``en``, ``ko``: :mod:`botyard.models.languages`): what
+    its model and its system entities read."""
     timezone: str = DEFAULT_TIMEZONE
     """The IANA time zone relative dates and times resolve in (``tomorrow``, ``in two hours``)."""
 
@@ -237,6 +239,9 @@ def inspect_bot(data: Any, *, source: str = "<bot>") -> tuple[BotDefinition | No
         language, timezone = _parse_locale(data, p.fail)
     raw_entities = data.get("entities", {})
     entities = _entities(raw_entities, p)
+    for e in entities:
+        if e.type == "system" and language not in LANGUAGES:  # the languages system entities read
+            p.add(f"entities.{e.name}", f"system entities read {', '.join(sorted(LANGUAGES))} only so far, not {language!r}")
     declared = {e.name for e in entities} | ({str(k) for k in raw_entities} if isinstance(raw_entities, dict) else set())
     raw_intents = data.get("intents")
     if not isinstance(raw_intents, dict) or len(raw_intents) < 2:
@@ -334,8 +339,8 @@ def _check_plain(value: Any, where: str, p: Problems) -> None:
 def _parse_locale(data: Mapping[str, Any], fail) -> tuple[str, str]:
     """The bot's ``language`` and ``timezone`` (what its system entities read and resolve in)."""
     language = data.get("language", DEFAULT_LANGUAGE)
-    if language not in LANGUAGES:
-        raise fail("language", f"must be one of {sorted(LANGUAGES)}, got {language!r}")
+    if language not in BOT_LANGUAGES:
+        raise fail("language", f"must be one of {sorted(BOT_LANGUAGES)}, got {language!r}")
     timezone = data.get("timezone", DEFAULT_TIMEZONE)
     try:
         ZoneInfo(timezone)

@@ -7,8 +7,10 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+from botyard.models import korean
 from botyard.models.definition import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
 from botyard.models.definition import Entity as EntityDef
+from botyard.models.languages import LANGUAGES
 from botyard.models.system.extractor import SystemEntities
 from botyard.models.system.kinds import EXTRACTOR as SYSTEM
 
@@ -38,6 +40,9 @@ class Matchers:
                  timezone: str = DEFAULT_TIMEZONE) -> None:
         entities = tuple(entities)
         self._compiled: list[tuple[str, str, re.Pattern, dict[str, str]]] = []
+        self._cut = korean.at_cut if LANGUAGES[language].morphemes else None
+        """Korean: a list value may end where a particle begins (부츠를 finds 부츠), or where the
+        next word of an unspaced phrase does, at a cut between morphemes."""
         system = [(e.name, e.kind) for e in entities if e.type == "system"]
         self._system = SystemEntities(system, language, timezone) if system else None
         """None when the bot declares no system entity: its turns pay nothing for them."""
@@ -52,7 +57,8 @@ class Matchers:
                 # Longest phrases first so "hiking boots" wins over "boots".
                 alternatives = sorted(canonical, key=lambda p: (-len(p), p))
                 body = "|".join(r"\s+".join(map(re.escape, p.split())) for p in alternatives)
-                pattern = re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
+                edges = ("", "") if self._cut else (r"(?<!\w)", r"(?!\w)")  # cuts are checked on each match
+                pattern = re.compile(rf"{edges[0]}(?:{body}){edges[1]}", re.IGNORECASE)
                 self._compiled.append((e.name, "list", pattern, canonical))
 
     def __bool__(self) -> bool:
@@ -70,6 +76,8 @@ class Matchers:
         for name, kind, pattern, canonical in self._compiled:
             for m in pattern.finditer(text):
                 if m.end() == m.start():
+                    continue
+                if kind == "list" and self._cut and not (self._cut(text, m.start()) and self._cut(text, m.end())):
                     continue
                 value = canonical[" ".join(m.group().lower().split())] if kind == "list" else m.group()
                 found.append(Entity(name, value, m.start(), m.end(), kind))

@@ -7,10 +7,16 @@ a token to its hashes once for all snapshots.
 
 Two views of one utterance:
 
-* the **sentence bag**: word 1..n-grams and the character n-grams of each word,
+* the **sentence bag**: word 1..n-grams and the character n-grams of each word (with morphemes,
+  also how the utterance ends: ``e:어요/EF``),
   weighted by sublinear TF x IDF and L2-normalised per family (what TF-IDF baselines use);
 * the **token bags**: per token its word, shape and character n-grams, in fixed shares
   (``word_share``, ``shape_share``, the rest spread over the n-grams).
+
+A Korean bot's tokens add their morphemes (``FeatureConfig.morphemes``, :mod:`botyard.models.korean`):
+``시간이`` is also ``m:시간`` and ``m:이/JKS``, in the sentence bag beside the words and in a
+token's bag with ``morph_share``; a token is a known word when its word or one of its content
+morphemes is in the vocabulary.
 
 :meth:`Featurizer.analyze` computes both with one vocabulary lookup.
 """
@@ -26,6 +32,8 @@ from itertools import repeat
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+
+from botyard.models import korean
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +52,25 @@ class FeatureConfig:
     """Share of a token's vector that is its word's embedding (in the token bags)."""
     shape_share: float = 0.25
     """Share that is its shape's (``Xx``, ``d-d``); the rest is the mean of its character n-grams."""
+    morphemes: str = ""
+    """The morphological analyzer whose morphemes join each token's features (``kiwi``: Korean,
+    :mod:`botyard.models.korean`; empty: none)."""
+    morph_share: float = 0.25
+    """With ``morphemes``: the share of a token's vector that is the mean of its morphemes."""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if not self.morphemes:  # a model without morphemes keeps the manifest it always had
+            del out["morphemes"], out["morph_share"]
+        return out
+
+    @property
+    def shares(self) -> np.ndarray:
+        """A token bag's share of each feature family (:data:`WORD`, :data:`CHAR`, :data:`SHAPE`,
+        :data:`MORPH`, :data:`GRAMMAR`); characters and morphemes spread theirs over the token's."""
+        morph = self.morph_share if self.morphemes else 0.0
+        chars = 1.0 - self.word_share - self.shape_share - morph if morph else 1.0 - self.word_share - self.shape_share
+        return np.array([self.word_share, chars, self.shape_share, morph, morph], np.float32)
 
 
 def _hash(feature: str) -> int:
@@ -63,8 +87,10 @@ def shape(token: str) -> str:
     return "".join(out)
 
 
-WORD, CHAR, SHAPE = 0, 1, 2
-"""Feature families; the sentence bag normalises words (and n-grams) and characters separately."""
+WORD, CHAR, SHAPE, MORPH, GRAMMAR = 0, 1, 2, 3, 4
+"""Feature families; the sentence bag normalises characters apart from the rest (words, word
+n-grams, morphemes). ``MORPH``: a content morpheme (it makes its token a known word);
+``GRAMMAR``: a particle, ending or affix."""
 
 
 @lru_cache(maxsize=1 << 16)
@@ -83,10 +109,17 @@ def _shape_hash(token: str) -> int:
 
 
 @lru_cache(maxsize=1 << 16)
-def _token_entry(token: str, char_min: int, char_max: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """A token's hashes (word, char n-grams, shape) and their families, cached process-wide."""
+def _token_entry(token: str, char_min: int, char_max: int, morphemes: str = "") -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A token's hashes (word, char n-grams, morphemes, shape; the word first, the shape last)
+    and their families, cached process-wide."""
     word = _word_hashes(token.lower(), char_min, char_max)
-    return (*word, _shape_hash(token)), (WORD, *repeat(CHAR, len(word) - 1), SHAPE)
+    if not morphemes:
+        return (*word, _shape_hash(token)), (WORD, *repeat(CHAR, len(word) - 1), SHAPE)
+    content, grammar = korean.features(token)
+    return (
+        (*word, *(_hash("m:" + m) for m in content + grammar), _shape_hash(token)),
+        (WORD, *repeat(CHAR, len(word) - 1), *repeat(MORPH, len(content)), *repeat(GRAMMAR, len(grammar)), SHAPE),
+    )
 
 
 @lru_cache(maxsize=1 << 16)
@@ -109,13 +142,23 @@ def ngram_hashes_of_pairs(pairs: Iterable[tuple[str, str]]) -> list[int]:
     return [_bigram_hash(a, b) for a, b in pairs]
 
 
+def ending_hashes(lower: Sequence[str]) -> list[int]:
+    """With morphemes, the features of how the utterance ends (:func:`botyard.models.korean.ending`:
+    ``e:어요/EF``, ``e:하/XSV 어요/EF``), from its lower-cased tokens."""
+    return [_hash("e:" + end) for end in korean.ending(lower)]
+
+
 def _hashes(tokens: Sequence[str], cfg: FeatureConfig) -> tuple[list[int], list[int], list[int]]:
-    """Every feature hash of an utterance with its family and owning token (-1: a word n-gram)."""
-    hashes = ngram_hashes([t.lower() for t in tokens], cfg.word_ngrams)
+    """Every feature hash of an utterance with its family and owning token (-1: a word n-gram,
+    or with morphemes the utterance's ending)."""
+    lower = [t.lower() for t in tokens]
+    hashes = ngram_hashes(lower, cfg.word_ngrams)
+    if cfg.morphemes:
+        hashes += ending_hashes(lower)
     parts = [WORD] * len(hashes)
     owner = [-1] * len(hashes)
     for j, token in enumerate(tokens):
-        token_hashes, token_parts = _token_entry(token, cfg.char_min, cfg.char_max)
+        token_hashes, token_parts = _token_entry(token, cfg.char_min, cfg.char_max, cfg.morphemes)
         hashes.extend(token_hashes)
         parts.extend(token_parts)
         owner.extend(repeat(j, len(token_hashes)))
@@ -193,12 +236,14 @@ class Featurizer:
         if not tokens:
             return np.zeros(0, np.int64), False
         cfg = self.config
-        entries = [_token_entry(t, cfg.char_min, cfg.char_max)[0] for t in tokens]
-        rows = self.rows([h for hashes in entries for h in hashes])
-        lengths = np.array([len(h) for h in entries])
+        entries = [_token_entry(t, cfg.char_min, cfg.char_max, cfg.morphemes) for t in tokens]
+        rows = self.rows([h for hashes, _ in entries for h in hashes])
+        lengths = np.array([len(h) for h, _ in entries])
         ends = np.cumsum(lengths)
         keep = rows > 0
         knows_a_word = bool(keep[ends - lengths].any())  # a token's first hash is its word
+        if cfg.morphemes and not knows_a_word:  # ... or one of its content morphemes
+            knows_a_word = bool(keep[np.fromiter((f == MORPH for _, fams in entries for f in fams), bool, len(rows))].any())
         keep[ends - 1] = False  # its last, its shape: not in the sentence bag
         return rows[keep], knows_a_word
 
@@ -210,18 +255,26 @@ class Featurizer:
         gives them), and whether the word itself is in the vocabulary (an utterance of no
         known word, ``blorp zzz``, gets the fallback however confident the network is)."""
         cfg = self.config
-        entries = [_token_entry(t, cfg.char_min, cfg.char_max)[0] for t in tokens]
-        rows = self.rows([h for hashes in entries for h in hashes])
-        share = np.array([cfg.word_share, 1.0 - cfg.word_share - cfg.shape_share, cfg.shape_share], np.float32)
+        entries = [_token_entry(t, cfg.char_min, cfg.char_max, cfg.morphemes) for t in tokens]
+        rows = self.rows([h for hashes, _ in entries for h in hashes])
+        share = cfg.shares
         out, start = [], 0
-        for hashes in entries:
+        for hashes, families in entries:
             r = rows[start : start + len(hashes)]
             start += len(hashes)
             known = r > 0
-            n_chars = np.float32(max(int(known[1:-1].sum()), 1))
-            weights = np.full(len(r), share[1] / n_chars, np.float32)
-            weights[0], weights[-1] = share[0], share[2]
-            out.append((r[:-1][known[:-1]], r[known], weights[known], bool(known[0])))
+            if not cfg.morphemes:
+                n_chars = np.float32(max(int(known[1:-1].sum()), 1))
+                weights = np.full(len(r), share[1] / n_chars, np.float32)
+                weights[0], weights[-1] = share[0], share[2]
+                out.append((r[:-1][known[:-1]], r[known], weights[known], bool(known[0])))
+                continue
+            family = np.asarray(families)
+            weights = share[family]
+            for spread in (family == CHAR, family >= MORPH):
+                weights[spread] /= np.float32(max(int(known[spread].sum()), 1))
+            known_word = bool(known[0]) or bool(known[family == MORPH].any())
+            out.append((r[:-1][known[:-1]], r[known], weights[known], known_word))
         return out
 
     def analyze(
@@ -258,12 +311,7 @@ class Featurizer:
             return uniq, sent_w.astype(np.float32), none, np.zeros(0, np.float32), none
         in_tokens = who >= 0
         t_rows, t_part, t_who = rows[in_tokens], part[in_tokens], who[in_tokens]
-        is_char = t_part == CHAR
-        n_chars = np.bincount(t_who[is_char], minlength=len(tokens)).astype(np.float32)
-        share = np.array([cfg.word_share, 1.0 - cfg.word_share - cfg.shape_share, cfg.shape_share], np.float32)
-        t_w = share[t_part]
-        t_w[is_char] /= np.maximum(n_chars[t_who[is_char]], 1.0)
-        return uniq, sent_w.astype(np.float32), t_rows, t_w, t_who
+        return uniq, sent_w.astype(np.float32), t_rows, token_weights(cfg, t_part, t_who, len(tokens)), t_who
 
     # ---------------------------------------------------------------- batches (training)
     def encode(self, tokens: Sequence[str], context: tuple[np.ndarray, np.ndarray] | None = None) -> tuple:
@@ -296,6 +344,18 @@ class Featurizer:
         cls, vocabulary: np.ndarray, idf: np.ndarray, families: np.ndarray, config: Mapping, vectors=None, center=None
     ) -> "Featurizer":
         return cls(vocabulary, idf, families, FeatureConfig(**config), vectors, center)
+
+
+def token_weights(cfg: FeatureConfig, part: np.ndarray, owner: np.ndarray, n_tokens: int) -> np.ndarray:
+    """Each known token feature's weight in its token's bag (``part``: its family, ``owner``: its
+    token): the family's share (:attr:`FeatureConfig.shares`), character n-grams' and morphemes'
+    spread evenly over the token's known ones."""
+    t_w = cfg.shares[part]
+    spreads = (part == CHAR, part >= MORPH) if cfg.morphemes else (part == CHAR,)
+    for spread in spreads:
+        n = np.bincount(owner[spread], minlength=n_tokens).astype(np.float32)
+        t_w[spread] /= np.maximum(n[owner[spread]], 1.0)
+    return t_w
 
 
 def collate(encoded: Sequence[tuple]) -> dict[str, np.ndarray]:

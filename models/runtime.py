@@ -25,13 +25,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from botyard.models import blas
+from botyard.models import blas, korean
 from botyard.models.decoding import TagDecoder
 from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
 from botyard.models.encoder import require as require_encoder
 from botyard.models.entities import Entity, Matchers
 from botyard.models.errors import ModelError
-from botyard.models.featurizer import CHAR, Featurizer, ngram_hashes, ngram_hashes_of_pairs
+from botyard.models.featurizer import CHAR, Featurizer, ending_hashes, ngram_hashes, ngram_hashes_of_pairs
 from botyard.models.numerics import relu, softmax, softmax_shifted
 from botyard.models.text import tag_spans, tokenize
 from botyard.models.tuned import KIND as TUNED_KIND
@@ -151,6 +151,8 @@ class Predictor:
                 arrays["vocabulary"], arrays["idf"], arrays["families"], model["features"],
                 vectors, f32["vectors/center"] if vectors is not None else None,
             )
+            if self.featurizer.config.morphemes:  # a Korean bot's: the analyzer loads now, not on its first turn
+                korean.require(model.get("analyzer", korean.reference()))
             if model.get("context"):
                 if vectors is None:
                     raise ModelError("a snapshot with a sentence encoder needs word vectors")
@@ -277,6 +279,9 @@ class Predictor:
         :meth:`Featurizer.analyze` weighs it), times the embedding rows."""
         if len(lower) > 1 or self.featurizer.config.word_ngrams != 2:
             parts = [*parts, self._ngram_rows(lower)]
+        if self.featurizer.config.morphemes:  # a Korean utterance's ending (어요/EF, 까/EF ...)
+            rows = self.featurizer.rows(ending_hashes(lower))
+            parts = [*parts, rows[rows > 0]]
         rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         if not len(rows):
             return np.zeros(self.embed.shape[1], np.float32)
@@ -436,6 +441,8 @@ class Predictor:
             probs = tags[np.arange(len(path)), path].tolist() if spans else ()
             for entity, first, last in spans:  # confidence: the mean probability of the span's tags
                 start, end = tokens[first].start, tokens[last - 1].end
+                if self.featurizer.config.morphemes:  # 부츠를 -> 부츠: the particles stay out
+                    end = tokens[last - 1].start + korean.stem_end(tokens[last - 1].text)
                 conf = sum(probs[first:last]) / (last - first)
                 entities.append(Entity(entity, text[start:end], start, end, "model", round(conf, 4)))
         if self.matchers:

@@ -21,6 +21,7 @@ from botyard.events.bot import PRODUCTION, Bot
 from botyard.events.errors import UnknownBot
 from botyard.events.store import EventStore
 from botyard.events.turns import conversation_messages
+from botyard.models.languages import DEFAULT as DEFAULT_LANGUAGE
 from botyard.ops import conversation_test_runs as test_runs
 from botyard.ops import requests
 from botyard.ops.errors import AdminError
@@ -138,6 +139,7 @@ class Admin:
         manifest = dict(self.snapshots.load(info.id).manifest)
         definition = manifest.pop("definition", {}) or {}
         manifest["intents"] = sorted(_intents(definition))
+        manifest["language"] = definition.get("language", DEFAULT_LANGUAGE)  # an English bot's definition omits it
         return {"snapshot": info.to_dict(), "manifest": manifest}
 
     def log(self, tenant: str, bot: str) -> dict[str, Any]:

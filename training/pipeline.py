@@ -21,6 +21,7 @@ import numpy as np
 
 from botyard.dialogue.spec import parse_dialogue
 from botyard.models import encoder as sentence_encoder
+from botyard.models import korean
 from botyard.models import vectors as word_vectors
 from botyard.models.decoding import tag_prior
 from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
@@ -31,6 +32,7 @@ from botyard.snapshots.store import SnapshotInfo, SnapshotStore, latest
 from botyard.training.config import TrainConfig
 from botyard.training.dataset import Dataset, Example, data_hash, from_definition, split
 from botyard.training.errors import TrainingError
+from botyard.training.language import for_language
 from botyard.training.progress import Progress, encoding_progress, labelled
 
 NO_TOKENS = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64), 0)
@@ -50,6 +52,7 @@ def train(
 ) -> TrainResult:
     """Fit the model for a bot file and freeze it into snapshot content."""
     parse_dialogue(definition)  # every problem of the dialogue section, before any training
+    config = for_language(definition.language, config)  # a tier that cannot read it is refused here
     dataset = from_definition(definition)
     train_set, val_set = split(dataset, config.validation_share, config.seed)
     result = fit(dataset, train_set, val_set, config, progress, hvd=hvd)
@@ -318,6 +321,8 @@ def _fit_model(
         model_manifest["vectors"] = vectors.reference()
     if featurizer.context is not None:
         model_manifest["context"] = featurizer.context.reference()
+    if config.features.morphemes:
+        model_manifest["analyzer"] = korean.reference()
     predictor = Predictor({"model": model_manifest}, arrays)
     evaluation = evaluate(predictor, val_set) if val_set else {}
     model_manifest["threshold"] = calibrate(evaluation.get("scored", []), config.recall_target)

@@ -113,7 +113,7 @@ def test_declaration_in_the_bot_file():
      "entities.day.kind", "entity 'when' is already the date entity"),
     ({"timezone": "Europe/Brusels"}, "timezone", "unknown time zone 'Europe/Brusels'"),
     ({"timezone": 1}, "timezone", "unknown time zone 1"),
-    ({"language": "xx"}, "language", "must be one of ['en'], got 'xx'"),
+    ({"language": "xx"}, "language", "must be one of ['en', 'ko'], got 'xx'"),
 ])
 def test_bad_declarations_are_refused_naming_the_field(change, field, words):
     data = {**bot({}), **change}
