@@ -151,3 +151,18 @@ print(p.predict(sys.argv[4]).intent, "tensorflow" in sys.modules, "kiwipiepy" in
         out = subprocess.run([sys.executable, "-c", code, sid, str(tmp_path / sid), "", text],
                              capture_output=True, text=True, check=True).stdout.split()
         assert out[1:] == ["False", str(kiwi)], out
+
+
+@pytest.mark.slow
+def test_the_korean_example_bot_learns_and_its_conversation_tests_pass():
+    """examples/shop-support-ko.yml as `botyard train` trains it, and its conversation tests."""
+    from botyard.ops.conversation_test_runs import run
+    from botyard.ops.conversation_tests import load
+
+    examples = Path(__file__).resolve().parent.parent.parent / "examples"
+    result = train(load_bot(examples / "shop-support-ko.yml"), TrainConfig())
+    assert result.metrics["validation_accuracy"] >= 0.9 and result.metrics["validation_entity_f1"] >= 0.75, result.metrics
+    predictor = Predictor(result.manifest, result.arrays)
+    report = run(load(examples / "shop-support-ko.tests.yml", definition=predictor.definition), predictor)
+    assert report.passed, report.failed_turns()
+    assert report.summary["turns"] == 27
