@@ -38,6 +38,11 @@ class Reply:
     confidence: float
     snapshot: str
     fallback: bool = False
+    fallback_reason: str | None = None
+    """Why the turn fell back: ``out_of_scope_class``, ``no_known_word``, ``low_score`` or
+    ``low_confidence`` (nil when it did not; for a retried turn whose text now gets another answer)."""
+    score: float | None = None
+    """The in-scope score: how much the text resembles the bot's examples (nil without one)."""
     turn_id: str | None = None
     entities: list[dict[str, Any]] = field(default_factory=list)
     """``{entity, value, start, end, extractor, confidence}`` per entity in the user's text."""

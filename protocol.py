@@ -477,22 +477,30 @@ REPLY_FIELDS = ("turn", "turn_id", "intent", "confidence", "reply", "fallback", 
 retried turn id again."""
 
 
+UNRECORDED_FIELDS = ("fallback_reason", "score")
+"""Reply fields that the turn's event does not record (events are forever, and these describe the
+model's reasoning, not the conversation): why the turn fell back and its in-scope score. A
+retried turn's reply has its own classification's when that gives the recorded answer, else nil."""
+
+
 NO_DIALOGUE = {"slots": {}, "form": None, "asked": None, "handed_off": False}
 """The dialogue fields of a reply for a conversation without dialogue state."""
 
 
 def reply_body(conversation_id: str, turn: Mapping[str, Any], node: str,
-               dialogue: Mapping[str, Any] = NO_DIALOGUE) -> dict[str, Any]:
+               dialogue: Mapping[str, Any] = NO_DIALOGUE, unrecorded: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The reply to a turn, as the wire carries it (``docs/protocol.md``).
 
     ``turn`` holds a record's :data:`REPLY_FIELDS` (``TurnRecord.reply_fields()``, or one of
     a conversation's recent turns); ``node`` is the node answering, which for a retry may
     not be the one that recorded the turn; ``dialogue``: the conversation's ``slots``, active
     ``form``, the slot it ``asked`` for and whether it is ``handed_off``, after the turn (for
-    a retry: now).
+    a retry: now); ``unrecorded``: :data:`UNRECORDED_FIELDS` of the turn as just classified (nil
+    when not given: the turn's event does not hold them).
     """
-    return {**_reply_fields(conversation_id, turn, node), "slots": dict(dialogue["slots"]), "form": dialogue["form"],
-            "asked": dialogue["asked"], "handed_off": dialogue["handed_off"]}
+    extra = {name: (unrecorded or {}).get(name) for name in UNRECORDED_FIELDS}
+    return {**_reply_fields(conversation_id, turn, node), **extra, "slots": dict(dialogue["slots"]),
+            "form": dialogue["form"], "asked": dialogue["asked"], "handed_off": dialogue["handed_off"]}
 
 
 def _reply_fields(conversation_id: str, turn: Mapping[str, Any], node: str) -> dict[str, Any]:

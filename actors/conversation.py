@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import pykka
 
@@ -187,7 +187,8 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             self.pending.append(proactive_message(turn, conversation, node_id=self.node_id))
             return
         if previous is not None:  # a retry of a turn already recorded: answer it again
-            body = protocol.reply_body(req.conversation_id, previous, self.node_id, conversation.dialogue_view())
+            body = protocol.reply_body(req.conversation_id, previous, self.node_id, conversation.dialogue_view(),
+                                       unrecorded=_unrecorded(turn) if _same_answer(turn, previous) else None)
             self.pending.append(Pending(turn, conversation, body))
             return
         number = conversation.turns + 1
@@ -219,7 +220,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         )
         conversation.record_turn(**record.as_dict())
         view = conversation.dialogue_view()
-        body = protocol.reply_body(req.conversation_id, record.reply_fields(), self.node_id, view)
+        body = protocol.reply_body(req.conversation_id, record.reply_fields(), self.node_id, view, unrecorded=_unrecorded(turn))
         notices: tuple[Outgoing, ...] = ()
         if view["handed_off"]:
             handed = next((e for e in outcome.events if isinstance(e, HandedOff)), None)
@@ -407,3 +408,15 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             del self.resident[key]
             dropped += 1
         return dropped
+
+
+def _unrecorded(turn: ClassifiedTurn) -> dict[str, Any]:
+    """The reply fields a turn's event does not hold (``protocol.UNRECORDED_FIELDS``)."""
+    return {"fallback_reason": turn.fallback_reason, "score": turn.score}
+
+
+def _same_answer(turn: ClassifiedTurn, recorded: Mapping[str, Any]) -> bool:
+    """Whether a retried turn, classified again, got the recorded answer (the same snapshot, intent,
+    confidence and fallback): then its unrecorded fields are the recorded turn's too."""
+    return (recorded.get("snapshot"), recorded.get("intent"), recorded.get("confidence"), recorded.get("fallback")) == (
+        turn.snapshot, turn.intent, turn.confidence, turn.fallback)

@@ -262,7 +262,8 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
             return
         classified = ClassifiedTurn(
             work, prediction.intent, prediction.confidence, snapshot_id, predictor.definition,
-            tuple(e.to_dict() for e in prediction.entities), prediction.fallback,
+            tuple(e.to_dict() for e in prediction.entities), prediction.fallback, prediction.fallback_reason,
+            None if prediction.score is None else round(prediction.score, 4),
         )
         ref = self.route(work)
         self.classified.setdefault(ref.actor_urn, (ref, []))[1].append(classified)

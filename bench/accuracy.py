@@ -7,6 +7,7 @@
     python bench/accuracy.py --data hwu64+cascade  # the bag model, the context tier when it is unsure
     python bench/accuracy.py --data snips+tuned    # the bag model blended with a fine-tuned MiniLM
     python bench/accuracy.py --unknown 0.25 0.5    # unknown-intent detection: BANKING77, HWU64 (see unknown_main)
+    python bench/accuracy.py --spread 5            # the fallback threshold over 5 seeds, bot20 (see spread_main)
     python bench/accuracy.py --data ko-3i4k        # Korean (7 speech acts): morphemes + character n-grams
 
 Trains on each data set's train split only, evaluates on its test split, and prints
@@ -39,15 +40,14 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from botyard.models.definition import OUT_OF_SCOPE  # noqa: E402
 from botyard.models.runtime import Predictor, cascade_parts  # noqa: E402
 from botyard.models.text import tag_spans  # noqa: E402
 from botyard.models.tuned import KIND as TUNED_KIND  # noqa: E402
 from botyard.snapshots.format import pack, unpack  # noqa: E402
 from botyard.training.config import TrainConfig  # noqa: E402
-from botyard.training.dataset import Example, make_dataset, split  # noqa: E402
+from botyard.training.dataset import Example, folds, make_dataset  # noqa: E402
 from botyard.training.language import for_language  # noqa: E402
-from botyard.training.pipeline import fit  # noqa: E402
+from botyard.training.pipeline import fit, train_dataset  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "intents"
 
@@ -107,6 +107,10 @@ CONFIGS["ko-3i4k"] = for_language("ko", replace(BIG, epochs=10))
 # Half-precision embedding tables (`botyard train --float16`): the same training, rounded weights.
 for _name in ("snips", "banking77", "hwu64", "bot20"):
     CONFIGS[f"{_name}+f16"] = replace(CONFIGS[_name], float16=True)
+# As before issue 26: no in-scope score (the confidence threshold decides), and bot20 calibrated on one
+# held-out tenth with no final fit (one training). The same arrays otherwise: what the score costs.
+for _name in ("snips", "banking77", "hwu64", "bot20"):
+    CONFIGS[f"{_name}+before"] = replace(CONFIGS[_name], scope=False, folds=1, no_final_fit=True)
 
 
 def _seq_split(folder: Path) -> list[Example]:
@@ -375,8 +379,9 @@ def run(name: str, config: TrainConfig, progress: bool) -> dict:
     train, valid, test = load(name)
     dataset = make_dataset(train + valid + test)
     dataset = replace(dataset, examples=tuple(train))
-    if name.split("+")[0] == "bot20":  # like `botyard train`: hold out a share of the bot's examples
-        train, valid = split(dataset, config.validation_share, config.seed)
+    bot = name.split("+")[0] == "bot20"  # trained as `botyard train` trains it: folds, then every example
+    if bot and config.no_final_fit:  # the snapshot's model is the first fold's: the SVM gets its examples
+        train = folds(dataset, config.folds_for(len(train)), config.seed, config.validation_share)[0][0]
 
     def show(r):
         if progress and "stage" in r:
@@ -386,7 +391,7 @@ def run(name: str, config: TrainConfig, progress: bool) -> dict:
             print(f"  {name} epoch {r['epoch']}/{r['epochs']} loss {r['loss']:.4f}{extra}", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    result = fit(dataset, train, valid, config, show)
+    result = train_dataset(dataset, config, show) if bot else fit(dataset, train, valid, config, show)
     train_s = time.perf_counter() - started
     snapshot_id, data = pack(result.manifest, result.arrays)
     predictor = Predictor(result.manifest, result.arrays)
@@ -476,28 +481,33 @@ def svm_unknown(train: list[Example], valid: list[Example], known: list[Example]
 
 def botyard_unknown(train: list[Example], known: list[Example], oos: list[Example], config: TrainConfig,
                     show=None) -> tuple[dict, list[Example], list[Example]]:
-    """botyard's model trained on ``train`` as `botyard train` trains a bot; its figures on the
-    known and unknown test utterances, the examples it fitted and those it held out."""
+    """botyard's model trained on ``train`` as `botyard train` trains a bot (``train_dataset``:
+    calibrated on held-out folds, then fitted on every example); its figures on the known and
+    unknown test utterances, and the examples the first fold fitted and held out (the SVM's
+    split). AUROC ranks by the in-scope score (by the confidence without one); an answer that
+    falls back for another reason (no known word, the out-of-scope class) ranks lowest."""
     dataset = make_dataset(train)
-    fit_set, valid = split(dataset, config.validation_share, config.seed)
-    result = fit(dataset, fit_set, valid, config, show)
+    result = train_dataset(dataset, config, show)
     p = Predictor(result.manifest, result.arrays)
 
     def answer(examples):
         labels, back, score = [], [], []
         for e in examples:
-            intent, _, _, knows = p._outputs(list(e.tokens))
-            best = int(intent.argmax())
-            conf = float(intent[best])
-            labels.append(p.labels[best])
-            back.append(p.labels[best] == OUT_OF_SCOPE or conf < p.threshold or not knows)
-            score.append(2.0 if not knows else -conf)
-        return np.array(labels), np.array(back), np.array(score)
+            a = p.assess_tokens(list(e.tokens))
+            labels.append(a.intent)
+            back.append(a.fallback_reason is not None)
+            forced = a.fallback_reason in ("no_known_word", "out_of_scope_class")
+            score.append(np.inf if forced else -(a.score if a.score is not None and p.score_threshold is not None
+                                                  else a.confidence))
+        return np.array(labels), np.array(back), np.nan_to_num(np.array(score), posinf=1e9)
 
     k_label, k_back, k_score = answer(known)
     _, o_back, o_score = answer(oos)
     figures = oos_figures(k_label == np.array([e.intent for e in known]), k_back, o_back, k_score, o_score)
-    return {**figures, "threshold": p.threshold}, fit_set, valid
+    threshold = p.score_threshold if p.score_threshold is not None else p.threshold
+    calibration = result.manifest["model"].get("calibration") or {}
+    fit_set, valid = folds(dataset, 1, config.seed, config.validation_share)[0]
+    return {**figures, "threshold": threshold, "method": calibration.get("method")}, fit_set, valid
 
 
 def unknown_main(shares: list[float], names: list[str], draws: int, progress: bool, seed: int | None,
@@ -546,6 +556,57 @@ def unknown_main(shares: list[float], names: list[str], draws: int, progress: bo
     print(json.dumps(rows))
 
 
+# -- calibration's spread over seeds ------------------------------------------------------------
+
+def spread_main(names: list[str], seeds: int, epochs: int | None) -> None:
+    """Train each data set's training examples as `botyard train` trains a bot, with seeds 0 to
+    ``seeds - 1``, before issue 26 (one held-out tenth, the confidence threshold, no final fit) and
+    now (folds, the in-scope score, a final fit on every example): the thresholds' min-max over the
+    seeds, the folds' own spread, and test accuracy (argmax) of the snapshot's model."""
+    rows = []
+    for name in names:
+        train, _, test = load(name)
+        dataset = make_dataset(train)
+        base = CONFIGS[name] if epochs is None else replace(CONFIGS[name], epochs=epochs)
+        variants = {"before": replace(base, folds=1, no_final_fit=True, scope=False), "now": base}
+        for label, config in variants.items():
+            for seed in range(seeds):
+                started = time.perf_counter()
+                result = train_dataset(dataset, replace(config, seed=seed))
+                model = result.manifest["model"]
+                calibration = model.get("calibration") or {}
+                p = Predictor(result.manifest, result.arrays)
+                acc = float(np.mean([p.predict_tokens(e.tokens)[0] == e.intent for e in test]))
+                score = (model.get("scope") or {}).get("threshold")
+                row = {"data": name, "variant": label, "seed": seed, "threshold": model["threshold"], "score": score,
+                       "method": calibration.get("method"), "held_out": calibration.get("held_out"),
+                       "fold_spread": (calibration.get("score") or calibration.get("confidence") or {}).get("spread"),
+                       "validation_accuracy": result.metrics.get("validation_accuracy"), "test_accuracy": acc,
+                       "seconds": time.perf_counter() - started}
+                rows.append(row)
+                print(f"  {name} {label} seed {seed}: confidence threshold {row['threshold']:.3f}"
+                      + (f", score threshold {score:.3f}" if score is not None else "")
+                      + f" ({row['method']}, {row['held_out']} held out), test accuracy {100 * acc:.2f}, "
+                      f"{row['seconds']:.0f} s", file=sys.stderr, flush=True)
+    print()
+    print("| data | calibration | rule | thresholds over the seeds | min-max | folds' own spread (mean) "
+          "| held-out accuracy | test accuracy | s per training |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in names:
+        for label in ("before", "now"):
+            group = [r for r in rows if r["data"] == name and r["variant"] == label]
+            key = "score" if group[0]["score"] is not None else "threshold"
+            values = [r[key] for r in group]
+            spreads = [r["fold_spread"] for r in group if r["fold_spread"] is not None]
+            print(f"| {name} | {label}: {group[0]['method']} | {'in-scope score' if key == 'score' else 'confidence'} "
+                  f"| {' / '.join(f'{v:.3f}' for v in values)} | {max(values) - min(values):.3f} "
+                  f"| {f'{np.mean(spreads):.3f}' if spreads else '–'} "
+                  f"| {100 * np.mean([r['validation_accuracy'] for r in group]):.2f} "
+                  f"| {100 * np.mean([r['test_accuracy'] for r in group]):.2f} "
+                  f"| {np.mean([r['seconds'] for r in group]):.0f} |")
+    print(json.dumps(rows))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", action="append", choices=sorted(CONFIGS), help="data set (repeatable; default all)")
@@ -556,7 +617,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="unknown-intent detection: hold out these shares of the intents as unknown "
                              f"(data sets: --data, default {' and '.join(UNKNOWN_DATA)})")
     parser.add_argument("--draws", type=int, default=3, help="with --unknown: random draws of the unknown intents")
+    parser.add_argument("--spread", type=int, metavar="SEEDS",
+                        help="the fallback threshold's spread over this many seeds (data sets: --data, default bot20)")
     args = parser.parse_args(argv)
+    if args.spread:
+        spread_main(args.data or ["bot20"], args.spread, args.epochs)
+        return
     if args.unknown:
         unknown_main(args.unknown, args.data or list(UNKNOWN_DATA), args.draws, not args.quiet, args.seed, args.epochs)
         return

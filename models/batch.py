@@ -33,9 +33,11 @@ def _weighted_rows(table: np.ndarray, rows: np.ndarray, weights: np.ndarray, seg
     return np.asarray(mix @ table, dtype=np.float32)
 
 
-def predict_batch(p: Predictor, texts: Sequence[str], *, answer: Predictor | None = None) -> list[Prediction]:
+def predict_batch(p: Predictor, texts: Sequence[str], *, answer: Predictor | None = None,
+                  scores: Sequence[float | None] | None = None) -> list[Prediction]:
     """:meth:`Predictor.predict` for every text (a cascade's second model for those its gate sends
-    on). ``answer``: the predictor whose threshold, matchers and decoder make the answers (``p``)."""
+    on). ``answer``: the predictor whose threshold, matchers and decoder make the answers (``p``);
+    ``scores``: the texts' in-scope scores, when another model (a cascade's first) computed them."""
     answer = answer or p
     n = len(texts)
     if n == 0:
@@ -122,6 +124,8 @@ def predict_batch(p: Predictor, texts: Sequence[str], *, answer: Predictor | Non
     intent = softmax(logits)
     best = intent.argmax(axis=1)
     confidence = intent[np.arange(n), best]
+    if scores is None:
+        scores = p.scope.scores(sentence, best, confidence).tolist() if p.scope is not None else [None] * n
 
     tag_probs = None
     if p.has_tags and x is not None:
@@ -142,7 +146,7 @@ def predict_batch(p: Predictor, texts: Sequence[str], *, answer: Predictor | Non
         out.append(
             answer.prediction(
                 text, tokens[i] if decode else (), p.labels[int(best[i])], float(confidence[i]), tags, shifted,
-                knows_a_word=bool(knows_a_word[i]),
+                knows_a_word=bool(knows_a_word[i]), score=scores[i],
             )
         )
     if p.fallback is not None:  # the utterances the bag model is unsure of: the second model's answers
@@ -152,7 +156,8 @@ def predict_batch(p: Predictor, texts: Sequence[str], *, answer: Predictor | Non
             for i in sent:
                 out[i] = p.predict(texts[i])
             return out
-        for i, prediction in zip(sent, predict_batch(p.fallback, [texts[i] for i in sent], answer=answer) if sent else ()):
+        second = predict_batch(p.fallback, [texts[i] for i in sent], answer=answer, scores=[scores[i] for i in sent])
+        for i, prediction in zip(sent, second if sent else ()):
             out[i] = prediction
     return out
 

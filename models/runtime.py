@@ -21,7 +21,7 @@ costs. A tuned cascade's (``--tuned``) second model is a fine-tuned encoder
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -33,6 +33,8 @@ from botyard.models.entities import Entity, Matchers
 from botyard.models.errors import ModelError
 from botyard.models.featurizer import CHAR, Featurizer, ending_hashes, ngram_hashes, ngram_hashes_of_pairs
 from botyard.models.numerics import relu, softmax, softmax_shifted
+from botyard.models.scope import Scope
+from botyard.models.scope import arrays_of as has_scope
 from botyard.models.text import tag_spans, tokenize
 from botyard.models.tuned import KIND as TUNED_KIND
 from botyard.models.tuned import TunedModel
@@ -73,12 +75,35 @@ class Prediction:
     entities: tuple[Entity, ...] = ()
     fallback: bool = False
     """True when the bot should say "I don't know": out of scope or below the threshold."""
+    fallback_reason: str | None = None
+    """Why it falls back (None when it does not): :data:`FALLBACK_REASONS`."""
+    score: float | None = None
+    """The in-scope score (:mod:`botyard.models.scope`; None for a snapshot without one)."""
+
+
+FALLBACK_REASONS = ("out_of_scope_class", "no_known_word", "low_score", "low_confidence")
+"""Why a turn falls back, in the order they are checked: the model's best label is the bot's
+``out_of_scope`` examples; no word of the utterance is one the model was trained on; the
+in-scope score is below the snapshot's calibrated threshold; the intent's confidence is below
+the threshold (a snapshot without an in-scope score, or a bot file that fixes the threshold)."""
+
+
+class Assessment(NamedTuple):
+    """What :meth:`Predictor.assess_tokens` says of pre-tokenised words (evaluation, calibration)."""
+
+    intent: str
+    confidence: float
+    tags: list[str]
+    score: float | None
+    knows_a_word: bool
+    fallback_reason: str | None
 
 
 def _blended(own: tuple, second: tuple, weight: float) -> tuple:
     """``(1 - weight) * own + weight * second`` of two models' :meth:`Predictor._outputs` (intent
     and tag probabilities, the tags' log-probabilities minus each token's largest); whether the
-    utterance has a known word is the first model's to say."""
+    utterance has a known word is the first model's to say (and its in-scope score, which
+    :meth:`Predictor._outputs` adds)."""
     w = np.float32(weight)
     intent = (1 - w) * own[0] + w * second[0]
     if own[1] is None or second[1] is None:
@@ -191,6 +216,11 @@ class Predictor:
         calibrated = model.get("threshold", 0.5)
         configured = self.definition.fallback.threshold if self.definition else None
         self.threshold: float = calibrated if configured is None else configured
+        self.scope = Scope(model["scope"], arrays) if model.get("scope") and has_scope(arrays) else None
+        """The in-scope score of this (bag) model, :mod:`botyard.models.scope` (None: not in the snapshot)."""
+        self.score_threshold: float | None = self.scope.threshold if self.scope is not None and configured is None else None
+        """Falls back below this in-scope score (None: the confidence threshold decides; a bot file
+        that fixes ``fallback.threshold`` fixes the whole rule)."""
         d = self.definition
         self.matchers = Matchers(d.entities, language=d.language, timezone=d.timezone) if d else Matchers(())
         self.nbytes = sum(a.nbytes for a in arrays.values())
@@ -306,16 +336,17 @@ class Predictor:
         """Intent probabilities and, if the bot has learned entities, tag probabilities per token."""
         return self._outputs(tokens)[:2]
 
-    def _outputs(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
-        """:meth:`forward`'s, the tag logits minus each token's largest (for decoding), and
-        whether any token is a word the model was trained on. In a cascade, the second
-        model's when this one's intent confidence is below the gate."""
+    def _outputs(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool, float | None]:
+        """:meth:`forward`'s, the tag logits minus each token's largest (for decoding),
+        whether any token is a word the model was trained on, and the in-scope score (None
+        without one). In a cascade, the second model's when this one's intent confidence is
+        below the gate (the score stays this model's)."""
         out = self._decided.pop(tuple(tokens), None) if self._decided else None
         if out is None:
             out = self._own_outputs(tokens)
         if self.fallback is not None and out[0].max() < self.gate:
             second = self.fallback._outputs(tokens)
-            return second if self.blend == 1.0 else _blended(out, second, self.blend)
+            return (*(second if self.blend == 1.0 else _blended(out, second, self.blend))[:4], out[4])
         return out
 
     def escalates(self, tokens: Sequence[str]) -> bool:
@@ -329,7 +360,11 @@ class Predictor:
         self._decided[tuple(tokens)] = out
         return bool(out[0].max() < self.gate)
 
-    def _own_outputs(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
+    def sentence_vector(self, tokens: Sequence[str]) -> np.ndarray:
+        """The sentence layer's output for the tokens (what the in-scope score reads)."""
+        return self._own_outputs(tokens, sentence_only=True)
+
+    def _own_outputs(self, tokens: Sequence[str], sentence_only: bool = False):
         f = self.featurizer
         context = f.context.encode(tokens) if f.context is not None else None
         if self._first is None:  # no token convolutions, no per-token cache: every token at once
@@ -357,6 +392,8 @@ class Predictor:
             sentence = relu(np.concatenate([bag, vec]) @ self.w_sent + self.b_sent)
         else:
             sentence = relu(bag @ self.w_sent + self.b_sent)
+        if sentence_only:
+            return sentence
         x = None
         if self._first is not None and tokens:
             # Conv1D(padding="same") as products per token and shifted sums: the first
@@ -385,12 +422,16 @@ class Predictor:
         if self.skip:
             logits += raw @ self.w_int[-len(raw) :]
         intent = softmax(logits)
+        score = None
+        if self.scope is not None:
+            best = int(intent.argmax())
+            score = self.scope.score(sentence, best, float(intent[best]))
         if not self.has_tags or x is None:
-            return intent, None, None, knows_a_word
+            return intent, None, None, knows_a_word, score
         # [x, sentence] @ W == x @ W[:conv] + sentence @ W[conv:]
         split = x.shape[1]
         logits = x @ self.w_tag[:split] + (sentence @ self.w_tag[split:] + self.b_tag)
-        return (intent, *softmax_shifted(logits), knows_a_word)
+        return (intent, *softmax_shifted(logits), knows_a_word, score)
 
     # ------------------------------------------------------------------ serving
     def decode(self, tag_probs: np.ndarray, shifted: np.ndarray | None = None) -> list[int]:
@@ -399,20 +440,38 @@ class Predictor:
 
     def predict_tokens(self, tokens: Sequence[str]) -> tuple[str, float, list[str]]:
         """Intent, confidence and one BIO tag per token (for evaluation on pre-tokenised data)."""
-        intent, tags, shifted, _ = self._outputs(tokens)
+        return self.assess_tokens(tokens)[:3]
+
+    def assess_tokens(self, tokens: Sequence[str]) -> Assessment:
+        """:meth:`predict_tokens` with the in-scope score, whether a word is known, and why the
+        answer would fall back (None: it would not)."""
+        intent, tags, shifted, knows_a_word, score = self._outputs(tokens)
         best = int(intent.argmax())
         tag_names = [self.tags[i] for i in self.decode(tags, shifted)] if tags is not None else ["O"] * len(tokens)
-        return self.labels[best], float(intent[best]), tag_names
+        label, confidence = self.labels[best], float(intent[best])
+        reason = self.fallback_reason(label, confidence, knows_a_word, score)
+        return Assessment(label, confidence, tag_names, score, knows_a_word, reason)
+
+    def fallback_reason(self, label: str, confidence: float, knows_a_word: bool, score: float | None) -> str | None:
+        """Why an answer falls back (:data:`FALLBACK_REASONS`), or None."""
+        if label == OUT_OF_SCOPE:
+            return "out_of_scope_class"
+        if not knows_a_word:
+            return "no_known_word"
+        if self.score_threshold is not None and score is not None:
+            return "low_score" if score < self.score_threshold else None
+        return "low_confidence" if confidence < self.threshold else None
 
     def predict(self, text: str, now: float | None = None) -> Prediction:
         """``now``: the turn's time (seconds since the epoch), which relative dates and times
         (``tomorrow``, ``in two hours``) count from; default: the current time."""
         tokens = tokenize(text)
         words = [t.text for t in tokens]
-        intent, tags, shifted, knows_a_word = self._outputs(words)
+        intent, tags, shifted, knows_a_word, score = self._outputs(words)
         best = int(intent.argmax())
         return self.prediction(
-            text, tokens, self.labels[best], float(intent[best]), tags, shifted, knows_a_word=knows_a_word, now=now
+            text, tokens, self.labels[best], float(intent[best]), tags, shifted, knows_a_word=knows_a_word, now=now,
+            score=score,
         )
 
     def at(self, prediction: Prediction, text: str, now: float) -> Prediction:
@@ -428,12 +487,14 @@ class Predictor:
     def prediction(
         self, text: str, tokens: Sequence, label: str, confidence: float, tags: np.ndarray | None,
         shifted: np.ndarray | None = None, *, knows_a_word: bool = True, now: float | None = None,
+        score: float | None = None,
     ) -> Prediction:
         """The answer from the network's outputs: entities cut from the best tag path (if
         ``tags``; ``shifted``: the tag logits minus each token's largest, see :meth:`decode`),
-        the matchers' entities, and whether to fall back: out of scope, below the threshold,
-        or no word the model was trained on (see :meth:`Featurizer.token_rows`). ``now``: the
-        turn's time, for relative dates and times (see :meth:`predict`)."""
+        the matchers' entities, and whether to fall back and why (:meth:`fallback_reason`: out
+        of scope, no word the model was trained on, see :meth:`Featurizer.token_rows`, or below
+        the in-scope ``score``'s or the confidence's threshold). ``now``: the turn's time, for
+        relative dates and times (see :meth:`predict`)."""
         entities: list[Entity] = []
         if tags is not None:
             path = self.decode(tags, shifted)
@@ -448,5 +509,5 @@ class Predictor:
         if self.matchers:
             entities.extend(self.matchers.find(text, now))
         entities.sort(key=lambda e: (e.start, -e.end, e.entity))
-        fallback = label == OUT_OF_SCOPE or confidence < self.threshold or not knows_a_word
-        return Prediction(label, confidence, tuple(entities), fallback)
+        reason = self.fallback_reason(label, confidence, knows_a_word, score)
+        return Prediction(label, confidence, tuple(entities), reason is not None, reason, score)

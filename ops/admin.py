@@ -361,9 +361,26 @@ def manifest_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
         "intents": {"added": sorted(set(ib) - set(ia)), "removed": sorted(set(ia) - set(ib)), "changed": changed},
         "training": {k: {"a": ta.get(k), "b": tb.get(k)} for k in sorted(set(ta) | set(tb)) if ta.get(k) != tb.get(k)},
         "threshold": {"a": (a.get("model") or {}).get("threshold"), "b": (b.get("model") or {}).get("threshold")},
+        "calibration": {"a": calibration_summary(a), "b": calibration_summary(b)},
         "created_at": {"a": a.get("created_at"), "b": b.get("created_at")},
         "parent": {"a": a.get("parent"), "b": b.get("parent")},
     }
+
+
+def calibration_summary(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How a snapshot's fallback rule was calibrated (``model.calibration``): the method, folds,
+    held-out answers, whether the model was trained again on every example, and per rule (the
+    in-scope ``score``'s, the ``confidence``'s) its threshold, the spread of the folds' own and
+    the prior's weight. None for a snapshot from before issue 26."""
+    model = manifest.get("model") or {}
+    calibration = model.get("calibration")
+    if not calibration:
+        return None
+    out = {k: calibration.get(k) for k in ("method", "folds", "held_out", "final_fit")}
+    for rule in ("score", "confidence"):
+        if calibration.get(rule):
+            out[rule] = {k: calibration[rule].get(k) for k in ("threshold", "spread", "prior_weight")}
+    return out
 
 
 def _intents(definition: Mapping[str, Any] | None) -> dict[str, Any]:

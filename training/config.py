@@ -44,6 +44,15 @@ def setting(help: str, **limits: Any) -> dict[str, Setting]:
     return {SETTING: Setting(help, **limits)}
 
 
+CV_EXAMPLES = 3000
+"""Up to this many examples, :data:`CV_FOLDS` folds calibrate (a held-out tenth of a small bot is a
+handful of answers: bot20's threshold moved 0.24 over 5 seeds); above it, one held-out tenth (300
+answers or more)."""
+CV_FOLDS = 3
+"""Folds of a small bot: bot20's in-scope threshold over 5 seeds within 0.016 with 3 folds, 0.026
+with 5 (docs/accuracy.md), for 4 trainings' time instead of 6."""
+
+
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     epochs: int = field(default=30, metadata=setting("passes over the training examples", ge=1, le=1000))
@@ -73,7 +82,21 @@ class TrainConfig:
     validation_share: float = 0.1
     """Share of each intent's examples held out to calibrate the threshold and report accuracy."""
     recall_target: float = 0.95
-    """Without out-of-scope examples the threshold keeps this share of correct validation answers."""
+    """The fallback threshold keeps this share of the correct held-out answers (the in-scope
+    score's always; the confidence's without out-of-scope examples)."""
+    folds: int = field(default=0, metadata=setting(
+        "cross-validation folds that calibrate the fallback threshold and measure held-out accuracy "
+        "(0: 3 for a bot of up to 3,000 examples, else one held-out tenth; a cascade: one tenth)", ge=0, le=20))
+    """Calibration: every example of an intent with at least 5 is held out once, by one of this many
+    models, and the threshold is chosen on all their answers together (0: :func:`folds_for`)."""
+    no_final_fit: bool = field(default=False, metadata=setting(
+        "after calibrating, do not train again on every example: the snapshot's model is one trained "
+        "without the held-out examples (one training instead of one per fold and a final one)"))
+    """Without it, after the folds have calibrated the threshold and measured the held-out accuracy,
+    the snapshot's model is trained once more on every example."""
+    scope: bool = True
+    """Compute the in-scope score (:mod:`botyard.models.scope`) and fall back below its calibrated
+    threshold; False: the confidence threshold alone, as before issue 26."""
     vectors: bool = True
     """Feed the shared pretrained word vectors (:mod:`botyard.models.vectors`) next to the
     hashed n-grams, if they are installed; the snapshot then refers to them by hash."""
@@ -131,6 +154,13 @@ class TrainConfig:
     def context_tier_epochs(self) -> int:
         """A cascade's context tier's epochs: ``context_epochs``, else ``epochs``."""
         return self.context_epochs or self.epochs
+
+    def folds_for(self, examples: int) -> int:
+        """How many models calibrate: ``folds``, else :data:`CV_FOLDS` for a bot of up to
+        :data:`CV_EXAMPLES` examples and 1 (a held-out tenth) for a bigger one or a cascade."""
+        if self.folds:
+            return self.folds
+        return 1 if self.is_cascade or examples > CV_EXAMPLES else CV_FOLDS
 
     @property
     def is_cascade(self) -> bool:

@@ -67,6 +67,40 @@ def split(dataset: Dataset, share: float, seed: int) -> tuple[list[Example], lis
     return train, val
 
 
+HELD_OUT_MIN = 5
+"""A label with fewer examples is never held out (training keeps them all)."""
+
+
+def folds(dataset: Dataset, k: int, seed: int, share: float = 0.1) -> list[tuple[list[Example], list[Example]]]:
+    """``k`` (train, held-out) pairs in which every example of a label with at least
+    :data:`HELD_OUT_MIN` is held out exactly once (each label's examples shuffled, then dealt
+    to the folds in turn, each label starting where the last one stopped, so the folds differ in
+    size by one at most). ``k`` = 1: :func:`split`, holding out ``share``."""
+    if k <= 1:
+        return [split(dataset, share, seed)]
+    rng = random.Random(seed)
+    by_label: dict[str, list[Example]] = {}
+    for e in dataset.examples:
+        by_label.setdefault(e.intent, []).append(e)
+    held: list[list[Example]] = [[] for _ in range(k)]
+    kept: list[Example] = []
+    at = 0
+    for label in dataset.labels:
+        group = list(by_label.get(label, ()))
+        rng.shuffle(group)
+        if len(group) < HELD_OUT_MIN:
+            kept += group
+            continue
+        for e in group:
+            held[at % k].append(e)
+            at += 1
+    out = []
+    for i in range(k):
+        rest = [e for j in range(k) if j != i for e in held[j]]
+        out.append((kept + rest, held[i]))
+    return out
+
+
 def data_hash(examples: Sequence[Example]) -> str:
     data = [[list(e.tokens), e.intent, list(e.tags)] for e in examples]
     return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()

@@ -15,13 +15,14 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
 from botyard.dialogue.spec import parse_dialogue
 from botyard.models import encoder as sentence_encoder
 from botyard.models import korean
+from botyard.models import scope as in_scope
 from botyard.models import vectors as word_vectors
 from botyard.models.decoding import tag_prior
 from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
@@ -30,7 +31,7 @@ from botyard.models.runtime import CASCADE, MODEL_KIND, Predictor
 from botyard.models.text import tag_spans
 from botyard.snapshots.store import SnapshotInfo, SnapshotStore, latest
 from botyard.training.config import TrainConfig
-from botyard.training.dataset import Dataset, Example, data_hash, from_definition, split
+from botyard.training.dataset import Dataset, Example, data_hash, folds, from_definition
 from botyard.training.errors import TrainingError
 from botyard.training.language import for_language
 from botyard.training.progress import Progress, encoding_progress, labelled
@@ -45,6 +46,23 @@ class TrainResult:
     arrays: dict[str, np.ndarray]
     metrics: dict[str, Any]
     seconds: float
+    scored: tuple = ()
+    """The held-out answers, :class:`Scored` each (what calibration reads)."""
+    counts: tuple = ()
+    """Held-out ``(correct, entity true positives, predicted spans, gold spans, examples)``."""
+
+
+class Scored(NamedTuple):
+    """One held-out answer, as calibration reads it."""
+
+    correct: bool
+    out_of_scope: bool
+    """The example is one of the bot's out-of-scope examples."""
+    predicted_out_of_scope: bool
+    confidence: float
+    score: float | None
+    """The in-scope score (None: the model has none)."""
+    knows_a_word: bool = True
 
 
 def train(
@@ -54,8 +72,7 @@ def train(
     parse_dialogue(definition)  # every problem of the dialogue section, before any training
     config = for_language(definition.language, config)  # a tier that cannot read it is refused here
     dataset = from_definition(definition)
-    train_set, val_set = split(dataset, config.validation_share, config.seed)
-    result = fit(dataset, train_set, val_set, config, progress, hvd=hvd)
+    result = train_dataset(dataset, config, progress, hvd=hvd)
     explicit = definition.fallback.threshold
     if explicit is not None:  # the bot file's threshold is the snapshot's; calibration's choice is only a figure
         result.metrics["calibrated_threshold"] = result.manifest["model"]["threshold"]
@@ -93,6 +110,121 @@ def save_result(
     return store.save(result.manifest, result.arrays)
 
 
+def train_dataset(dataset: Dataset, config: TrainConfig = TrainConfig(), progress: Progress | None = None, *,
+                  hvd=None) -> TrainResult:
+    """Calibrate on held-out folds, then fit on every example (:func:`train` without a bot file).
+
+    ``config.folds_for`` models are trained, each without one fold of the examples; their
+    answers to the examples they did not see, all together, choose the thresholds (in-scope
+    score and confidence; :func:`calibrate_score`, :func:`calibrate`, each drawn towards a
+    prior when there is little to go on) and give the held-out figures. Then, unless
+    ``no_final_fit``, one more model is trained on every example: the snapshot's. With one fold
+    and ``no_final_fit`` this is the training of before issue 26 (a held-out tenth, one model).
+    """
+    started = time.perf_counter()
+    k = config.folds_for(len(dataset.examples))
+    pairs = folds(dataset, k, config.seed, config.validation_share)
+    final = not config.no_final_fit
+    fitted: list[TrainResult] = []
+    for i, (train_set, val_set) in enumerate(pairs):
+        fold_progress = progress if k == 1 and not final else _fold_progress(progress, i + 1, k)
+        fitted.append(fit(dataset, train_set, val_set, config, fold_progress, hvd=hvd))
+    scored = [s for r in fitted for s in r.scored]
+    calibration = calibration_of(fitted, config, k, final)
+    if final:
+        cascade = fitted[0].manifest["model"].get("cascade") or {}
+        result = fit(dataset, list(dataset.examples), [], config, progress, hvd=hvd, blend=cascade.get("blend"))
+    else:
+        result = fitted[0]
+    model = result.manifest["model"]
+    model["threshold"] = calibration["confidence"]["threshold"]
+    if model.get("scope"):
+        model["scope"]["threshold"] = calibration["score"]["threshold"]
+    model["calibration"] = calibration
+    metrics = {k_: v for k_, v in result.metrics.items() if not k_.startswith("validation")}
+    metrics.update(_held_out_metrics(fitted))
+    if scored and model.get("scope"):
+        t = calibration["score"]["threshold"]
+        oos = [s for s in scored if s.out_of_scope]
+        if oos:  # the bot's own out-of-scope examples that fall back, out of its class or under the threshold
+            metrics["validation_out_of_scope_recall"] = round(sum(
+                s.predicted_out_of_scope or not s.knows_a_word or (s.score is not None and s.score < t) for s in oos
+            ) / len(oos), 6)
+    result.manifest["metrics"] = metrics
+    return TrainResult(result.manifest, result.arrays, metrics, time.perf_counter() - started, tuple(scored))
+
+
+def fits_for(config: TrainConfig, examples: int) -> int:
+    """How many models :func:`train_dataset` trains for a bot of ``examples`` examples."""
+    k = config.folds_for(examples)
+    return k + (0 if config.no_final_fit else 1)
+
+
+def _fold_progress(progress: Progress | None, fold: int, folds: int) -> Progress | None:
+    """Progress records of a calibration fold's training, marked ``fold``/``folds``."""
+    return None if progress is None else (lambda record: progress({**record, "fold": fold, "folds": folds}))
+
+
+PRIOR_WEIGHT = 20
+"""Calibration draws a threshold towards its prior as if the prior had been measured on this many
+correct held-out answers: with 4 answers it is mostly the prior, with 400 mostly the measurement."""
+CONFIDENCE_PRIOR = 0.5
+"""The confidence threshold of a bot with nothing held out."""
+
+
+def _toward_prior(measured: float | None, n: int, prior: float) -> tuple[float, float]:
+    """``(threshold, the prior's weight)``: ``measured`` on ``n`` answers, drawn towards ``prior``."""
+    if measured is None or n <= 0:
+        return prior, 1.0
+    w = PRIOR_WEIGHT / (n + PRIOR_WEIGHT)
+    return round((1 - w) * measured + w * prior, 6), round(w, 4)
+
+
+def calibration_of(fitted: Sequence[TrainResult], config: TrainConfig, k: int, final: bool) -> dict[str, Any]:
+    """The thresholds from the folds' held-out answers together, each fold's own, and how they were chosen."""
+    scored = [s for r in fitted for s in r.scored]
+    correct = sum(1 for s in scored if s.correct and not s.out_of_scope and s.knows_a_word)
+    held_in_scope = any(not s.out_of_scope for s in scored)
+    out: dict[str, Any] = {
+        "method": "none" if not held_in_scope else f"{k}-fold" if k > 1 else "held-out",
+        "folds": k,
+        "held_out": len(scored),
+        "correct": correct,
+        "recall_target": config.recall_target,
+        "final_fit": final,
+    }
+    parts = {"confidence": (lambda s: calibrate(s, config.recall_target), CONFIDENCE_PRIOR)}
+    if any(s.score is not None for s in scored) or (
+        fitted and fitted[0].manifest["model"].get("scope")
+    ):
+        parts["score"] = (lambda s: calibrate_score(s, config.recall_target), in_scope.PRIOR)
+    for name, (rule, prior) in parts.items():
+        pooled, weight = _toward_prior(rule(scored) if held_in_scope else None, correct, prior)
+        part = {"threshold": pooled, "prior": prior, "prior_weight": weight}
+        per_fold = [rule(r.scored) for r in fitted if any(s.correct and not s.out_of_scope for s in r.scored)]
+        per_fold = [round(t, 4) for t in per_fold if t is not None]
+        if len(per_fold) > 1:  # each fold's own threshold, unpooled and without the prior: how much they agree
+            part["per_fold"], part["spread"] = per_fold, round(max(per_fold) - min(per_fold), 4)
+        out[name] = part
+    return out
+
+
+def _held_out_metrics(fitted: Sequence[TrainResult]) -> dict[str, Any]:
+    """The held-out figures of the folds together: intent accuracy and entity F1 over every
+    held-out example; a cascade's other figures (one fold) as its fold gave them."""
+    rows = [r for r in fitted if r.counts]
+    if not rows:
+        return {}
+    correct, tp, n_pred, n_gold, n = (sum(r.counts[i] for r in rows) for i in range(5))
+    out: dict[str, Any] = {"validation_examples": n, "validation_accuracy": round(correct / n, 6)}
+    if n_gold:
+        precision, recall = (tp / n_pred if n_pred else 0.0), tp / n_gold
+        out["validation_entity_f1"] = round(2 * precision * recall / (precision + recall) if tp else 0.0, 6)
+    if len(rows) == 1:
+        out.update({k: v for k, v in rows[0].metrics.items() if k.startswith("validation") and k not in out})
+    return out
+
+
 def fit(
     dataset: Dataset,
     train_set: Sequence[Example],
@@ -101,15 +233,18 @@ def fit(
     progress: Progress | None = None,
     *,
     hvd=None,
+    blend: float | None = None,
 ) -> TrainResult:
-    """Train on ``train_set``; calibrate and report on ``val_set``. Returns the model part of a manifest."""
+    """Train on ``train_set``; calibrate and report on ``val_set`` (one held-out set: :func:`train_dataset`
+    calibrates on folds). Returns the model part of a manifest. ``blend``: a tuned cascade's blend
+    weight, when not chosen on ``val_set``."""
     if config.is_cascade:
-        return _fit_cascade(dataset, train_set, val_set, config, progress, hvd=hvd)
+        return _fit_cascade(dataset, train_set, val_set, config, progress, hvd=hvd, blend=blend)
     return _fit_model(dataset, train_set, val_set, config, progress, hvd=hvd)
 
 
 def _fit_cascade(dataset: Dataset, train_set: Sequence[Example], val_set: Sequence[Example], config: TrainConfig,
-                 progress: Progress | None, *, hvd=None) -> TrainResult:
+                 progress: Progress | None, *, hvd=None, blend: float | None = None) -> TrainResult:
     """The bag model, then the context tier or a fine-tuned encoder; one snapshot holding both (the
     second's arrays under ``cascade/``), its threshold and figures those of the two together."""
     started = time.perf_counter()
@@ -133,7 +268,7 @@ def _fit_cascade(dataset: Dataset, train_set: Sequence[Example], val_set: Sequen
         cascade["blend"] = 1.0
     else:
         second = _fit_model(
-            dataset, train_set, val_set, replace(plain, context=True, epochs=config.context_tier_epochs),
+            dataset, train_set, val_set, replace(plain, context=True, epochs=config.context_tier_epochs, scope=False),
             labelled(progress, name), hvd=hvd,
         )
         second_model, second_arrays, second_metrics = second.manifest["model"], second.arrays, second.metrics
@@ -141,10 +276,15 @@ def _fit_cascade(dataset: Dataset, train_set: Sequence[Example], val_set: Sequen
     arrays = {**first.arrays, **{CASCADE + k: v for k, v in second_arrays.items()}}
     predictor = Predictor({"model": model}, arrays)
     if config.tuned:
-        model["cascade"]["blend"] = predictor.blend = choose_blend(predictor, val_set)
+        chosen = choose_blend(predictor, val_set) if val_set or blend is None else blend
+        model["cascade"]["blend"] = predictor.blend = chosen
     evaluation = evaluate(predictor, val_set) if val_set else {}
-    model["threshold"] = calibrate(evaluation.get("scored", []), config.recall_target)
-    metrics = {**first.metrics, **{k: v for k, v in evaluation.items() if k != "scored"}}
+    scored = evaluation.get("scored", [])
+    model["threshold"] = calibrate(scored, config.recall_target)
+    if model.get("scope"):
+        model["scope"]["threshold"] = calibrate_score(scored, config.recall_target)
+        predictor = Predictor({"model": model}, arrays)
+    metrics = {**first.metrics, **{k: v for k, v in evaluation.items() if k not in ("scored", "counts")}}
     if val_set:
         metrics["validation_escalated"] = round(sum(predictor.escalates(e.tokens) for e in val_set) / len(val_set), 6)
         metrics["validation_accuracy_bag"] = first.metrics["validation_accuracy"]
@@ -153,7 +293,8 @@ def _fit_cascade(dataset: Dataset, train_set: Sequence[Example], val_set: Sequen
     metrics[f"train_loss_{name}"] = second_metrics["train_loss"]
     training = {k: v for k, v in asdict(config).items() if k != "features"}
     manifest = {**first.manifest, "model": model, "training": training, "metrics": metrics}
-    return TrainResult(manifest, arrays, metrics, time.perf_counter() - started)
+    return TrainResult(manifest, arrays, metrics, time.perf_counter() - started, tuple(scored),
+                       evaluation.get("counts", ()))
 
 
 BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -324,14 +465,25 @@ def _fit_model(
     if config.features.morphemes:
         model_manifest["analyzer"] = korean.reference()
     predictor = Predictor({"model": model_manifest}, arrays)
+    if config.scope:
+        known = [e for e in train_set if e.intent != OUT_OF_SCOPE]  # the bot's out-of-scope examples are not a bar
+        if len(known) >= 2:
+            hidden = np.stack([predictor.sentence_vector(e.tokens) for e in known])
+            spec, scope_arrays = in_scope.build(hidden, np.array([label_index[e.intent] for e in known]), len(dataset.labels))
+            arrays.update(scope_arrays)
+            model_manifest["scope"] = spec
+            predictor = Predictor({"model": model_manifest}, arrays)
     evaluation = evaluate(predictor, val_set) if val_set else {}
-    model_manifest["threshold"] = calibrate(evaluation.get("scored", []), config.recall_target)
+    scored = evaluation.get("scored", [])
+    model_manifest["threshold"] = calibrate(scored, config.recall_target)
+    if model_manifest.get("scope"):
+        model_manifest["scope"]["threshold"] = calibrate_score(scored, config.recall_target)
     metrics = {
         "train_examples": len(train_set),
         "validation_examples": len(val_set),
         "train_loss": round(history[-1]["loss"], 6),
         "workers": size,
-        **{k: v for k, v in evaluation.items() if k != "scored"},
+        **{k: v for k, v in evaluation.items() if k not in ("scored", "counts")},
     }
     manifest = {
         "data_hash": data_hash(train_set),
@@ -340,7 +492,8 @@ def _fit_model(
         "metrics": metrics,
         "framework": {"keras": keras.__version__, "tensorflow": tf.__version__},
     }
-    return TrainResult(manifest, arrays, metrics, time.perf_counter() - started)
+    return TrainResult(manifest, arrays, metrics, time.perf_counter() - started, tuple(scored),
+                       evaluation.get("counts", ()))
 
 
 def _keras_accuracy(infer, batches) -> float:
@@ -349,17 +502,20 @@ def _keras_accuracy(infer, batches) -> float:
 
 
 def evaluate(predictor: Predictor, examples: Sequence[Example]) -> dict[str, Any]:
-    """Intent accuracy, entity F1 (exact spans) and (intent, confidence) pairs for calibration."""
+    """Intent accuracy, entity F1 (exact spans), each answer as calibration reads it
+    (``scored``: :class:`Scored`) and the counts behind the figures (``counts``)."""
     correct, tp, n_pred, n_gold, scored = 0, 0, 0, 0, []
     for e in examples:
-        label, confidence, tags = predictor.predict_tokens(e.tokens)
+        label, confidence, tags, score, knows_a_word, _ = predictor.assess_tokens(e.tokens)
         correct += label == e.intent
-        scored.append((label == e.intent, e.intent == OUT_OF_SCOPE, label == OUT_OF_SCOPE, confidence))
+        scored.append(Scored(label == e.intent, e.intent == OUT_OF_SCOPE, label == OUT_OF_SCOPE, confidence, score,
+                             knows_a_word))
         gold, pred = set(tag_spans(list(e.tags))), set(tag_spans(tags))
         tp += len(gold & pred)
         n_pred += len(pred)
         n_gold += len(gold)
-    out: dict[str, Any] = {"validation_accuracy": round(correct / len(examples), 6), "scored": scored}
+    out: dict[str, Any] = {"validation_accuracy": round(correct / len(examples), 6), "scored": scored,
+                           "counts": (correct, tp, n_pred, n_gold, len(examples))}
     if n_gold:
         precision = tp / n_pred if n_pred else 0.0
         recall = tp / n_gold
@@ -376,6 +532,7 @@ def calibrate(scored: Sequence[tuple[bool, bool, bool, float]], recall_target: f
     the threshold that keeps ``recall_target`` of the correct in-scope answers. Clipped
     to [0.1, 0.9]; 0.5 without validation data.
     """
+    scored = [tuple(s)[:4] for s in scored]  # (correct, out of scope, predicted out of scope, confidence)
     in_scope = sorted(c for ok, oos, _, c in scored if ok and not oos)
     if not in_scope:
         return 0.5
@@ -392,4 +549,19 @@ def calibrate(scored: Sequence[tuple[bool, bool, bool, float]], recall_target: f
     return round((previous + best_t) / 2, 6) if previous < best_t else best_t
 
 
-__all__ = ["TrainResult", "calibrate", "evaluate", "fit", "save_result", "train", "train_to_store"]
+def calibrate_score(scored: Sequence[Scored], recall_target: float) -> float | None:
+    """The in-scope score below which the bot falls back: the one that keeps ``recall_target``
+    of the correct in-scope held-out answers (those not already falling back for having no
+    known word). The bot's own out-of-scope examples do not move it: its out-of-scope class
+    catches what they resemble, and a rule tuned to them pushed the confidence threshold to
+    its floor (issue 26). None without any."""
+    kept = sorted(s.score for s in scored
+                  if s.correct and not s.out_of_scope and s.knows_a_word and s.score is not None)
+    if not kept:
+        return None
+    return round(kept[int((1.0 - recall_target) * len(kept))] - 1e-6, 6)
+
+
+__all__ = ["Scored", "TrainResult", "calibrate", "calibrate_score", "calibration_of", "evaluate", "fit", "fits_for",
+           "save_result",
+           "train", "train_dataset", "train_to_store"]

@@ -151,6 +151,8 @@ def _train_with_progress(definition, store, train_config, parent: str | None = N
             line = {k: p.get(k) for k in keys}
             if "model" in p:  # a cascade's: "bag", then "context" or "tuned"
                 line["model"] = p["model"]
+            if "fold" in p:  # a calibration fold's training (the final one has none)
+                line["fold"], line["folds"] = p["fold"], p["folds"]
             print(json.dumps(line), flush=True)
 
         info, result = train_to_store(definition, store, train_config, report, parent=parent)
@@ -168,7 +170,10 @@ def _train_with_progress(definition, store, train_config, parent: str | None = N
 
         examples = sum(len(i.examples) for i in definition.intents)
         second = epochs_for(round(examples * (1 - train_config.validation_share)), train_config.context_epochs)
-    epochs = train_config.epochs + second
+    from botyard.training.pipeline import fits_for
+
+    fits = fits_for(train_config, sum(len(i.examples) for i in definition.intents) + len(definition.out_of_scope))
+    epochs = (train_config.epochs + second) * fits
     with tqdm(total=epochs, unit="epoch", file=sys.stderr, mininterval=0.5) as bar:
 
         def progress(p: dict) -> None:
@@ -176,9 +181,10 @@ def _train_with_progress(definition, store, train_config, parent: str | None = N
                 bar.set_description(f"{p['stage']} {p['done']}/{p['total']}")
                 return
             if p.get("model") == "tuned" and p["epoch"] == 1:  # its epochs depend on the number of examples
-                bar.total = train_config.epochs + p["epochs"]
+                bar.total = (train_config.epochs + p["epochs"]) * fits
                 bar.refresh()
-            bar.set_description(f"training {p['model']}" if "model" in p else "training")
+            what = f"training {p['model']}" if "model" in p else "training"
+            bar.set_description(f"{what}, fold {p['fold']}/{p['folds']}" if "fold" in p else what)
             bar.update(1)
             shown = {"loss": p.get("loss"), "acc": p.get("accuracy"), "val_acc": p.get("val_accuracy")}
             bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items() if v is not None})
@@ -196,12 +202,28 @@ def _summary(info, result) -> None:
         + (f"; on {m['validation_examples']} held-out examples: intent accuracy {m['validation_accuracy']:.3f}"
            if "validation_accuracy" in m else "")
         + (f", entity F1 {m['validation_entity_f1']:.3f}" if "validation_entity_f1" in m else "")
-        + f"; fallback threshold {result.manifest['model']['threshold']:.2f}"
-        + (f" (the bot file's; calibration would choose {m['calibrated_threshold']:.2f})" if "calibrated_threshold" in m else "")
+        + _fallback_rule(result.manifest["model"], m)
         + (f"; blend weight {cascade['blend']}" if "blend" in (cascade := result.manifest["model"].get("cascade") or {}) else "")
         + (f"; {m['workers']} workers" if m.get("workers", 1) > 1 else ""),
         file=sys.stderr,
     )
+
+
+def _fallback_rule(model: dict, m: dict) -> str:
+    """How the snapshot falls back, for the summary line."""
+    if "calibrated_threshold" in m:
+        return (f"; fallback threshold {model['threshold']:.2f} (the bot file's; calibration would choose "
+                f"{m['calibrated_threshold']:.2f})")
+    calibration = model.get("calibration") or {}
+    how = calibration.get("method", "held-out")
+    if calibration.get("folds", 1) > 1:
+        spread = (calibration.get("score") or calibration.get("confidence") or {}).get("spread")
+        how += f", folds within {spread:.2f}" if spread is not None else ""
+    if calibration and not calibration.get("held_out"):
+        how = "a prior: nothing held out"
+    if (model.get("scope") or {}).get("threshold") is not None:
+        return f"; falls back below in-scope score {model['scope']['threshold']:.2f} ({how})"
+    return f"; fallback threshold {model['threshold']:.2f} ({how})"
 
 
 def cmd_node(args: argparse.Namespace, config: Config) -> int:

@@ -12,7 +12,7 @@ from botyard.events.activity import Activity
 from botyard.events.conversation import Conversation
 from botyard.events.store import EventStore
 from botyard.events.turns import TurnRow, bot_turns, conversation_turns
-from botyard.protocol import REPLY_FIELDS, TURN_FIELDS, TurnRecord, reply_body
+from botyard.protocol import REPLY_FIELDS, TURN_FIELDS, UNRECORDED_FIELDS, TurnRecord, reply_body
 
 RECORD = TurnRecord(
     turn=1, turn_id="t1", user_text="to oslo", intent="travel", confidence=0.75, reply="Oslo it is", fallback=False,
@@ -61,10 +61,15 @@ def test_the_reply_is_made_from_the_record():
     assert body == {
         "conversation_id": "c-9", "turn": 1, "turn_id": "t1", "text": "Oslo it is", "intent": "travel", "confidence": 0.75,
         "fallback": False, "entities": RECORD.entities, "snapshot": "s" * 32, "node": "n2",
+        "fallback_reason": None, "score": None,  # not recorded: nil in a retry's reply
         "slots": {}, "form": None, "asked": None, "handed_off": False,
     }
     assert list(body) == ["conversation_id", "turn", "turn_id", "text", "intent", "confidence", "fallback", "entities",
-                          "snapshot", "node", "slots", "form", "asked", "handed_off"]  # the wire order, dialogue last
+                          "snapshot", "node", "fallback_reason", "score", "slots", "form", "asked",
+                          "handed_off"]  # the wire order, dialogue last
+    fresh = reply_body("c-9", RECORD.reply_fields(), "n2", unrecorded={"fallback_reason": "low_score", "score": 0.42})
+    assert (fresh["fallback_reason"], fresh["score"]) == ("low_score", 0.42) and set(fresh) == set(body)
+    assert not set(UNRECORDED_FIELDS) & set(TURN_FIELDS)  # events are forever: these never enter one
     assert set(REPLY_FIELDS) <= set(TURN_FIELDS)
     assert {f.name for f in dataclasses.fields(Reply)} == set(body) | {"agent"}  # agent: only in an agent's answer
     assert Reply.from_wire(body) == Reply(**body)

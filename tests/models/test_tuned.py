@@ -30,7 +30,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def tuned(example_bot):
-    return train(example_bot, TrainConfig(epochs=6, seed=3, tuned=True, context_epochs=2))
+    return train(example_bot, TrainConfig(epochs=6, seed=3, tuned=True, context_epochs=2, no_final_fit=True))
 
 
 def with_cascade(result, **changes) -> Predictor:
@@ -123,7 +123,7 @@ def test_a_model_tuning_its_top_layers_stores_only_those(example_bot, tuned):
     installed encoder's own (shared, not copied), and a node answers from the stored snapshot."""
     from botyard.models.encoder import available
 
-    top = train(example_bot, TrainConfig(epochs=6, seed=3, tuned=True, context_epochs=2, tuned_layers=2))
+    top = train(example_bot, TrainConfig(epochs=6, seed=3, tuned=True, context_epochs=2, tuned_layers=2, no_final_fit=True))
     meta = top.manifest["model"]["cascade"]["model"]
     assert meta["frozen"] == 4 and tuned.manifest["model"]["cascade"]["model"]["frozen"] == 0
     stored = {k.split("/")[1] for k in top.arrays if k.startswith(CASCADE + "layer")}

@@ -405,7 +405,8 @@ def test_context_tier_turns_arriving_together_are_answered_as_one_by_one(make_no
     from botyard.training.pipeline import train_to_store
 
     own = tmp_path / "context-snapshots"
-    info, result = train_to_store(example_bot, LocalSnapshotStore(own), TrainConfig(epochs=8, seed=2, context=True))
+    config = TrainConfig(epochs=8, seed=2, context=True, folds=1, no_final_fit=True)  # one training: the test is about serving
+    info, result = train_to_store(example_bot, LocalSnapshotStore(own), config)
     assert result.manifest["model"]["context"]["name"] == encoder.NAME
     node = make_node(snapshot_dir=str(own))
     promote(node.config.events_url, node.config.data_dir, own, snapshot=info.id)
@@ -430,7 +431,8 @@ def test_a_cascade_encodes_only_the_turns_its_gate_sends_on(make_node, nats_url,
     from botyard.training.pipeline import train_to_store
 
     own = tmp_path / "cascade-snapshots"
-    config = TrainConfig(epochs=8, seed=2, cascade=True, tuned=second == "tuned", context_epochs=2 if second == "tuned" else 0)
+    config = TrainConfig(epochs=8, seed=2, cascade=True, tuned=second == "tuned", context_epochs=2 if second == "tuned" else 0,
+                         no_final_fit=True)  # one training: the test is about serving
     info, result = train_to_store(example_bot, LocalSnapshotStore(own), config)
     node = make_node(snapshot_dir=str(own))
     promote(node.config.events_url, node.config.data_dir, own, snapshot=info.id)
