@@ -84,12 +84,15 @@ OPERATOR_PERMISSIONS = {
                             f"{STREAM_PREFIX}.>"]},
     "allow_responses": True,
 }
-NODE_PERMISSIONS = {"publish": ">", "subscribe": ">"}
+NODE_PERMISSIONS = None
+"""The nodes may do everything: no permissions block at all, so the server checks nothing on
+their messages (an allow list of ``>`` is still matched against every reply subject, each a
+new inbox, on every reply)."""
 
 
 def users(node_key: str, operator_key: str, tenant_keys: Mapping[str, Iterable[str]]) -> list[dict]:
     """The server's users: the node's and the operator's keys, and each tenant's keys."""
-    out = [{"nkey": node_key, "permissions": NODE_PERMISSIONS}, {"nkey": operator_key, "permissions": OPERATOR_PERMISSIONS}]
+    out = [{"nkey": node_key}, {"nkey": operator_key, "permissions": OPERATOR_PERMISSIONS}]
     for tenant in sorted(tenant_keys):
         out += [{"nkey": key, "permissions": tenant_permissions(tenant)} for key in sorted(tenant_keys[tenant])]
     return out
