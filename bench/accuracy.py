@@ -100,10 +100,11 @@ for _name in ("banking77", "hwu64", "bot20"):
     CONFIGS[f"{_name}+tuned3"] = replace(CONFIGS[f"{_name}+tuned"], tuned_layers=3, context_epochs=3 if _name != "bot20" else 0)
 # Korean (3i4K, 7 speech-act classes, 55,134 training utterances): what a Korean bot trains
 # (`language: ko`: Kiwi's morphemes beside the character n-grams, how the utterance ends, no English
-# word vectors), with BIG's settings as they are. The analyzer and the morpheme features were chosen
-# with the SVM baseline on a tenth of train_val held out (every 10th utterance), never on test:
-# docs/korean.md.
-CONFIGS["ko-3i4k"] = for_language("ko", replace(BIG, epochs=10))
+# word vectors), with BIG's settings and one epoch. Chosen on a tenth of train_val held out (every
+# 10th utterance), never on test: 1 epoch 88.18 (macro-F1 80.57), 2 epochs 87.74 (80.02); the
+# training loss falls to 0.01 by the 10th epoch (the model learns the training utterances by heart).
+# The analyzer and the morpheme features were chosen there too, with the SVM (docs/korean.md).
+CONFIGS["ko-3i4k"] = for_language("ko", replace(BIG, epochs=1))
 # Half-precision embedding tables (`botyard train --float16`): the same training, rounded weights.
 for _name in ("snips", "banking77", "hwu64", "bot20"):
     CONFIGS[f"{_name}+f16"] = replace(CONFIGS[_name], float16=True)
