@@ -51,3 +51,16 @@ def test_nearest_others_leaves_each_row_itself_out():
     near = scope.nearest_others(z, chunk=2)
     assert np.allclose(near, [1.0, 1.0, 0.0])
     assert scope.nearest_others(z[:1]).tolist() == [-1.0]
+
+
+def test_an_utterance_is_compared_with_the_examples_of_the_intent_it_gets():
+    hidden, labels = clusters(3)
+    spec, arrays = scope.build(hidden, labels, 2, dim=8)
+    s = scope.Scope(spec, arrays)
+    starts = arrays["scope/starts"].tolist()
+    assert starts[0] == 0 and starts[-1] == spec["examples"] and starts[0] < starts[1] < starts[2]
+    like_second = hidden[-1]
+    assert s.score(like_second, 1, 0.5) > s.score(like_second, 0, 0.5)  # unlike every example of intent 0
+    # a snapshot of the first form (one bank for every intent, no starts) is still served
+    old = scope.Scope(spec, {k: v for k, v in arrays.items() if k != "scope/starts"})
+    assert old.starts is None and old.score(like_second, 0, 0.5) > s.score(like_second, 0, 0.5)  # any intent's nearest
