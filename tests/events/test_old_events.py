@@ -36,6 +36,7 @@ OLD = DATA / "events-v1f88b70.sqlite"
 EXPECTED = json.loads((DATA / "events-v1f88b70.json").read_text())
 EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "shop-support-v1f88b70.yml"
 """The example bot as it was at 1f88b70 (no dialogue section), which the old replies came from."""
+UNRECORDED = ("fallback_reason", "score")
 NO_DIALOGUE = {"slots": {}, "form": None, "asked": None, "handed_off": False}
 TENANT, BOT = "acme-shop", "support"
 S1, S2 = "1" * 32, "2" * 32
@@ -173,6 +174,8 @@ def _run_actor(store, batches):
                 body = msgpack.unpackb(o.body, raw=False)
                 if "error" not in body:  # the reply fields dialogue added, empty for a bot without dialogue
                     assert {k: body.pop(k) for k in NO_DIALOGUE} == NO_DIALOGUE
+                    # the reply fields issue 26 added, never recorded: nil for a turn classified without them
+                    assert {k: body.pop(k) for k in UNRECORDED} == dict.fromkeys(UNRECORDED)
                 sent.append(body)
 
     definition = load_bot(EXAMPLE)
