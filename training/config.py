@@ -49,7 +49,7 @@ CV_EXAMPLES = 3000
 handful of answers: bot20's threshold moved 0.24 over 5 seeds); above it, one held-out tenth (300
 answers or more)."""
 CV_FOLDS = 3
-"""Folds of a small bot: bot20's in-scope threshold over 5 seeds within 0.016 with 3 folds, 0.026
+"""Folds of a small bot: bot20's in-scope threshold over 5 seeds within 0.017 with 3 folds, 0.026
 with 5 (docs/accuracy.md), for 4 trainings' time instead of 6."""
 
 
