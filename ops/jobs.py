@@ -89,6 +89,7 @@ class TrainingJobs:
             "id": uuid.uuid4().hex[:16], "tenant": tenant, "bot": bot, "state": "queued", "actor": actor,
             "options": options.to_dict(), "submitted_at": time.time(), "started_at": None,
             "finished_at": None, "epoch": 0, "epochs": options.settings.get("epochs"), "loss": None, "val_accuracy": None, "model": None,
+            "fold": None, "folds": None,  # a calibration fold's training (issue 26); None: the final one
             "snapshot": None, "moved": None, "error": None,
         }
         with self._lock:
@@ -172,7 +173,7 @@ class TrainingJobs:
         if not isinstance(record, dict):
             return
         if "epoch" in record:
-            self._update(job_id, **{k: record.get(k) for k in ("epoch", "epochs", "loss", "val_accuracy", "model")})
+            self._update(job_id, **{k: record.get(k) for k in ("epoch", "epochs", "loss", "val_accuracy", "model", "fold", "folds")})
         elif "snapshot" in record:
             self._update(job_id, snapshot=record["snapshot"])
         elif "moved" in record:

@@ -225,7 +225,8 @@ function pollJob(id) {
     const job = await api("GET", `/api/v1/tenants/${encodeURIComponent(state.tenant)}/jobs/${id}`);
     const bar = el("progress", { max: job.epochs || 1, value: job.epoch || 0 });
     $("job").replaceChildren(el("p", {}, `job ${job.id}: ${job.state} `, bar,
-      ` epoch ${job.epoch}/${job.epochs || "?"}` + (job.loss != null ? ` loss ${job.loss.toFixed(3)}` : "")
+      (job.fold ? ` fold ${job.fold}/${job.folds},` : "")
+      + ` epoch ${job.epoch}/${job.epochs || "?"}` + (job.loss != null ? ` loss ${job.loss.toFixed(3)}` : "")
       + (job.val_accuracy != null ? ` val. accuracy ${job.val_accuracy.toFixed(3)}` : "")
       + (job.snapshot ? ` → snapshot ${short(job.snapshot)}` : "") + (job.error ? ` error: ${job.error}` : "")));
     if (job.state === "queued" || job.state === "running") state.jobTimer = setTimeout(tick, 1000);
