@@ -40,6 +40,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from botyard.models.definition import OUT_OF_SCOPE  # noqa: E402
 from botyard.models.runtime import Predictor, cascade_parts  # noqa: E402
 from botyard.models.text import tag_spans  # noqa: E402
 from botyard.models.tuned import KIND as TUNED_KIND  # noqa: E402
@@ -472,12 +473,15 @@ def svm_unknown(train: list[Example], valid: list[Example], known: list[Example]
         return clf.classes_[d.argmax(axis=1)], d.max(axis=1)
 
     v_label, v_score = answer(valid)
-    right = np.sort(v_score[v_label == np.array([e.intent for e in valid])])
+    gold = np.array([e.intent for e in valid])
+    right = np.sort(v_score[(v_label == gold) & (gold != OUT_OF_SCOPE)])
     threshold = right[int((1.0 - recall_target) * len(right))] if len(right) else 0.0
     k_label, k_score = answer(known)
-    _, o_score = answer(oos)
-    return {**oos_figures(k_label == np.array([e.intent for e in known]), k_score < threshold, o_score < threshold,
-                          -k_score, -o_score), "threshold": float(threshold)}
+    o_label, o_score = answer(oos)
+    k_back, o_back = (k_score < threshold) | (k_label == OUT_OF_SCOPE), (o_score < threshold) | (o_label == OUT_OF_SCOPE)
+    return {**oos_figures(k_label == np.array([e.intent for e in known]), k_back, o_back,
+                          np.where(k_label == OUT_OF_SCOPE, 1e9, -k_score), np.where(o_label == OUT_OF_SCOPE, 1e9, -o_score)),
+            "threshold": float(threshold)}
 
 
 def botyard_unknown(train: list[Example], known: list[Example], oos: list[Example], config: TrainConfig,
@@ -511,17 +515,29 @@ def botyard_unknown(train: list[Example], known: list[Example], oos: list[Exampl
     return {**figures, "threshold": threshold, "method": calibration.get("method")}, fit_set, valid
 
 
+def out_of_scope_examples(name: str, n: int, seed: int = 0) -> list[Example]:
+    """``n`` training utterances of the other data sets (never ``name``'s own, nor the data set it
+    is drawn from), labelled out of scope: what a bot file's ``out_of_scope`` list gives."""
+    own = "hwu64" if name.split("+")[0] == "bot20" else name.split("+")[0]
+    pool = [e for other in ("banking77", "hwu64", "snips") if other != own for e in load(other)[0]]
+    rng = np.random.default_rng(seed)
+    return [Example(pool[i].tokens, OUT_OF_SCOPE, ("O",) * len(pool[i].tokens))
+            for i in rng.choice(len(pool), size=min(n, len(pool)), replace=False)]
+
+
 def unknown_main(shares: list[float], names: list[str], draws: int, progress: bool, seed: int | None,
-                 epochs: int | None) -> None:
+                 epochs: int | None, oos_examples: int = 0) -> None:
     rows = []
     for name in names:
         train, _, test = load(name)  # a data set's own valid split is not used: validation comes from train
+        shipped = out_of_scope_examples(name, oos_examples) if oos_examples else []
         config = CONFIGS[name]
         config = replace(config, **{k: v for k, v in {"seed": seed, "epochs": epochs}.items() if v is not None})
         for share in shares:
             for draw in range(draws):
                 known_train, known, oos, unknown = unknown_draw(train, test, share, draw)
-                tag = f"{name} {int(100 * share)}% unknown, draw {draw}"
+                known_train = known_train + shipped
+                tag = f"{name} {int(100 * share)}% unknown, draw {draw}" + (f", {len(shipped)} out-of-scope examples" if shipped else "")
                 print(f"training {tag}: {len(known_train)} examples of {len({e.intent for e in known_train})} intents; "
                       f"test {len(known)} known + {len(oos)} unknown", file=sys.stderr, flush=True)
 
@@ -618,6 +634,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="unknown-intent detection: hold out these shares of the intents as unknown "
                              f"(data sets: --data, default {' and '.join(UNKNOWN_DATA)})")
     parser.add_argument("--draws", type=int, default=3, help="with --unknown: random draws of the unknown intents")
+    parser.add_argument("--oos-examples", type=int, default=0, metavar="N",
+                        help="with --unknown: the bot ships N out-of-scope examples (other data sets' training utterances)")
     parser.add_argument("--spread", type=int, metavar="SEEDS",
                         help="the fallback threshold's spread over this many seeds (data sets: --data, default bot20)")
     args = parser.parse_args(argv)
@@ -625,7 +643,8 @@ def main(argv: list[str] | None = None) -> None:
         spread_main(args.data or ["bot20"], args.spread, args.epochs)
         return
     if args.unknown:
-        unknown_main(args.unknown, args.data or list(UNKNOWN_DATA), args.draws, not args.quiet, args.seed, args.epochs)
+        unknown_main(args.unknown, args.data or list(UNKNOWN_DATA), args.draws, not args.quiet, args.seed, args.epochs,
+                     args.oos_examples)
         return
     rows = []
     for name in args.data or ["snips", "banking77", "hwu64", "bot20", "snips+context", "banking77+context", "hwu64+context"]:
