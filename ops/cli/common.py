@@ -103,3 +103,8 @@ def print_gate(verdict: dict[str, Any]) -> None:
     for c in verdict["examples"][:5]:
         b, a = c["before"], c["after"]
         print(f"  e.g. {c['ref']}: {c['user_text']!r}: {b['intent']} -> {a['intent']}" + (f" (label {c['label']})" if c["label"] else ""))
+
+
+def entities_text(entities: list[dict]) -> str:
+    """`` · entity=value`` for each entity of a turn (chat and history print them)."""
+    return "".join(f" · {e['entity']}={e['value']}" for e in entities)

@@ -12,32 +12,33 @@ import dataclasses
 import json
 import logging
 import signal
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 
 from botyard import protocol
 from botyard.errors import BotyardError
-from botyard.ops.bus_auth import connect_options, issue_credentials, tenant_inbox
+from botyard.ops.bus_auth import connect_options, tenant_inbox
 from botyard.ops.cli import check as cli_check
 from botyard.ops.cli import cluster as cli_cluster
 from botyard.ops.cli import replay as cli_replay
 from botyard.ops.cli import snapshots as cli_snapshots
 from botyard.ops.cli import testing as cli_testing
-from botyard.ops.cli.common import admin_for, bot_ref, known_nats_url, print_move, promote_after_training
+from botyard.ops.cli.actions_service import (
+    ACTIONS_LOG,
+    EXAMPLE_BOT,
+    demo_actions,
+    demo_credentials,
+    start_actions,
+    stop_actions,
+)
+from botyard.ops.cli.common import admin_for, bot_ref, entities_text, known_nats_url, print_move, promote_after_training
 from botyard.ops.config import Config
 
-EXAMPLE_BOT = Path(__file__).resolve().parents[2] / "examples" / "shop-support.yml"
-EXAMPLE_ACTIONS = EXAMPLE_BOT.with_name("shop_actions.py")
-"""The example bot's action service (docs/actions.md), which ``botyard demo`` runs beside its node."""
 DEMO_LOG = "demo.log"
 """``botyard demo``'s log, in the data directory."""
-ACTIONS_LOG = "actions.log"
-"""The log of the action service ``botyard demo`` runs, in the data directory."""
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -277,7 +278,7 @@ async def _chat(
             marker = " (fallback)" if reply.fallback else ""
             who = f"agent {reply.agent}" if reply.agent else "bot"
             print(f"{who}> {reply.text}" if reply.text or not reply.handed_off else f"{who}> (with a person; no answer yet)")
-            found = _entities_text(reply.entities)
+            found = entities_text(reply.entities)
             print(f"     [turn {reply.turn} · {reply.intent} {reply.confidence:.2f}{marker}{found} · snapshot {reply.snapshot[:12]}]")
             dialogue = _dialogue_text(reply)
             if dialogue:
@@ -307,42 +308,6 @@ def cmd_chat(args: argparse.Namespace, config: Config) -> int:
     asyncio.run(_chat(_nats_url(config), tenant, bot, args.conversation or uuid.uuid4().hex[:12], alias=args.alias,
                       options=connect_options(config)))
     return 0
-
-
-def cmd_history(args: argparse.Namespace, config: Config) -> int:
-    from botyard.events.store import EventStore
-
-    parts = args.conversation.split("/")
-    if len(parts) == 3:
-        tenant, bot, conversation_id = parts
-    elif len(parts) == 1 and args.bot:
-        (tenant, bot), conversation_id = bot_ref(args.bot), parts[0]
-    else:
-        raise BotyardError("give the conversation as TENANT/BOT/CONVERSATION_ID, or CONVERSATION_ID with --bot TENANT/BOT")
-    store = EventStore(config.events_url, config.data_dir)
-    try:
-        turns = store.turns(tenant, bot, conversation_id)
-    finally:
-        store.close()
-    if args.json:
-        for e in turns:
-            row = {k: v for k, v in vars(e).items() if k not in ("originator_id",)}
-            row["timestamp"] = e.timestamp.isoformat()
-            print(json.dumps(row, ensure_ascii=False))
-        return 0
-    print(f"conversation {tenant}/{bot}/{conversation_id}: {len(turns)} turns")
-    for e in turns:
-        when = datetime.fromtimestamp(e.received_at).strftime("%Y-%m-%d %H:%M:%S")
-        fb = " fallback" if e.fallback else ""
-        print(f"#{e.turn:<3} {when}  user: {e.user_text}")
-        found = _entities_text(e.entities)
-        print(f"     {e.intent} {e.confidence:.2f}{fb}{found} · snapshot {e.snapshot[:12]} · node {e.node}")
-        print(f"     bot:  {e.reply}")
-    return 0
-
-
-def _entities_text(entities: list[dict]) -> str:
-    return "".join(f" · {e['entity']}={e['value']}" for e in entities)
 
 
 def _serves_current_snapshot(admin, definition) -> bool:
@@ -375,14 +340,14 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
             moved = promote_after_training(admin, info.tenant, info.bot, info.id, "production")
             if moved:
                 print_move(moved)
-        creds = _demo_credentials(admin, config, definition.tenant)
-    actions = _demo_actions(args)
+        creds = demo_credentials(admin, config, definition.tenant)
+    actions = demo_actions(args)
     started = time.perf_counter()
     with Node(config) as node:
         print(f"node up in {time.perf_counter() - started:.2f} s on {node.nats_url} (data in {config.data_dir})")
         if node.http is not None:
             print(f"dashboard: {node.http.url}/dashboard/#token={node.operator_token}")
-        service = (_start_actions(actions, node.nats_url, definition, config.data_dir / ACTIONS_LOG, creds=creds)
+        service = (start_actions(actions, node.nats_url, definition, config.data_dir / ACTIONS_LOG, creds=creds)
                    if actions else None)
         options = connect_options(config)
         if creds is not None:  # the chat is the tenant's client, with the tenant's credential
@@ -392,78 +357,8 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
                               options=options))
         finally:
             if service is not None:
-                _stop_actions(service, config.data_dir / ACTIONS_LOG)
+                stop_actions(service, config.data_dir / ACTIONS_LOG)
     return 0
-
-
-def _demo_credentials(admin, config: Config, tenant: str) -> Path | None:
-    """With the embedded server's authorization on: the demo tenant's NATS credential (made
-    once, ``<data_dir>/creds/<tenant>-demo.nk``), used by the chat and the action service."""
-    if config.nats_url or not config.nats_auth:
-        return None
-    creds = config.data_dir / "creds" / f"{tenant}-demo.nk"
-    record = admin.events.tenant(tenant)
-    known = record is not None and any(v["name"] == "demo" for v in record.nats_keys().values())
-    if creds.exists() and known:
-        print(f"NATS authorization on: tenant {tenant}'s credential {creds} (inbox {tenant_inbox(tenant)})")
-        return creds
-    token, key = issue_credentials(admin.events, tenant, "demo", creds, "botyard demo")
-    print(f"NATS authorization on: made tenant {tenant}'s credential {creds} ({key}; inbox {tenant_inbox(tenant)}) "
-          f"and HTTP API token {token}; operator key: {config.data_dir / 'nats' / 'operator.nk'}")
-    return creds
-
-
-def _demo_actions(args: argparse.Namespace) -> Path | None:
-    """The action service to run: ``--actions PATH``; else the example's for the example bot; none with ``--no-actions``."""
-    if args.no_actions:
-        return None
-    if args.actions:
-        path = Path(args.actions)
-        if not path.is_file():
-            raise BotyardError(f"--actions {path}: no such file")
-        return path
-    return EXAMPLE_ACTIONS if Path(args.bot_file).resolve() == EXAMPLE_BOT.resolve() else None
-
-
-def _start_actions(path: Path, nats_url: str, definition, log_path: Path, *, wait: float = 10.0,
-                   creds: Path | None = None) -> subprocess.Popen:
-    """``python PATH --nats URL --tenant T --bot B``, its output into ``log_path``; the chat
-    starts once it has written its first line to stdout (it is serving), or after ``wait`` s."""
-    command = [sys.executable, str(path), "--nats", nats_url, "--tenant", definition.tenant, "--bot", definition.bot]
-    if creds is not None:
-        command += ["--creds", str(creds)]
-    log = open(log_path, "ab")
-    service = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
-    ready = threading.Event()
-
-    def copy() -> None:  # stdout into the log, line by line, until the service ends
-        with log:
-            for line in service.stdout:  # type: ignore[union-attr]
-                log.write(line)
-                log.flush()
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=copy, name="actions-log", daemon=True).start()
-    ready.wait(wait)
-    if service.poll() is None:
-        print(f"actions: {path.name} serves {definition.tenant}/{definition.bot} (pid {service.pid}, log {log_path})")
-    else:
-        print(f"actions: {path.name} exited at once (exit {service.returncode}); its log: {log_path}", file=sys.stderr)
-    return service
-
-
-def _stop_actions(service: subprocess.Popen, log_path: Path) -> None:
-    if service.poll() is not None:
-        if service.returncode:
-            print(f"actions: the service had stopped (exit {service.returncode}); its log: {log_path}", file=sys.stderr)
-        return
-    service.terminate()
-    try:
-        service.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        service.kill()
-        service.wait()
 
 
 # -- entry point ------------------------------------------------------------------------
@@ -516,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("conversation", metavar="CONVERSATION_ID", help="TENANT/BOT/CONVERSATION_ID, or an id with --bot")
     p.add_argument("--bot", metavar="TENANT/BOT")
     p.add_argument("--json", action="store_true", help="one JSON object per turn")
-    p.set_defaults(func=cmd_history)
+    p.set_defaults(func=cli_replay.cmd_history)
 
     cli_cluster.add_parser(sub)
     cli_replay.add_parsers(sub)

@@ -13,7 +13,7 @@ from typing import Any
 
 from botyard.errors import BotyardError
 from botyard.events.labels import turn_ref
-from botyard.ops.cli.common import admin_for, bot_ref
+from botyard.ops.cli.common import admin_for, bot_ref, entities_text
 from botyard.ops.config import Config
 
 DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -237,6 +237,41 @@ def add_parsers(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser
     p.set_defaults(func=cmd_export)
     parsers.append(p)
     return parsers
+
+
+# -- a conversation's turns -------------------------------------------------------------------
+
+
+def cmd_history(args: argparse.Namespace, config: Config) -> int:
+    from botyard.events.store import EventStore
+
+    parts = args.conversation.split("/")
+    if len(parts) == 3:
+        tenant, bot, conversation_id = parts
+    elif len(parts) == 1 and args.bot:
+        (tenant, bot), conversation_id = bot_ref(args.bot), parts[0]
+    else:
+        raise BotyardError("give the conversation as TENANT/BOT/CONVERSATION_ID, or CONVERSATION_ID with --bot TENANT/BOT")
+    store = EventStore(config.events_url, config.data_dir)
+    try:
+        turns = store.turns(tenant, bot, conversation_id)
+    finally:
+        store.close()
+    if args.json:
+        for e in turns:
+            row = {k: v for k, v in vars(e).items() if k not in ("originator_id",)}
+            row["timestamp"] = e.timestamp.isoformat()
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
+    print(f"conversation {tenant}/{bot}/{conversation_id}: {len(turns)} turns")
+    for e in turns:
+        when = datetime.fromtimestamp(e.received_at).strftime("%Y-%m-%d %H:%M:%S")
+        fb = " fallback" if e.fallback else ""
+        print(f"#{e.turn:<3} {when}  user: {e.user_text}")
+        found = entities_text(e.entities)
+        print(f"     {e.intent} {e.confidence:.2f}{fb}{found} · snapshot {e.snapshot[:12]} · node {e.node}")
+        print(f"     bot:  {e.reply}")
+    return 0
 
 
 # -- API tokens -------------------------------------------------------------------------------------
