@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Iterator
 
 from dateutil.relativedelta import relativedelta
@@ -74,12 +75,23 @@ def weekday(m: re.Match, lang: Language, text: str, ctx: Moment) -> Iterator[Fou
 
 
 def calendar(m: re.Match, lang: Language, text: str, ctx: Moment) -> Iterator[Found]:
+    shift = group(m, "month_shift")
+    if shift is not None:  # 다음 달 3일: the 3rd of next month
+        number = _day_number(m.group("day"), lang)
+        first = date(ctx.today.year, ctx.today.month, 1) + relativedelta(months=lang.month_shifts[lang.word(shift)])
+        yield from _found(_date(first.year, first.month, number) if number is not None else None, m)
+        return
     month_text = m.group("month")
     month = int(month_text) if month_text.isdigit() else lang.months.get(lang.word(month_text))
     number = _day_number(m.group("day"), lang)
     if month is None or number is None:
         return
     year = group(m, "year")
+    if year and not year.isdigit():  # 이천이십육년
+        spelled = one(year, lang)
+        year = str(int(spelled)) if spelled is not None else None
+        if year is None:
+            return
     yield from _found(_date(int(year), month, number) if year else _upcoming(month, number, ctx.today), m)
 
 
@@ -109,7 +121,7 @@ def day_of_month(m: re.Match, lang: Language, text: str, ctx: Moment) -> Iterato
 
 
 def offset(m: re.Match, lang: Language, text: str, ctx: Moment) -> Iterator[Found]:
-    count = one(m.group("n"), lang)
+    count = one(m.group("n"), lang) if group(m, "n") else Decimal(1)  # 이틀 뒤: the unit is two days
     unit = lang.units.get(lang.word(m.group("unit")))
     sign = lang.directions.get(lang.word(m.group("direction")))
     if count is None or unit is None or sign is None or unit < DAY or count != count.to_integral_value():

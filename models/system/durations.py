@@ -10,7 +10,7 @@ import re
 from decimal import Decimal
 from typing import Iterator
 
-from botyard.models.system.language import Language
+from botyard.models.system.language import Language, group
 from botyard.models.system.numbers import Found, one
 
 DAY = 86400
@@ -22,15 +22,15 @@ def seconds(text: str, lang: Language) -> int | None:
     """The seconds a duration phrase adds up to (``2 hours and 30 minutes``: 9000)."""
     total = Decimal(0)
     for m in lang.duration_part_re.finditer(text):
-        if m.group("hours"):
+        if group(m, "hours"):
             total += int(m.group("hours")) * 3600 + int(m.group("minutes")) * 60
-        elif m.group("half_of"):
+        elif group(m, "half_of"):
             total += Decimal(lang.units[lang.word(m.group("unit_of"))]) / 2
         else:
-            count = one(m.group("n"), lang)
+            count = one(m.group("n"), lang) if group(m, "n") else Decimal(1)  # 이틀: the unit is two days
             if count is None:
                 return None
-            if m.group("half_n") or m.group("half"):
+            if group(m, "half_n") or group(m, "half"):
                 count += Decimal("0.5")
             total += count * lang.units[lang.word(m.group("unit"))]
     return int(total.to_integral_value()) if total > 0 else None

@@ -14,10 +14,12 @@ spelled (ordinal)  ``prefix``: a spelled number before ``word``, an ordinal word
 amount (money)     ``amount``, and ``currency``: a symbol, code or word of :attr:`currencies`
 day (date)         ``day_word``: a word of :attr:`relative_days` (``tomorrow``)
 weekday (date)     ``weekday``; ``shift`` (:attr:`shifts`); ``week`` (:attr:`week_shifts`)
-calendar (date)    ``day`` (digits or an ordinal), ``month`` (a name or digits), ``year``
+calendar (date)    ``day`` (digits or an ordinal), ``month`` (a name or digits), ``year``;
+                   or ``day`` and ``month_shift`` (:attr:`month_shifts`: 다음 달 3일)
 numeric (date)     ``a``, ``b``: day and month in :attr:`date_order`; ``year``
 day_of_month       ``day``: the next such day of a month
-offset (date)      ``n``, ``unit``; ``direction`` (:attr:`directions`)
+offset (date)      ``n``, ``unit``; ``direction`` (:attr:`directions`); without ``n``, one
+                   ``unit`` (Korean 이틀 is a unit of two days)
 clock (time)       ``hour``, ``minute``, ``meridiem``, ``part`` (:attr:`day_parts`)
 named (time)       ``named``: a word of :attr:`named_times`
 relative (time)    ``fraction`` (:attr:`fractions`) or ``minutes``; ``relation``; ``hour``, ...
@@ -25,9 +27,10 @@ offset (time)      ``duration``: a duration phrase; ``direction``
 duration           the whole match, read part by part with :attr:`duration_part`
 =================  =====================================================================
 
-Korean (the next language) adds a module like :mod:`.en` with its words (일, 이, 삼 ... 만,
-억; 월요일 ...; 원) and patterns (``(?P<n>...)\\s*(?P<unit>일|주)\\s*(?P<direction>뒤|후)``),
-and one line in :data:`botyard.models.system.languages.LANGUAGES`.
+Korean (:mod:`.ko`) is the second: its words (일, 이, 삼 ... 만, 억; 하나, 둘 ...; 월요일 ...;
+원) and patterns (``(?P<n>...)\\s?(?P<unit>일|주)\\s?(?P<direction>뒤|후)``), with the
+few things English does not need as fields that default to off (:attr:`month_shifts`,
+:attr:`scales_join`, a ``word`` that ignores spaces).
 """
 
 from __future__ import annotations
@@ -89,6 +92,11 @@ class Language:
     duration_part: str
     """One part of a duration phrase: groups ``n``, ``unit``, ``half`` (a half more: ``an hour
     and a half``), ``half_of`` (``half an hour``), or ``hours`` and ``minutes`` (``1h30``)."""
+    month_shifts: Mapping[str, int] = field(default_factory=dict)
+    """Words before a day of the month naming its month: Korean ``다음 달`` 1, ``이번 달`` 0."""
+    scales_join: bool = False
+    """Whether a number goes on after a scale with digits (Korean ``1억 2천만``, ``3만 5천``)
+    or a smaller scale alone (``이천십`` 2,010): English reads ``a thousand 5`` as two numbers."""
     token: str = r"[^\W\d_]+|\d|[^\w\s]"
     """What a token of ``needs`` is (default: a run of letters, one digit, one other sign)."""
     flags: int = re.IGNORECASE

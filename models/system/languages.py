@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from botyard.models.system import en
+from botyard.models.system import en, ko
 from botyard.models.system.language import Language
 
-LANGUAGES: dict[str, Language] = {"en": en.LANGUAGE}
+LANGUAGES: dict[str, Language] = {"en": en.LANGUAGE, "ko": ko.LANGUAGE}
 DEFAULT = "en"

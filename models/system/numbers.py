@@ -70,17 +70,19 @@ def _tokens(text: str, lang: Language, offset: int = 0) -> list[tuple[str, objec
 class _Number:
     """A number being read: its parts ``[value, magnitude, from digits]``."""
 
-    def __init__(self, start: int) -> None:
+    def __init__(self, start: int, joins: bool = False) -> None:
         self.parts: list[list] = []
         self.start = self.end = start
         self.words: list[str] = []
+        self.joins = joins
+        """Digits or a smaller scale alone may follow a scale (Korean ``1억 2천만``, ``이천십``)."""
 
     def takes(self, kind: str, value: Decimal) -> bool:
         if not self.parts:
             return True
-        if kind == "digits":
-            return False
         tail = self.parts[-1]
+        if kind == "digits":
+            return self.joins and tail[1] > 1 and value < tail[1]
         if tail[1] == 1:  # after a plain number: only tens take units (twenty five)
             return not tail[2] and 20 <= tail[0] < 100 and tail[0] % 10 == 0 and value < 10
         return value < tail[1]  # after a scale: anything smaller (a hundred and twenty)
@@ -120,7 +122,7 @@ def read(text: str, lang: Language, offset: int = 0) -> list[tuple[Decimal, int,
         if kind == "article":
             close()
             if nxt is not None and nxt[0] == "scale":
-                cur = _Number(start)
+                cur = _Number(start, lang.scales_join)
                 cur.parts.append([Decimal(1), 1, False])
                 cur.end, count = end, 1
             continue
@@ -133,14 +135,18 @@ def read(text: str, lang: Language, offset: int = 0) -> list[tuple[Decimal, int,
             if cur is not None and cur.scale(value):
                 cur.end, count = end, count + 1
                 continue
+            if cur is not None and cur.joins and cur.parts and value < cur.parts[-1][1]:  # 이천십: one ten
+                cur.parts.append([value, value, False])
+                cur.end, count = end, count + 1
+                continue
             close()
-            cur = _Number(start)
+            cur = _Number(start, lang.scales_join)
             cur.parts.append([value, value, False])
             cur.end, count = end, 1
             continue
         if cur is None or not cur.takes(kind, value):
             close()
-            cur = _Number(start)
+            cur = _Number(start, lang.scales_join)
         cur.parts.append([value, 1, kind == "digits"])
         cur.end, count = end, count + 1
     close()

@@ -83,7 +83,7 @@ def offset(m: re.Match, lang: Language, text: str, ctx: Moment) -> Iterator[Foun
     span = seconds(m.group("duration"), lang)
     sign = lang.directions.get(lang.word(m.group("direction")))
     if span is None or sign is None or span >= DAY or any(
-        lang.units.get(lang.word(u.group("unit") or u.group("unit_of") or "h"), 0) >= DAY
+        lang.units.get(lang.word(group(u, "unit") or group(u, "unit_of") or "h"), 0) >= DAY
         for u in lang.duration_part_re.finditer(m.group("duration"))
     ):
         return

@@ -127,13 +127,12 @@ def test_english_only_tiers_are_refused_for_a_korean_bot(bot, setting):
     assert "English only" in caught.value.message and f"--{setting}" in caught.value.message
 
 
-def test_an_unknown_language_is_refused_and_system_entities_read_english_only():
+def test_an_unknown_language_is_refused_and_system_entities_read_korean():
     raw = yaml.safe_load(BOT.read_text())
     with pytest.raises(DefinitionError, match="language: must be one of \\['en', 'ko'\\], got 'jp'"):
         parse_bot({**raw, "language": "jp"})
-    raw["entities"]["amount"] = {"type": "system", "kind": "money"}
-    with pytest.raises(DefinitionError, match="entities.amount: system entities read en only so far, not 'ko'"):
-        parse_bot(raw)
+    raw["entities"]["amount"] = {"type": "system", "kind": "money"}  # tests/models/test_system_entities_ko.py
+    assert [e.kind for e in parse_bot(raw).entities if e.type == "system"] == ["money"]
 
 
 def test_a_korean_snapshot_serves_without_tensorflow_and_english_nodes_never_load_kiwi(trained, english, tmp_path):
