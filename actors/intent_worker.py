@@ -9,14 +9,24 @@ goes on answering with the model it named before, and the load is tried again on
 loader's ticks (``RetryLoads``), 1 s after the failure, then 2, 4, 5, 5 ... s, until it
 succeeds (the alias then serves what it names) or the alias moves elsewhere. Meanwhile
 ``stats()`` shows the disagreement (``refused``, ``diverged``) and each failed retry logs.
+
+Turns that queued while the worker was busy are taken as one batch. Those an encoder must read
+(a context tier's; a cascade's that its gate sends on) go to the encoder's own thread, which
+reads everything sent to it since its last pass as one batch and hands the turns back; the
+worker answers the other turns meanwhile (a conversation's turns stay in order). Under load a
+cascade's second model then costs what the encoder costs per utterance in batches, and its
+turns no longer hold up the bag model's (``bench/cascade.py``, docs/performance.md).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections import deque
-from typing import Callable
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import pykka
 
@@ -33,12 +43,21 @@ log = logging.getLogger(__name__)
 
 HANDOFF_BATCH = 256
 """Classified turns handed to conversation actors at the latest after this many."""
+DRAIN = 256
+"""Turns waiting in the inbox that the worker takes as one batch at most (:meth:`IntentWorker._waiting`)."""
 
 Key = tuple[str, str, str]
 
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 5.0
 """A refused snapshot that an alias still names is loaded again after 1 s, doubling to at most 5 s."""
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """Turns whose utterances the encoder has read (:meth:`IntentWorker._encode`), in arrival order."""
+
+    works: tuple[TurnWork, ...]
 
 
 class IntentWorker(Supervised, pykka.ThreadingActor):
@@ -74,6 +93,15 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
         """Turns classified and not yet handed to their conversation actor, by actor."""
         self.turns: dict[str, int] = {}
         """Turns per bot since the last look (for hot-bot detection)."""
+        self.encoding: Counter[tuple[str, str, str]] = Counter()
+        """Turns per conversation waiting for the encoder (a later turn of one waits behind them)."""
+        self.encoder_thread: ThreadPoolExecutor | None = None
+        """Runs the encoder's passes (:meth:`_encode`) one after another, off this actor's thread."""
+        self.to_encode: list[tuple[tuple[TurnWork, ...], list[tuple]]] = []
+        """Turns (and their utterances by encoder) that the next pass of the encoder takes, all at once."""
+        self.encode_lock = threading.Lock()
+        self.pass_due = False
+        """A pass is scheduled that has not yet taken :attr:`to_encode`."""
 
     def on_start(self) -> None:
         # A (re)started worker takes the loader's table; later moves arrive as Install.
@@ -88,10 +116,9 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
 
     def on_receive(self, message: object) -> object:
         if isinstance(message, Turns):
-            if len(message.works) > 1:
-                self._prime(message.works)
-            for work in message.works:
-                self.classify(work)
+            self._turns(self._waiting(message.works))
+        elif isinstance(message, Encoded):
+            self._encoded(message.works)
         elif isinstance(message, Install):
             self._install(message.key, message.snapshot)
         elif isinstance(message, Loaded):
@@ -106,26 +133,104 @@ class IntentWorker(Supervised, pykka.ThreadingActor):
             self._hand_off()
         return None
 
-    def _prime(self, works) -> None:
-        """Turns for context-tier snapshots that arrived together are encoded together, in small
-        batches spread over the cores (:meth:`SentenceEncoder.prime`); :meth:`classify` then finds
-        their vectors in its cache. For a cascade, only the turns its gate sends on."""
+    def on_stop(self) -> None:
+        if self.encoder_thread is not None:
+            self.encoder_thread.shutdown(wait=False, cancel_futures=True)
+
+    def _waiting(self, works: tuple[TurnWork, ...]) -> Sequence[TurnWork]:
+        """``works`` and the turns of the :class:`Turns` messages next in the inbox (up to
+        :data:`DRAIN` turns in all), taken out of it: turns that queued while the worker was busy
+        are classified as one batch (so the encoder reads those that need it in one batched pass).
+        Stops at the first other message, which keeps its place."""
+        inbox = self.actor_inbox  # a queue.Queue; only this thread takes from it
+        if len(works) >= DRAIN or inbox.empty():
+            return works
+        taken = list(works)
+        while len(taken) < DRAIN:
+            with inbox.mutex:
+                head = inbox.queue[0] if inbox.queue else None
+            if head is None or head.reply_to is not None or not isinstance(head.message, Turns):
+                break
+            taken.extend(inbox.get_nowait().message.works)
+        return taken
+
+    def _turns(self, works: Sequence[TurnWork]) -> None:
+        """Classify at once the turns no encoder has to read (a bag model's; a cascade's that its
+        gate keeps), and send the others to the encoder's thread (:meth:`_encode`): it reads them
+        in one batched pass per encoder, spread over the cores (:meth:`SentenceEncoder.prime`),
+        while this actor goes on with the next turns, and hands them back (:class:`Encoded`) to be
+        classified from the encoder's cache. A turn of a conversation with a turn at the encoder
+        waits behind it: a conversation's turns are answered in order."""
+        later: list[TurnWork] = []
         by_encoder: dict[int, tuple] = {}  # one encoder per process, and one per tuned snapshot
         for work in works:
-            predictor = self.cache.peek(self.aliases.get(_key(work)))
-            if predictor is None or (predictor.fallback is None and predictor.featurizer.context is None):
-                continue  # the bag model alone: nothing to encode
-            words = [t.text for t in tokenize(work.request.text)]
-            if predictor.fallback is not None and predictor.escalates(words):
-                predictor = predictor.fallback  # a cascade's second model will read this one
-            encoder = predictor if isinstance(predictor, TunedModel) else predictor.featurizer.context
-            if encoder is not None:
-                by_encoder.setdefault(id(encoder), (encoder, []))[1].append(words)
-        for encoder, utterances in by_encoder.values():
+            req = work.request
+            conversation = (req.tenant, req.bot, req.conversation_id)
+            reads = self._reader(work)
+            if reads is None and conversation not in self.encoding:
+                self.classify(work)
+                continue
+            later.append(work)
+            self.encoding[conversation] += 1
+            if reads is not None:
+                by_encoder.setdefault(id(reads[0]), (reads[0], []))[1].append(reads[1])
+        if later:
+            with self.encode_lock:
+                self.to_encode.append((tuple(later), list(by_encoder.values())))
+                if self.pass_due:
+                    return
+                self.pass_due = True
+            if self.encoder_thread is None:
+                self.encoder_thread = ThreadPoolExecutor(1, thread_name_prefix="intent-encoder")
+            self.encoder_thread.submit(self._encode)
+
+    def _reader(self, work: TurnWork) -> tuple | None:
+        """``(encoder, words)`` when an encoder must read the turn's utterance: its snapshot is a
+        context tier, or a cascade whose gate sends the turn on (the sentence encoder, or a tuned
+        model); None otherwise (or while its snapshot is not in memory)."""
+        predictor = self.cache.peek(self.aliases.get(_key(work)))
+        req = work.request
+        if predictor is None or (predictor.fallback is None and predictor.featurizer.context is None) \
+                or req.agent is not None or req.message is not None:
+            return None
+        words = [t.text for t in tokenize(req.text)]
+        if predictor.fallback is not None:
+            if not predictor.escalates(words):
+                return None
+            predictor = predictor.fallback  # a cascade's second model reads this one
+        encoder = predictor if isinstance(predictor, TunedModel) else predictor.featurizer.context
+        return None if encoder is None else (encoder, words)
+
+    def _encode(self) -> None:
+        """A pass of the encoder, on its thread: every turn sent to it since the last pass, each
+        encoder's utterances as one batch (the busier the node, the larger the batch, and the less
+        an utterance costs: :data:`~botyard.models.encoder.PRIME_BATCH`); then the turns go back
+        to the actor, to be classified from the encoder's cache."""
+        with self.encode_lock:
+            jobs, self.to_encode, self.pass_due = self.to_encode, [], False
+        batches: dict[int, tuple] = {}
+        for _, readers in jobs:
+            for encoder, utterances in readers:
+                batches.setdefault(id(encoder), (encoder, []))[1].extend(utterances)
+        for encoder, utterances in batches.values():
             try:
                 encoder.prime(utterances)
             except Exception:  # each turn is then encoded on its own
                 log.exception("batched encoding failed")
+        works = tuple(work for job, _ in jobs for work in job)
+        try:
+            self.actor_ref.tell(Encoded(works))
+        except pykka.ActorDeadError:  # stopped meanwhile: the clients' requests time out
+            log.warning("intent worker stopped with %d turns at the encoder", len(works))
+
+    def _encoded(self, works: tuple[TurnWork, ...]) -> None:
+        for work in works:
+            req = work.request
+            conversation = (req.tenant, req.bot, req.conversation_id)
+            self.encoding[conversation] -= 1
+            if self.encoding[conversation] <= 0:
+                del self.encoding[conversation]
+            self.classify(work)
 
     def _hand_off(self) -> None:
         """Send each conversation actor the turns classified for it since the last hand-off."""
@@ -316,3 +421,4 @@ def _name(key: Key) -> str:
 def _key(work: TurnWork) -> Key:
     r = work.request
     return (r.tenant, r.bot, r.alias)
+

@@ -447,3 +447,17 @@ def test_a_cascade_encodes_only_the_turns_its_gate_sends_on(make_node, nats_url,
     encoder.available()._cache.clear()
     assert_answered_as_alone(texts, replies, alone, info.id)
 
+    # One conversation's turns sent at once, unsure ones among them: the sure turns after an
+    # unsure one wait for it at the encoder, so the conversation records them in the order sent.
+    script = [sent[0], *[t for t in texts if t not in sent][:2], sent[-1], texts[0]]
+    cid = f"order-{uuid.uuid4().hex[:8]}"
+
+    async def at_once():
+        async with await Client.connect(nats_url) as client:
+            return await asyncio.gather(*(client.say(TENANT, BOT, cid, t) for t in script))
+
+    replies = asyncio.run(at_once())
+    assert [r.turn for r in replies] == [1, 2, 3, 4, 5]
+    assert [e.user_text for e in stored_turns(node, cid)] == script
+    assert_answered_as_alone(script, replies, alone, info.id)
+
