@@ -57,11 +57,17 @@ class FeatureConfig:
     :mod:`botyard.models.korean`; empty: none)."""
     morph_share: float = 0.25
     """With ``morphemes``: the share of a token's vector that is the mean of its morphemes."""
+    ending: int = 2
+    """With ``morphemes``: the utterance's last 1 .. ``ending`` morphemes are features of it
+    (``e:어요/EF``, ``e:하/XSV 어요/EF``, ...)."""
+    length: bool = False
+    """With ``morphemes``: the utterance's number of tokens (1 .. 8, 8 for more) is a feature
+    (``n:3``); a one-word fragment and a sentence end alike."""
 
     def to_dict(self) -> dict:
         out = asdict(self)
         if not self.morphemes:  # a model without morphemes keeps the manifest it always had
-            del out["morphemes"], out["morph_share"]
+            del out["morphemes"], out["morph_share"], out["ending"], out["length"]
         return out
 
     @property
@@ -142,10 +148,18 @@ def ngram_hashes_of_pairs(pairs: Iterable[tuple[str, str]]) -> list[int]:
     return [_bigram_hash(a, b) for a, b in pairs]
 
 
-def ending_hashes(lower: Sequence[str]) -> list[int]:
-    """With morphemes, the features of how the utterance ends (:func:`botyard.models.korean.ending`:
-    ``e:어요/EF``, ``e:하/XSV 어요/EF``), from its lower-cased tokens."""
-    return [_hash("e:" + end) for end in korean.ending(lower)]
+LONGEST = 8
+"""With :attr:`FeatureConfig.length`: utterances of this many tokens or more share a feature."""
+
+
+def ending_hashes(lower: Sequence[str], cfg: FeatureConfig) -> list[int]:
+    """With morphemes, the features of the whole utterance, from its lower-cased tokens: how it
+    ends (:func:`botyard.models.korean.ending`: ``e:어요/EF``, ``e:하/XSV 어요/EF``) and, with
+    ``length``, its number of tokens (``n:3``)."""
+    hashes = [_hash("e:" + end) for end in korean.ending(lower, cfg.ending)]
+    if cfg.length:
+        hashes.append(_hash(f"n:{min(len(lower), LONGEST)}"))
+    return hashes
 
 
 def _hashes(tokens: Sequence[str], cfg: FeatureConfig) -> tuple[list[int], list[int], list[int]]:
@@ -154,7 +168,7 @@ def _hashes(tokens: Sequence[str], cfg: FeatureConfig) -> tuple[list[int], list[
     lower = [t.lower() for t in tokens]
     hashes = ngram_hashes(lower, cfg.word_ngrams)
     if cfg.morphemes:
-        hashes += ending_hashes(lower)
+        hashes += ending_hashes(lower, cfg)
     parts = [WORD] * len(hashes)
     owner = [-1] * len(hashes)
     for j, token in enumerate(tokens):

@@ -134,19 +134,20 @@ def features(token: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(content), tuple(grammar)
 
 
-def ending(tokens: Sequence[str]) -> tuple[str, ...]:
+def ending(tokens: Sequence[str], longest: int = 2) -> tuple[str, ...]:
     """How the utterance ends: its last morpheme that is not punctuation, with its tag (``어요/EF``,
-    ``까/EF``, ``시간/NNG``), and the last two (``하/XSV 어요/EF``). A Korean sentence says what it
-    does at its end (a statement, a question, a request, a fragment); the bag model reads these as
-    features of the whole utterance. Empty for an utterance of punctuation alone."""
+    ``까/EF``, ``시간/NNG``), the last two (``하/XSV 어요/EF``), ... up to the last ``longest``. A
+    Korean sentence says what it does at its end (a statement, a question, a request, a fragment);
+    the bag model reads these as features of the whole utterance. Empty for an utterance of
+    punctuation alone."""
     last: list[str] = []
     for token in reversed(tokens):
         for m in reversed(analyze(token)):
             if m.tag not in PUNCTUATION:
                 last.insert(0, f"{_spoken(m.form, m.tag)}/{m.tag}")
-                if len(last) == 2:
-                    return last[1], " ".join(last)
-    return tuple(last)
+                if len(last) == longest:
+                    return tuple(" ".join(last[-k:]) for k in range(1, longest + 1))
+    return tuple(" ".join(last[-k:]) for k in range(1, len(last) + 1))
 
 
 def stem_end(token: str) -> int:

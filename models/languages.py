@@ -27,11 +27,12 @@ class BotLanguage:
     """The shared word vectors and sentence encoder read this language."""
 
     def features(self, base: FeatureConfig) -> FeatureConfig:
-        """``base`` for this language: Korean reads morphemes, and gives a token's shape (all
-        Hangul is ``x``) less of its bag; settings already chosen for morphemes are kept."""
+        """``base`` for this language: Korean reads morphemes, how the utterance ends (its last
+        three morphemes) and its length, and gives a token's shape (all Hangul is ``x``) less of
+        its bag; settings already chosen for morphemes are kept."""
         if not self.morphemes or base.morphemes:
             return base
-        return replace(base, morphemes=self.morphemes, shape_share=0.1, morph_share=0.3)
+        return replace(base, morphemes=self.morphemes, shape_share=0.1, morph_share=0.3, ending=3, length=True)
 
 
 LANGUAGES: dict[str, BotLanguage] = {

@@ -309,8 +309,8 @@ class Predictor:
         :meth:`Featurizer.analyze` weighs it), times the embedding rows."""
         if len(lower) > 1 or self.featurizer.config.word_ngrams != 2:
             parts = [*parts, self._ngram_rows(lower)]
-        if self.featurizer.config.morphemes:  # a Korean utterance's ending (어요/EF, 까/EF ...)
-            rows = self.featurizer.rows(ending_hashes(lower))
+        if self.featurizer.config.morphemes:  # a Korean utterance's ending (어요/EF, 까/EF ...), its length
+            rows = self.featurizer.rows(ending_hashes(lower, self.featurizer.config))
             parts = [*parts, rows[rows > 0]]
         rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         if not len(rows):

@@ -16,6 +16,7 @@ from botyard.models import korean
 from botyard.models.batch import predict_batch
 from botyard.models.definition import load_bot, parse_bot
 from botyard.models.errors import DefinitionError
+from botyard.models.featurizer import FeatureConfig, _hash, _hashes
 from botyard.models.runtime import Predictor
 from botyard.models.text import tokenize
 from botyard.snapshots.format import pack
@@ -57,6 +58,29 @@ def test_morphemes_of_particles_spacing_and_spoken_endings():
     assert korean.features("할께요") == korean.features("할게요")
     assert korean.stem_end("부츠를") == 2 and korean.stem_end("제주도로") == 3 and korean.stem_end("부츠") == 2
     assert korean.stem_end("를") == 1  # nothing would be left: the token stays whole
+
+
+def test_how_an_utterance_ends_and_its_length_are_features():
+    tokens = ["배송", "언제", "와요", "?"]
+    assert korean.ending(tokens) == ("어요/EF", "오/VV 어요/EF")  # what snapshots before the third read
+    assert korean.ending(tokens, 3) == ("어요/EF", "오/VV 어요/EF", "언제/MAG 오/VV 어요/EF")
+    assert korean.ending(["?"], 3) == ()
+    now = FeatureConfig(morphemes=korean.ANALYZER, ending=3, length=True)
+    hashes = set(_hashes(tokens, now)[0])
+    assert {_hash("e:언제/MAG 오/VV 어요/EF"), _hash("n:4")} <= hashes
+    assert _hash("n:8") in _hashes(["네"] * 12, now)[0]  # eight tokens or more share one feature
+
+
+def test_a_korean_snapshot_from_before_the_length_feature_reads_as_it_did():
+    """A Korean manifest written before ``ending``/``length`` existed has neither key: it must
+    featurize as then (the last two morphemes, no length), so its rows mean what they meant."""
+    old = FeatureConfig(**{"morphemes": korean.ANALYZER, "morph_share": 0.3, "shape_share": 0.1})
+    assert (old.ending, old.length) == (2, False)
+    tokens = ["배송", "언제", "와요"]
+    hashes = _hashes(tokens, old)[0]
+    assert _hash("e:오/VV 어요/EF") in hashes and _hash("n:3") not in hashes
+    assert _hash("e:언제/MAG 오/VV 어요/EF") not in hashes
+    assert "ending" not in FeatureConfig().to_dict() and "length" not in FeatureConfig().to_dict()
 
 
 def test_a_reasonable_utterance_of_unseen_eojeol_reaches_its_intent(predictor, english):
@@ -112,6 +136,7 @@ def test_the_language_is_in_the_manifest(trained, english):
     assert trained.manifest["definition"]["language"] == "ko"
     model = trained.manifest["model"]
     assert model["features"]["morphemes"] == korean.ANALYZER
+    assert (model["features"]["ending"], model["features"]["length"]) == (3, True)
     assert model["analyzer"]["name"] == "kiwipiepy"
     assert "vectors" not in model  # the English word vectors are left out
     assert "language" not in english.manifest["definition"]  # an English bot's manifest is as it was
@@ -160,8 +185,9 @@ def test_the_korean_example_bot_learns_and_its_conversation_tests_pass():
 
     examples = Path(__file__).resolve().parent.parent.parent / "examples"
     result = train(load_bot(examples / "shop-support-ko.yml"), TrainConfig())
-    # every example answered by a model trained on the other two thirds (3 folds): 0.772 and 0.873 here
-    assert result.metrics["validation_accuracy"] >= 0.7 and result.metrics["validation_entity_f1"] >= 0.75, result.metrics
+    # every example answered by a model trained on the other two thirds (3 folds): seed 0 0.764 and 0.857
+    # here; seeds 1 and 2 0.778 / 0.812 and 0.770 / 0.727 (few entity examples: a wide spread)
+    assert result.metrics["validation_accuracy"] >= 0.7 and result.metrics["validation_entity_f1"] >= 0.7, result.metrics
     predictor = Predictor(result.manifest, result.arrays)
     report = run(load(examples / "shop-support-ko.tests.yml", definition=predictor.definition), predictor)
     assert report.passed, report.failed_turns()
