@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from botyard.models.featurizer import Featurizer, collate
 from botyard.models.runtime import CASCADE, MODEL_KIND, Predictor
 from botyard.models.text import tag_spans
 from botyard.snapshots.store import SnapshotInfo, SnapshotStore, latest
+from botyard.training.calibration import Scored, calibrate, calibrate_score, calibration_of, held_out_metrics
 from botyard.training.config import TrainConfig
 from botyard.training.dataset import Dataset, Example, data_hash, folds, from_definition
 from botyard.training.errors import TrainingError
@@ -50,19 +51,6 @@ class TrainResult:
     """The held-out answers, :class:`Scored` each (what calibration reads)."""
     counts: tuple = ()
     """Held-out ``(correct, entity true positives, predicted spans, gold spans, examples)``."""
-
-
-class Scored(NamedTuple):
-    """One held-out answer, as calibration reads it."""
-
-    correct: bool
-    out_of_scope: bool
-    """The example is one of the bot's out-of-scope examples."""
-    predicted_out_of_scope: bool
-    confidence: float
-    score: float | None
-    """The in-scope score (None: the model has none)."""
-    knows_a_word: bool = True
 
 
 def train(
@@ -142,7 +130,7 @@ def train_dataset(dataset: Dataset, config: TrainConfig = TrainConfig(), progres
         model["scope"]["threshold"] = calibration["score"]["threshold"]
     model["calibration"] = calibration
     metrics = {k_: v for k_, v in result.metrics.items() if not k_.startswith("validation")}
-    metrics.update(_held_out_metrics(fitted))
+    metrics.update(held_out_metrics(fitted))
     if scored and model.get("scope"):
         t = calibration["score"]["threshold"]
         oos = [s for s in scored if s.out_of_scope]
@@ -163,66 +151,6 @@ def fits_for(config: TrainConfig, examples: int) -> int:
 def _fold_progress(progress: Progress | None, fold: int, folds: int) -> Progress | None:
     """Progress records of a calibration fold's training, marked ``fold``/``folds``."""
     return None if progress is None else (lambda record: progress({**record, "fold": fold, "folds": folds}))
-
-
-PRIOR_WEIGHT = 20
-"""Calibration draws a threshold towards its prior as if the prior had been measured on this many
-correct held-out answers: with 4 answers it is mostly the prior, with 400 mostly the measurement."""
-CONFIDENCE_PRIOR = 0.5
-"""The confidence threshold of a bot with nothing held out."""
-
-
-def _toward_prior(measured: float | None, n: int, prior: float) -> tuple[float, float]:
-    """``(threshold, the prior's weight)``: ``measured`` on ``n`` answers, drawn towards ``prior``."""
-    if measured is None or n <= 0:
-        return prior, 1.0
-    w = PRIOR_WEIGHT / (n + PRIOR_WEIGHT)
-    return round((1 - w) * measured + w * prior, 6), round(w, 4)
-
-
-def calibration_of(fitted: Sequence[TrainResult], config: TrainConfig, k: int, final: bool) -> dict[str, Any]:
-    """The thresholds from the folds' held-out answers together, each fold's own, and how they were chosen."""
-    scored = [s for r in fitted for s in r.scored]
-    correct = sum(1 for s in scored if s.correct and not s.out_of_scope and s.knows_a_word)
-    held_in_scope = any(not s.out_of_scope for s in scored)
-    out: dict[str, Any] = {
-        "method": "none" if not held_in_scope else f"{k}-fold" if k > 1 else "held-out",
-        "folds": k,
-        "held_out": len(scored),
-        "correct": correct,
-        "recall_target": config.recall_target,
-        "final_fit": final,
-    }
-    parts = {"confidence": (lambda s: calibrate(s, config.recall_target), CONFIDENCE_PRIOR)}
-    if any(s.score is not None for s in scored) or (
-        fitted and fitted[0].manifest["model"].get("scope")
-    ):
-        parts["score"] = (lambda s: calibrate_score(s, config.recall_target), in_scope.PRIOR)
-    for name, (rule, prior) in parts.items():
-        pooled, weight = _toward_prior(rule(scored) if held_in_scope else None, correct, prior)
-        part = {"threshold": pooled, "prior": prior, "prior_weight": weight}
-        per_fold = [rule(r.scored) for r in fitted if any(s.correct and not s.out_of_scope for s in r.scored)]
-        per_fold = [round(t, 4) for t in per_fold if t is not None]
-        if len(per_fold) > 1:  # each fold's own threshold, unpooled and without the prior: how much they agree
-            part["per_fold"], part["spread"] = per_fold, round(max(per_fold) - min(per_fold), 4)
-        out[name] = part
-    return out
-
-
-def _held_out_metrics(fitted: Sequence[TrainResult]) -> dict[str, Any]:
-    """The held-out figures of the folds together: intent accuracy and entity F1 over every
-    held-out example; a cascade's other figures (one fold) as its fold gave them."""
-    rows = [r for r in fitted if r.counts]
-    if not rows:
-        return {}
-    correct, tp, n_pred, n_gold, n = (sum(r.counts[i] for r in rows) for i in range(5))
-    out: dict[str, Any] = {"validation_examples": n, "validation_accuracy": round(correct / n, 6)}
-    if n_gold:
-        precision, recall = (tp / n_pred if n_pred else 0.0), tp / n_gold
-        out["validation_entity_f1"] = round(2 * precision * recall / (precision + recall) if tp else 0.0, 6)
-    if len(rows) == 1:
-        out.update({k: v for k, v in rows[0].metrics.items() if k.startswith("validation") and k not in out})
-    return out
 
 
 def fit(
@@ -523,45 +451,4 @@ def evaluate(predictor: Predictor, examples: Sequence[Example]) -> dict[str, Any
     return out
 
 
-def calibrate(scored: Sequence[tuple[bool, bool, bool, float]], recall_target: float) -> float:
-    """The confidence threshold below which the bot falls back to "I don't know".
-
-    With out-of-scope validation examples: the threshold that answers the most
-    validation utterances right (in scope: right intent above it; out of scope: below
-    it or predicted out of scope), in the middle of the interval that does so. Without:
-    the threshold that keeps ``recall_target`` of the correct in-scope answers. Clipped
-    to [0.1, 0.9]; 0.5 without validation data.
-    """
-    scored = [tuple(s)[:4] for s in scored]  # (correct, out of scope, predicted out of scope, confidence)
-    in_scope = sorted(c for ok, oos, _, c in scored if ok and not oos)
-    if not in_scope:
-        return 0.5
-    if not any(oos for _, oos, _, _ in scored):
-        k = int((1.0 - recall_target) * len(in_scope))
-        return round(min(0.9, max(0.1, in_scope[k] - 1e-6)), 6)
-    best, best_t, previous = -1, 0.5, 0.1
-    candidates = sorted({0.1, *(round(c, 4) for *_, c in scored if 0.1 <= c <= 0.9)})
-    for low, t in zip([0.1, *candidates], candidates):
-        right = sum((ok and c >= t) if not oos else (pred_oos or c < t) for ok, oos, pred_oos, c in scored)
-        if right > best:
-            best, best_t, previous = right, t, low
-    # Every threshold in (previous, best_t] scores the same: take the middle, away from both sides.
-    return round((previous + best_t) / 2, 6) if previous < best_t else best_t
-
-
-def calibrate_score(scored: Sequence[Scored], recall_target: float) -> float | None:
-    """The in-scope score below which the bot falls back: the one that keeps ``recall_target``
-    of the correct in-scope held-out answers (those not already falling back for having no
-    known word). The bot's own out-of-scope examples do not move it: its out-of-scope class
-    catches what they resemble, and a rule tuned to them pushed the confidence threshold to
-    its floor (issue 26). None without any."""
-    kept = sorted(s.score for s in scored
-                  if s.correct and not s.out_of_scope and s.knows_a_word and s.score is not None)
-    if not kept:
-        return None
-    return round(kept[int((1.0 - recall_target) * len(kept))] - 1e-6, 6)
-
-
-__all__ = ["Scored", "TrainResult", "calibrate", "calibrate_score", "calibration_of", "evaluate", "fit", "fits_for",
-           "save_result",
-           "train", "train_dataset", "train_to_store"]
+__all__ = ["TrainResult", "evaluate", "fit", "fits_for", "save_result", "train", "train_dataset", "train_to_store"]

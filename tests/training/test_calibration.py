@@ -1,6 +1,6 @@
 """The fallback threshold chosen on held-out examples."""
 
-from botyard.training.pipeline import calibrate
+from botyard.training.calibration import calibrate
 
 
 def test_with_out_of_scope_examples_the_threshold_separates_them():
@@ -30,8 +30,8 @@ def test_bounds_and_no_data():
 # -- the in-scope score's threshold, the prior, the folds (issue 26) ----------------------------
 
 from botyard.models.definition import OUT_OF_SCOPE  # noqa: E402
+from botyard.training.calibration import PRIOR_WEIGHT, Scored, calibrate_score, toward_prior  # noqa: E402
 from botyard.training.dataset import Example, folds, make_dataset  # noqa: E402
-from botyard.training.pipeline import PRIOR_WEIGHT, Scored, _toward_prior, calibrate_score  # noqa: E402
 
 
 def test_the_score_threshold_keeps_the_recall_target_of_correct_answers_only():
@@ -46,9 +46,9 @@ def test_the_score_threshold_keeps_the_recall_target_of_correct_answers_only():
 
 
 def test_a_threshold_measured_on_few_answers_is_drawn_towards_the_prior():
-    assert _toward_prior(None, 0, 0.9) == (0.9, 1.0)
-    few, w_few = _toward_prior(0.5, 4, 0.9)
-    many, w_many = _toward_prior(0.5, 4000, 0.9)
+    assert toward_prior(None, 0, 0.9) == (0.9, 1.0)
+    few, w_few = toward_prior(0.5, 4, 0.9)
+    many, w_many = toward_prior(0.5, 4000, 0.9)
     assert w_few == round(PRIOR_WEIGHT / (4 + PRIOR_WEIGHT), 4) and 0.8 < few < 0.9
     assert w_many < 0.01 and abs(many - 0.5) < 0.01
 

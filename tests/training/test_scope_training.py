@@ -11,8 +11,9 @@ from botyard.models.definition import parse_bot
 from botyard.models.runtime import FALLBACK_REASONS, Predictor
 from botyard.models.scope import PRIOR
 from botyard.ops.admin import manifest_diff
+from botyard.training.calibration import CONFIDENCE_PRIOR
 from botyard.training.config import TrainConfig
-from botyard.training.pipeline import CONFIDENCE_PRIOR, train
+from botyard.training.pipeline import train
 
 CONFIG = TrainConfig(epochs=8, seed=1, vectors=False)
 
