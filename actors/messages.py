@@ -47,7 +47,7 @@ class ClassifiedTurn:
     fallback: bool = False
     """The model says "I don't know": out of scope or below the bot's threshold."""
     fallback_reason: str | None = None
-    """Why (``botyard.models.runtime.FALLBACK_REASONS``); in the reply only, never recorded."""
+    """Why (``botyard.models.prediction.FALLBACK_REASONS``); in the reply only, never recorded."""
     score: float | None = None
     """The in-scope score (``botyard.models.scope``); in the reply only, never recorded."""
 

@@ -44,7 +44,7 @@ class Understanding:
 
     @classmethod
     def of(cls, prediction, text: str) -> "Understanding":
-        """From a :class:`~botyard.models.runtime.Prediction` of ``text``."""
+        """From a :class:`~botyard.models.prediction.Prediction` of ``text``."""
         return cls(prediction.intent, prediction.confidence, tuple(e.to_dict() for e in prediction.entities), text,
                    prediction.fallback)
 

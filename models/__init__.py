@@ -6,7 +6,8 @@ The Keras architecture lives in :mod:`botyard.training.network`, imported only b
 from botyard.models.definition import BotDefinition, Fallback, Intent, load_bot, parse_bot
 from botyard.models.errors import DefinitionError, ModelError
 from botyard.models.featurizer import FeatureConfig, Featurizer
-from botyard.models.runtime import Prediction, Predictor
+from botyard.models.prediction import Prediction
+from botyard.models.runtime import Predictor
 
 __all__ = [
     "BotDefinition",

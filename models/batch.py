@@ -19,7 +19,8 @@ from scipy.sparse import csr_matrix
 
 from botyard.models.featurizer import CHAR, MORPH, SHAPE, WORD, _hashes, token_weights
 from botyard.models.numerics import relu, softmax, softmax_shifted
-from botyard.models.runtime import Prediction, Predictor
+from botyard.models.prediction import Prediction
+from botyard.models.runtime import Predictor
 from botyard.models.text import TOKEN_RE, tokenize
 from botyard.models.tuned import TunedModel
 

@@ -20,8 +20,8 @@ costs. A tuned cascade's (``--tuned``) second model is a fine-tuned encoder
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from dataclasses import replace
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -32,7 +32,8 @@ from botyard.models.encoder import require as require_encoder
 from botyard.models.entities import Entity, Matchers
 from botyard.models.errors import ModelError
 from botyard.models.featurizer import CHAR, Featurizer, ending_hashes, ngram_hashes, ngram_hashes_of_pairs
-from botyard.models.numerics import relu, softmax, softmax_shifted
+from botyard.models.numerics import HALF_TO_FLOAT, flat_conv, relu, shifted_sum, softmax, softmax_shifted
+from botyard.models.prediction import Assessment, Prediction
 from botyard.models.scope import Scope
 from botyard.models.scope import arrays_of as has_scope
 from botyard.models.text import tag_spans, tokenize
@@ -68,37 +69,6 @@ def cascade_parts(model: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) ->
     return [({k: v for k, v in model.items() if k != "cascade"}, first), (dict(cascade["model"]), second)]
 
 
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    intent: str
-    confidence: float
-    entities: tuple[Entity, ...] = ()
-    fallback: bool = False
-    """True when the bot should say "I don't know": out of scope or below the threshold."""
-    fallback_reason: str | None = None
-    """Why it falls back (None when it does not): :data:`FALLBACK_REASONS`."""
-    score: float | None = None
-    """The in-scope score (:mod:`botyard.models.scope`; None for a snapshot without one)."""
-
-
-FALLBACK_REASONS = ("out_of_scope_class", "no_known_word", "low_score", "low_confidence")
-"""Why a turn falls back, in the order they are checked: the model's best label is the bot's
-``out_of_scope`` examples; no word of the utterance is one the model was trained on; the
-in-scope score is below the snapshot's calibrated threshold; the intent's confidence is below
-the threshold (a snapshot without an in-scope score, or a bot file that fixes the threshold)."""
-
-
-class Assessment(NamedTuple):
-    """What :meth:`Predictor.assess_tokens` says of pre-tokenised words (evaluation, calibration)."""
-
-    intent: str
-    confidence: float
-    tags: list[str]
-    score: float | None
-    knows_a_word: bool
-    fallback_reason: str | None
-
-
 def _blended(own: tuple, second: tuple, weight: float) -> tuple:
     """``(1 - weight) * own + weight * second`` of two models' :meth:`Predictor._outputs` (intent
     and tag probabilities, the tags' log-probabilities minus each token's largest); whether the
@@ -112,32 +82,6 @@ def _blended(own: tuple, second: tuple, weight: float) -> tuple:
     with np.errstate(divide="ignore"):
         shifted = np.log(tags)
     return intent, tags, shifted - shifted.max(axis=-1, keepdims=True), own[3]
-
-
-def _shifted_sum(z: np.ndarray, n: int, width: int, filters: int) -> np.ndarray:
-    """``out[t] = sum_k z[t + k, k*filters:(k+1)*filters]`` for ``t < n``: a strided view, one sum.
-
-    With ``z`` holding every token's product with each of a ``Conv1D(padding="same")``
-    kernel's slots (zero rows padding both ends), this is the convolution without bias."""
-    step = z.strides[0]
-    view = np.ndarray((n, width, filters), np.float32, z, 0, (step, step + filters * z.itemsize, z.itemsize))
-    return view.sum(axis=1)
-
-
-def _flat_conv(kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """A Keras ``Conv1D`` kernel ``[width, input, filters]`` as ``([input, width * filters], bias, width)``.
-
-    The flat kernel is the transpose of a C-contiguous ``[width * filters, input]`` array: the
-    runtime computes a convolution's products as ``(flat.T @ x.T).T``, which OpenBLAS does in
-    two thirds of the time of ``x @ flat`` for an utterance's few tokens (9 x 64 by 64 x 320:
-    7 against 11 us)."""
-    width, d, filters = kernel.shape
-    return np.ascontiguousarray(kernel.transpose(0, 2, 1).reshape(width * filters, d)).T, bias, width
-
-
-HALF_TO_FLOAT = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
-"""Every float16 value by its bits, as float32 (256 KB per process): looking rows of a float16
-table up here takes half the time of numpy's ``astype`` (40 rows of 128: 6 against 13 us)."""
 
 
 class Predictor:
@@ -196,7 +140,7 @@ class Predictor:
             """The intent head also reads the utterance's vector (the last rows of its kernel)."""
             if self.has_tags or self.pool:
                 layers = int(model.get("shape", {}).get("conv_layers", 2))
-                self.conv = [_flat_conv(f32[f"conv{i}/kernel"], f32[f"conv{i}/bias"]) for i in range(1, layers + 1)]
+                self.conv = [flat_conv(f32[f"conv{i}/kernel"], f32[f"conv{i}/bias"]) for i in range(1, layers + 1)]
                 """``(kernel as [input, width * filters], bias, width)`` per convolution: one product per
                 token gives its term for every slot of the kernel."""
             if self.has_tags:
@@ -411,7 +355,7 @@ class Predictor:
                         z[pad : pad + n] += words @ flat[self.embed.shape[1] :]
                 else:
                     z[pad : pad + n] = (flat.T @ x.T).T
-                x = _shifted_sum(z, n, width, filters)
+                x = shifted_sum(z, n, width, filters)
                 x += bias
                 relu(x)
         if self.pool:

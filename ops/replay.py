@@ -38,7 +38,8 @@ from botyard.events.turns import (
 )
 from botyard.models.batch import predict_batch
 from botyard.models.definition import OUT_OF_SCOPE
-from botyard.models.runtime import Prediction, Predictor
+from botyard.models.prediction import Prediction
+from botyard.models.runtime import Predictor
 from botyard.ops.errors import AdminError
 from botyard.ops.paging import Budget
 from botyard.snapshots.store import SnapshotStore

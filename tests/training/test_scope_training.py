@@ -8,7 +8,8 @@ import pytest
 
 from botyard.models.batch import predict_batch
 from botyard.models.definition import parse_bot
-from botyard.models.runtime import FALLBACK_REASONS, Predictor
+from botyard.models.prediction import FALLBACK_REASONS
+from botyard.models.runtime import Predictor
 from botyard.models.scope import PRIOR
 from botyard.ops.admin import manifest_diff
 from botyard.training.calibration import CONFIDENCE_PRIOR
