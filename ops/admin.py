@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import getpass
 import logging
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
 
@@ -25,8 +25,10 @@ from botyard.models.languages import DEFAULT as DEFAULT_LANGUAGE
 from botyard.ops import conversation_test_runs as test_runs
 from botyard.ops import requests
 from botyard.ops.errors import AdminError
+from botyard.ops.gate import GateLimits, gate_summary
 from botyard.ops.paging import Budget
-from botyard.ops.replay import GateLimits, Replay, gate_summary, known_intents
+from botyard.ops.replay import Replay, known_intents
+from botyard.ops.snapshot_diff import intents_of, manifest_diff
 from botyard.protocol import alias_subject, check_name, encode_body
 from botyard.snapshots.errors import SnapshotCorrupt, SnapshotNotFound
 from botyard.snapshots.store import SnapshotInfo, SnapshotStore
@@ -138,7 +140,7 @@ class Admin:
         info = self.resolve(tenant, bot, ref)
         manifest = dict(self.snapshots.load(info.id).manifest)
         definition = manifest.pop("definition", {}) or {}
-        manifest["intents"] = sorted(_intents(definition))
+        manifest["intents"] = sorted(intents_of(definition))
         manifest["language"] = definition.get("language", DEFAULT_LANGUAGE)  # an English bot's definition omits it
         return {"snapshot": info.to_dict(), "manifest": manifest}
 
@@ -342,53 +344,6 @@ class Admin:
                     self.snapshots.delete(info.id)
                 deleted.append(info.id)
         return {"deleted": deleted, "kept": kept, "dry_run": dry_run}
-
-
-def manifest_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    """What changed between two snapshots: metrics, data, definition, training settings."""
-    ma, mb = a.get("metrics", {}), b.get("metrics", {})
-    metrics = {
-        k: {"a": ma.get(k), "b": mb.get(k), **({"delta": mb[k] - ma[k]} if _numbers(ma.get(k), mb.get(k)) else {})}
-        for k in sorted(set(ma) | set(mb)) if ma.get(k) != mb.get(k)
-    }
-    ia, ib = _intents(a.get("definition")), _intents(b.get("definition"))
-    changed = sorted(k for k in set(ia) & set(ib) if ia[k] != ib[k])
-    ta, tb = a.get("training", {}), b.get("training", {})
-    return {
-        "same_definition": a.get("definition_hash") == b.get("definition_hash"),
-        "same_data": a.get("data_hash") == b.get("data_hash"),
-        "metrics": metrics,
-        "intents": {"added": sorted(set(ib) - set(ia)), "removed": sorted(set(ia) - set(ib)), "changed": changed},
-        "training": {k: {"a": ta.get(k), "b": tb.get(k)} for k in sorted(set(ta) | set(tb)) if ta.get(k) != tb.get(k)},
-        "threshold": {"a": (a.get("model") or {}).get("threshold"), "b": (b.get("model") or {}).get("threshold")},
-        "calibration": {"a": calibration_summary(a), "b": calibration_summary(b)},
-        "created_at": {"a": a.get("created_at"), "b": b.get("created_at")},
-        "parent": {"a": a.get("parent"), "b": b.get("parent")},
-    }
-
-
-def calibration_summary(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
-    """How a snapshot's fallback rule was calibrated (``model.calibration``): the method, folds,
-    held-out answers, whether the model was trained again on every example, and per rule (the
-    in-scope ``score``'s, the ``confidence``'s) its threshold, the spread of the folds' own and
-    the prior's weight. None for a snapshot from before issue 26."""
-    model = manifest.get("model") or {}
-    calibration = model.get("calibration")
-    if not calibration:
-        return None
-    out = {k: calibration.get(k) for k in ("method", "folds", "held_out", "final_fit")}
-    for rule in ("score", "confidence"):
-        if calibration.get(rule):
-            out[rule] = {k: calibration[rule].get(k) for k in ("threshold", "spread", "prior_weight")}
-    return out
-
-
-def _intents(definition: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {i["name"]: i for i in (definition or {}).get("intents") or []}
-
-
-def _numbers(*values: Any) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 # -- the NATS admin subjects ---------------------------------------------------------------------

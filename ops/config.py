@@ -199,7 +199,7 @@ class Config:
     @property
     def gate(self):
         """The replay gate's limits."""
-        from botyard.ops.replay import GateLimits
+        from botyard.ops.gate import GateLimits
 
         return GateLimits(self.gate_turns, self.gate_max_changed, self.gate_max_fallback_rise)
 

@@ -11,7 +11,7 @@ from botyard.models.definition import parse_bot
 from botyard.models.prediction import FALLBACK_REASONS
 from botyard.models.runtime import Predictor
 from botyard.models.scope import PRIOR
-from botyard.ops.admin import manifest_diff
+from botyard.ops.snapshot_diff import manifest_diff
 from botyard.training.calibration import CONFIDENCE_PRIOR
 from botyard.training.config import TrainConfig
 from botyard.training.pipeline import train
