@@ -1,7 +1,7 @@
 """The cascade under load: a BANKING77 bot (77 intents) as the default bag model and as a
 cascade (``botyard train --cascade``), served by one node, driven in alternating rounds.
 
-    python bench/cascade.py [--seconds 5] [--rounds 2] [--concurrency 8 64] [--cache DIR]
+    python bench/cascade.py [--seconds 5] [--rounds 2] [--concurrency 8 64] [--cache DIR] [--tuned]
 
 Trains both bots from BANKING77's train split with ``--folds 1 --no-final-fit`` (one
 training each; the cascade's takes minutes) into a data dir under ``--cache``
@@ -16,6 +16,8 @@ The node's sentence-encoder cache is cut to ``--encoder-cache`` utterances (defa
 ``BOTYARD_ENCODER_CACHE``): with the default 1,024 it would hold every test utterance the
 cascade sends on (211 of 3,080) after the first pass, and the rounds would measure the cache.
 ``--only cascade`` drives one bot alone (to profile the node without the other's turns).
+``--tuned`` adds the tuned cascade (``botyard train --tuned --tuned-layers 3``, trained once
+into the same cache; its outputs' cache is cut the same way).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ DATA = ROOT.parent / "shared" / "data" / "intents" / "banking77"
 TENANT = "bench"
 BOTS = {"default": ("banking77", []), "cascade": ("banking77-cascade", ["--cascade"])}
 """Variant -> (bot name, extra ``botyard train`` flags)."""
+TUNED = {"tuned": ("banking77-tuned", ["--tuned", "--tuned-layers", "3"])}
+"""With ``--tuned``: the tuned cascade too (the top 3 of MiniLM's 6 layers fine-tuned, to keep its training
+short; serving runs all six layers whichever were tuned)."""
 CHEAP = ["--folds", "1", "--no-final-fit"]
 """One training per bot: calibrated on one held-out tenth, not trained again on everything."""
 
@@ -72,7 +77,7 @@ def bot_file(path: Path, bot: str) -> Path:
     return path
 
 
-def trained(cache: Path, retrain: bool) -> Path:
+def trained(cache: Path, retrain: bool, bots: dict[str, tuple[str, list[str]]]) -> Path:
     """The cached data dir with both bots trained and promoted (training them if missing)."""
     from botyard.snapshots.store import LocalSnapshotStore, latest
 
@@ -81,7 +86,7 @@ def trained(cache: Path, retrain: bool) -> Path:
         shutil.rmtree(data)
     cache.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "BOTYARD_DATA_DIR": str(data), "BOTYARD_LOG_LEVEL": "WARNING", "BOTYARD_NATS_URL": ""}
-    for i, (variant, (bot, flags)) in enumerate(BOTS.items(), 1):
+    for i, (variant, (bot, flags)) in enumerate(bots.items(), 1):
         store = LocalSnapshotStore(data / "snapshots")
         if (data / "snapshots").exists() and latest(store, TENANT, bot) is not None:
             print(f"[bench] {variant}: {TENANT}/{bot} cached in {data}", flush=True)
@@ -119,10 +124,12 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "botyard" / "bench-cascade")
     parser.add_argument("--retrain", action="store_true", help="train both bots again")
     parser.add_argument("--encoder-cache", type=int, default=128, help="the node's sentence-encoder cache (utterances)")
-    parser.add_argument("--only", choices=list(BOTS), help="drive one bot alone (to profile the node)")
+    parser.add_argument("--only", choices=[*BOTS, *TUNED], help="drive one bot alone (to profile the node)")
+    parser.add_argument("--tuned", action="store_true", help="the tuned cascade (--tuned) too, against the same default")
     args = parser.parse_args()
 
-    data = trained(args.cache, args.retrain)
+    bots = {**BOTS, **(TUNED if args.tuned or args.only in TUNED else {})}
+    data = trained(args.cache, args.retrain, bots)
     test = [text for text, _ in rows("test")]
     work = Path(tempfile.mkdtemp(prefix="botyard-bench-cascade-"))
     shutil.copytree(data, work / "data", ignore=shutil.ignore_patterns("nats", "*.url", "*.pid", "*.lock"))
@@ -135,14 +142,14 @@ def main() -> None:
     results: dict[tuple[str, int], list[tuple[int, list[float], int]]] = {}
     try:
         assert b"ready" in node.stdout.readline()
-        for bot, _ in BOTS.values():
+        for bot, _ in bots.values():
             asyncio.run(warm(url, bot, test[:20]))
-        variants = [args.only] if args.only else list(BOTS)
+        variants = [args.only] if args.only else list(bots)
         for c in args.concurrency:
             stride = len(test) // c  # a client reaches where its neighbour started after the whole test split
             for r in range(args.rounds):
                 for variant in variants if r % 2 == 0 else variants[::-1]:
-                    bot = BOTS[variant][0]
+                    bot = bots[variant][0]
 
                     def req(i, k, bot=bot, tag=f"{run_id}-{variant}-{c}-{r}", stride=stride):
                         return f"botyard.turn.{TENANT}.{bot}", msgpack.packb(
@@ -157,22 +164,20 @@ def main() -> None:
         server.stop()
 
     print()
-    print(f"BANKING77 (77 intents), default bag model against the cascade, one node, {args.rounds} alternating rounds "
-          f"of {args.seconds:g} s per bot; encoder cache {args.encoder_cache} utterances:")
-    print("| in flight | default turns/s | p50 / p99 ms | cascade turns/s | p50 / p99 ms | errors | cascade / default |")
-    print("|---:|---|---:|---|---:|---:|---:|")
+    print(f"BANKING77 (77 intents), default bag model against {' and '.join(variants[1:]) or variants[0]}, one node, "
+          f"{args.rounds} alternating rounds of {args.seconds:g} s per bot; encoder cache {args.encoder_cache} utterances:")
+    print("| in flight | bot | turns/s | p50 / p99 ms | errors | against default |")
+    print("|---:|---|---|---:|---:|---:|")
     for c in args.concurrency:
-        cells, means = [], []
+        means = {}
         for variant in variants:
             runs = results[(variant, c)]
             lat = sorted(x for _, lats, _ in runs for x in lats)
-            means.append(sum(rate for rate, _, _ in runs) / len(runs))
-            cells.append(f"{summary([rate for rate, _, _ in runs])} | {pct(lat, .5):.1f} / {pct(lat, .99):.1f}")
-        errors = sum(e for v in variants for _, _, e in results[(v, c)])
-        if len(variants) == 1:
-            print(f"| {c} | {cells[0]} | | {errors} | |" if args.only == "default" else f"| {c} | | {cells[0]} | {errors} | |")
-        else:
-            print(f"| {c} | {cells[0]} | {cells[1]} | {errors} | {means[1] / means[0]:.2f} |")
+            means[variant] = sum(rate for rate, _, _ in runs) / len(runs)
+            errors = sum(e for _, _, e in runs)
+            ratio = f"{means[variant] / means['default']:.2f}" if "default" in means and variant != "default" else ""
+            print(f"| {c} | {variant} | {summary([rate for rate, _, _ in runs])} | {pct(lat, .5):.1f} / {pct(lat, .99):.1f} "
+                  f"| {errors} | {ratio} |")
     shutil.rmtree(work, ignore_errors=True)
 
 

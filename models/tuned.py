@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from botyard.models.encoder import CACHE as ENCODER_CACHE
 from botyard.models.encoder import LAYERS
 from botyard.models.encoder import require as require_encoder
 from botyard.models.errors import ModelError
@@ -34,8 +35,9 @@ KIND = "tuned-minilm"
 PARTS = ("qkv/kernel", "qkv/bias", "out/kernel", "out/bias", "norm1/gain", "norm1/bias",
          "up/kernel", "up/bias", "down/kernel", "down/bias", "norm2/gain", "norm2/bias")
 """A layer's arrays (``layer{i}/`` + part), in the order :attr:`SentenceEncoder.layers` holds them."""
-CACHE = 1024
-"""Utterances whose outputs a loaded model keeps (a burst primed together, then answered)."""
+CACHE = ENCODER_CACHE
+"""Utterances whose outputs a loaded model keeps (a burst primed together, then answered): as many
+as the sentence encoder keeps (1,024; ``BOTYARD_ENCODER_CACHE``)."""
 
 
 def layer_arrays(layers: Sequence[tuple]) -> dict[str, np.ndarray]:
