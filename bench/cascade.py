@@ -92,7 +92,7 @@ def trained(cache: Path, retrain: bool, bots: dict[str, tuple[str, list[str]]]) 
             print(f"[bench] {variant}: {TENANT}/{bot} cached in {data}", flush=True)
             continue
         path = bot_file(cache / f"{bot}.yml", bot)
-        print(f"[bench] training {variant} ({i}/{len(BOTS)}): botyard train {path.name} {' '.join(CHEAP + flags)} ...",
+        print(f"[bench] training {variant} ({i}/{len(bots)}): botyard train {path.name} {' '.join(CHEAP + flags)} ...",
               flush=True)
         started = time.perf_counter()
         # stderr passes through: the training's progress bar
