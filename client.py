@@ -29,7 +29,7 @@ from botyard.protocol import admin_subject, turn_subject
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """The reply to a turn, typed: the fields of ``botyard.protocol.reply_body``."""
+    """The reply to a turn, typed: the fields of ``botyard.turn_record.reply_body``."""
 
     conversation_id: str
     turn: int

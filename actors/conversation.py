@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import pykka
 
 from botyard import action_protocol as wire
-from botyard import protocol
+from botyard import protocol, turn_record
 from botyard.actors.actions import ActionCaller
 from botyard.actors.failures import Supervised
 from botyard.actors.handoff import Held, notice
@@ -187,7 +187,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
             self.pending.append(proactive_message(turn, conversation, node_id=self.node_id))
             return
         if previous is not None:  # a retry of a turn already recorded: answer it again
-            body = protocol.reply_body(req.conversation_id, previous, self.node_id, conversation.dialogue_view(),
+            body = turn_record.reply_body(req.conversation_id, previous, self.node_id, conversation.dialogue_view(),
                                        unrecorded=_unrecorded(turn) if _same_answer(turn, previous) else None)
             self.pending.append(Pending(turn, conversation, body))
             return
@@ -204,7 +204,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         """Record the decided turn on its conversation (pending until the flush)."""
         req = turn.work.request
         waiting = conversation.undelivered_texts  # agents' answers no turn carried yet: this one does
-        record = protocol.TurnRecord(
+        record = turn_record.TurnRecord(
             turn=number,
             turn_id=req.turn_id,
             user_text=req.text,
@@ -220,7 +220,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
         )
         conversation.record_turn(**record.as_dict())
         view = conversation.dialogue_view()
-        body = protocol.reply_body(req.conversation_id, record.reply_fields(), self.node_id, view, unrecorded=_unrecorded(turn))
+        body = turn_record.reply_body(req.conversation_id, record.reply_fields(), self.node_id, view, unrecorded=_unrecorded(turn))
         notices: tuple[Outgoing, ...] = ()
         if view["handed_off"]:
             handed = next((e for e in outcome.events if isinstance(e, HandedOff)), None)
@@ -411,7 +411,7 @@ class ConversationActor(Supervised, pykka.ThreadingActor):
 
 
 def _unrecorded(turn: ClassifiedTurn) -> dict[str, Any]:
-    """The reply fields a turn's event does not hold (``protocol.UNRECORDED_FIELDS``)."""
+    """The reply fields a turn's event does not hold (``turn_record.UNRECORDED_FIELDS``)."""
     return {"fallback_reason": turn.fallback_reason, "score": turn.score}
 
 

@@ -1,6 +1,6 @@
 """The Conversation aggregate: every turn of a conversation is one ``TurnRecorded`` event.
 
-A ``TurnRecorded`` event stores a :class:`~botyard.protocol.TurnRecord`, field by field,
+A ``TurnRecorded`` event stores a :class:`~botyard.turn_record.TurnRecord`, field by field,
 the dialogue events of the turn among them; an agent's answer to a handed-off conversation
 is an ``AgentReplied`` event. The dialogue state (slots, the active form, handoff) is the
 fold of :func:`botyard.dialogue.state.apply` over those dialogue events and nothing else.
@@ -15,7 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from botyard.dialogue.state import DialogueState, from_dict, replay
-from botyard.protocol import NO_DIALOGUE, TURN_FIELDS, TurnRecord
+from botyard.turn_record import NO_DIALOGUE, TURN_FIELDS, TurnRecord
 
 EMPTY_DIALOGUE = DialogueState()
 RECENT_MESSAGES = 64
@@ -49,7 +49,7 @@ class Conversation(Aggregate):
 
     class TurnRecorded(Aggregate.Event):
         """One user turn and the bot's answer (stable name: ``Conversation.TurnRecorded`` v3):
-        the fields of a :class:`~botyard.protocol.TurnRecord`, in its order (:attr:`record`).
+        the fields of a :class:`~botyard.turn_record.TurnRecord`, in its order (:attr:`record`).
 
         v2 added ``entities`` (a list of ``{entity, value, start, end, extractor,
         confidence}``); v1 events are upcast with no entities. v3 added ``dialogue`` (the
@@ -213,7 +213,7 @@ class Conversation(Aggregate):
 
     def find_turn(self, turn_id: str | None) -> dict[str, Any] | None:
         """A recent turn with this client turn id (a retry of a committed turn): its
-        record's ``REPLY_FIELDS`` (:func:`botyard.protocol.reply_body` makes the reply)."""
+        record's ``REPLY_FIELDS`` (:func:`botyard.turn_record.reply_body` makes the reply)."""
         if turn_id is None:
             return None
         for item in reversed(self.recent):

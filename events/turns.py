@@ -19,7 +19,7 @@ from botyard.dialogue.state import DialogueState, apply, from_dict
 from botyard.events.conversation import Conversation
 from botyard.events.labels import turn_ref
 from botyard.events.topics import topics_of
-from botyard.protocol import TURN_FIELDS, TurnRecord
+from botyard.turn_record import TURN_FIELDS, TurnRecord
 
 STARTED_TOPICS = topics_of(Conversation.Started)
 TURN_TOPICS = topics_of(Conversation.TurnRecorded)

@@ -75,7 +75,7 @@ class FeatureConfig:
         """A token bag's share of each feature family (:data:`WORD`, :data:`CHAR`, :data:`SHAPE`,
         :data:`MORPH`, :data:`GRAMMAR`); characters and morphemes spread theirs over the token's."""
         morph = self.morph_share if self.morphemes else 0.0
-        chars = 1.0 - self.word_share - self.shape_share - morph if morph else 1.0 - self.word_share - self.shape_share
+        chars = 1.0 - self.word_share - self.shape_share - morph
         return np.array([self.word_share, chars, self.shape_share, morph, morph], np.float32)
 
 
@@ -277,12 +277,6 @@ class Featurizer:
             r = rows[start : start + len(hashes)]
             start += len(hashes)
             known = r > 0
-            if not cfg.morphemes:
-                n_chars = np.float32(max(int(known[1:-1].sum()), 1))
-                weights = np.full(len(r), share[1] / n_chars, np.float32)
-                weights[0], weights[-1] = share[0], share[2]
-                out.append((r[:-1][known[:-1]], r[known], weights[known], bool(known[0])))
-                continue
             family = np.asarray(families)
             weights = share[family]
             for spread in (family == CHAR, family >= MORPH):

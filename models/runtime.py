@@ -32,7 +32,7 @@ from botyard.models.encoder import require as require_encoder
 from botyard.models.entities import Entity, Matchers
 from botyard.models.errors import ModelError
 from botyard.models.featurizer import CHAR, Featurizer, ending_hashes, ngram_hashes, ngram_hashes_of_pairs
-from botyard.models.numerics import HALF_TO_FLOAT, flat_conv, relu, shifted_sum, softmax, softmax_shifted
+from botyard.models.numerics import HALF_TO_FLOAT, blended, flat_conv, relu, shifted_sum, softmax, softmax_shifted
 from botyard.models.prediction import Assessment, Prediction
 from botyard.models.scope import Scope
 from botyard.models.scope import arrays_of as has_scope
@@ -67,21 +67,6 @@ def cascade_parts(model: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) ->
     first = {k: v for k, v in arrays.items() if not k.startswith(CASCADE)}
     second = {k[len(CASCADE):]: v for k, v in arrays.items() if k.startswith(CASCADE)}
     return [({k: v for k, v in model.items() if k != "cascade"}, first), (dict(cascade["model"]), second)]
-
-
-def _blended(own: tuple, second: tuple, weight: float) -> tuple:
-    """``(1 - weight) * own + weight * second`` of two models' :meth:`Predictor._outputs` (intent
-    and tag probabilities, the tags' log-probabilities minus each token's largest); whether the
-    utterance has a known word is the first model's to say (and its in-scope score, which
-    :meth:`Predictor._outputs` adds)."""
-    w = np.float32(weight)
-    intent = (1 - w) * own[0] + w * second[0]
-    if own[1] is None or second[1] is None:
-        return intent, None, None, own[3]
-    tags = (1 - w) * own[1] + w * second[1]
-    with np.errstate(divide="ignore"):
-        shifted = np.log(tags)
-    return intent, tags, shifted - shifted.max(axis=-1, keepdims=True), own[3]
 
 
 class Predictor:
@@ -290,7 +275,7 @@ class Predictor:
             out = self._own_outputs(tokens)
         if self.fallback is not None and out[0].max() < self.gate:
             second = self.fallback._outputs(tokens)
-            return (*(second if self.blend == 1.0 else _blended(out, second, self.blend))[:4], out[4])
+            return (*(second if self.blend == 1.0 else blended(out, second, self.blend))[:4], out[4])
         return out
 
     def escalates(self, tokens: Sequence[str]) -> bool:

@@ -9,7 +9,7 @@ never a sibling package of its layer nor anything above):
     dialogue
     models | snapshots | client | actions
     action_protocol                  (the action wire contract, built on protocol's codecs)
-    protocol
+    protocol | turn_record          (the wire's rules; a recorded turn and its reply)
     errors
 
 Every import counts: at module level, inside functions, and under ``TYPE_CHECKING``.
@@ -28,7 +28,7 @@ LAYERS = [
     {"dialogue"},
     {"models", "snapshots", "client", "actions"},
     {"action_protocol"},
-    {"protocol"},
+    {"protocol", "turn_record"},
     {"errors"},
 ]
 OPS_LAYERS = [{"cli"}, {"node"}, {"web"}]

@@ -1,6 +1,6 @@
 """Calibration: the thresholds below which a bot falls back, from held-out answers (issue 26).
 
-Training answers every held-out example with a model that did not see it (:func:`botyard.training.
+Training answers every held-out example with a model that did not see it (:func:`evaluate`; :func:`botyard.training.
 pipeline.train_dataset`: folds, or one held-out tenth), each answer a :class:`Scored`. The
 confidence threshold (:func:`calibrate`) and the in-scope score's (:func:`calibrate_score`) are
 chosen on the folds' answers together and drawn towards a prior as if the prior had been measured
@@ -13,7 +13,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple, Protocol, Sequence
 
 from botyard.models import scope as in_scope
+from botyard.models.definition import OUT_OF_SCOPE
+from botyard.models.runtime import Predictor
+from botyard.models.text import tag_spans
 from botyard.training.config import TrainConfig
+from botyard.training.dataset import Example
 
 
 class Fitted(Protocol):
@@ -137,5 +141,27 @@ def calibrate_score(scored: Sequence[Scored], recall_target: float) -> float | N
     return round(kept[int((1.0 - recall_target) * len(kept))] - 1e-6, 6)
 
 
+def evaluate(predictor: Predictor, examples: Sequence[Example]) -> dict[str, Any]:
+    """Intent accuracy, entity F1 (exact spans), each answer as calibration reads it
+    (``scored``: :class:`Scored`) and the counts behind the figures (``counts``)."""
+    correct, tp, n_pred, n_gold, scored = 0, 0, 0, 0, []
+    for e in examples:
+        label, confidence, tags, score, knows_a_word, _ = predictor.assess_tokens(e.tokens)
+        correct += label == e.intent
+        scored.append(Scored(label == e.intent, e.intent == OUT_OF_SCOPE, label == OUT_OF_SCOPE, confidence, score,
+                             knows_a_word))
+        gold, pred = set(tag_spans(list(e.tags))), set(tag_spans(tags))
+        tp += len(gold & pred)
+        n_pred += len(pred)
+        n_gold += len(gold)
+    out: dict[str, Any] = {"validation_accuracy": round(correct / len(examples), 6), "scored": scored,
+                           "counts": (correct, tp, n_pred, n_gold, len(examples))}
+    if n_gold:
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / n_gold
+        out["validation_entity_f1"] = round(2 * precision * recall / (precision + recall) if tp else 0.0, 6)
+    return out
+
+
 __all__ = ["CONFIDENCE_PRIOR", "PRIOR_WEIGHT", "Fitted", "Scored", "calibrate", "calibrate_score", "calibration_of",
-           "held_out_metrics", "toward_prior"]
+           "evaluate", "held_out_metrics", "toward_prior"]

@@ -28,9 +28,8 @@ from botyard.models.decoding import tag_prior
 from botyard.models.definition import OUT_OF_SCOPE, BotDefinition
 from botyard.models.featurizer import Featurizer, collate
 from botyard.models.runtime import CASCADE, MODEL_KIND, Predictor
-from botyard.models.text import tag_spans
 from botyard.snapshots.store import SnapshotInfo, SnapshotStore, latest
-from botyard.training.calibration import Scored, calibrate, calibrate_score, calibration_of, held_out_metrics
+from botyard.training.calibration import calibrate, calibrate_score, calibration_of, evaluate, held_out_metrics
 from botyard.training.config import TrainConfig
 from botyard.training.dataset import Dataset, Example, data_hash, folds, from_definition
 from botyard.training.errors import TrainingError
@@ -209,9 +208,8 @@ def _fit_cascade(dataset: Dataset, train_set: Sequence[Example], val_set: Sequen
     evaluation = evaluate(predictor, val_set) if val_set else {}
     scored = evaluation.get("scored", [])
     model["threshold"] = calibrate(scored, config.recall_target)
-    if model.get("scope"):
+    if model.get("scope"):  # the gate, which is all ``predictor`` answers below, does not read it
         model["scope"]["threshold"] = calibrate_score(scored, config.recall_target)
-        predictor = Predictor({"model": model}, arrays)
     metrics = {**first.metrics, **{k: v for k, v in evaluation.items() if k not in ("scored", "counts")}}
     if val_set:
         metrics["validation_escalated"] = round(sum(predictor.escalates(e.tokens) for e in val_set) / len(val_set), 6)
@@ -429,26 +427,4 @@ def _keras_accuracy(infer, batches) -> float:
     return correct / sum(len(labels) for _, labels in batches)
 
 
-def evaluate(predictor: Predictor, examples: Sequence[Example]) -> dict[str, Any]:
-    """Intent accuracy, entity F1 (exact spans), each answer as calibration reads it
-    (``scored``: :class:`Scored`) and the counts behind the figures (``counts``)."""
-    correct, tp, n_pred, n_gold, scored = 0, 0, 0, 0, []
-    for e in examples:
-        label, confidence, tags, score, knows_a_word, _ = predictor.assess_tokens(e.tokens)
-        correct += label == e.intent
-        scored.append(Scored(label == e.intent, e.intent == OUT_OF_SCOPE, label == OUT_OF_SCOPE, confidence, score,
-                             knows_a_word))
-        gold, pred = set(tag_spans(list(e.tags))), set(tag_spans(tags))
-        tp += len(gold & pred)
-        n_pred += len(pred)
-        n_gold += len(gold)
-    out: dict[str, Any] = {"validation_accuracy": round(correct / len(examples), 6), "scored": scored,
-                           "counts": (correct, tp, n_pred, n_gold, len(examples))}
-    if n_gold:
-        precision = tp / n_pred if n_pred else 0.0
-        recall = tp / n_gold
-        out["validation_entity_f1"] = round(2 * precision * recall / (precision + recall) if tp else 0.0, 6)
-    return out
-
-
-__all__ = ["TrainResult", "evaluate", "fit", "fits_for", "save_result", "train", "train_dataset", "train_to_store"]
+__all__ = ["TrainResult", "fit", "fits_for", "save_result", "train", "train_dataset", "train_to_store"]

@@ -36,6 +36,11 @@ def alt(words) -> str:
     return "(?:" + "|".join(r"\s*".join(re.escape(part) for part in w.split()) for w in ordered) + ")"
 
 
+def spaceless(table: dict) -> dict:
+    """A table keyed as :meth:`Korean.word` looks words up: without their spaces."""
+    return {k.replace(" ", ""): v for k, v in table.items()}
+
+
 def first(words) -> frozenset[str]:
     return frozenset(w.replace(" ", "")[0] for w in words)
 
@@ -243,12 +248,12 @@ LANGUAGE = Korean(
     weekdays=WEEKDAYS,
     relative_days=RELATIVE_DAYS,
     shifts=SHIFTS,
-    week_shifts={k.replace(" ", ""): v for k, v in WEEK_SHIFTS.items()},
+    week_shifts=spaceless(WEEK_SHIFTS),
     directions=DIRECTIONS,
     units=TIME_UNITS | DATE_UNITS | DAY_WORDS,
     meridiem={"am": "am", "pm": "pm"},
     day_parts=DAY_PARTS,
-    named_times={k.replace(" ", ""): v for k, v in NAMED_TIMES.items()},
+    named_times=spaceless(NAMED_TIMES),
     fractions={"반": 30},
     relations={"시": 1},
     halves=frozenset({"반"}),
@@ -257,6 +262,6 @@ LANGUAGE = Korean(
     rules=RULES,
     duration_part=DURATION_PART,
     token=TOKEN,
-    month_shifts={k.replace(" ", ""): v for k, v in MONTH_SHIFTS.items()},
+    month_shifts=spaceless(MONTH_SHIFTS),
     scales_join=True,
 )

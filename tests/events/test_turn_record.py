@@ -1,4 +1,4 @@
-"""One frozen record of a turn (``protocol.TurnRecord``): the event stores it, ``TurnRow`` is one,
+"""One frozen record of a turn (``turn_record.TurnRecord``): the event stores it, ``TurnRow`` is one,
 the reply is made from it; and every read of turn events runs the event's upcasters."""
 
 import dataclasses
@@ -12,7 +12,7 @@ from botyard.events.activity import Activity
 from botyard.events.conversation import Conversation
 from botyard.events.store import EventStore
 from botyard.events.turns import TurnRow, bot_turns, conversation_turns
-from botyard.protocol import REPLY_FIELDS, TURN_FIELDS, UNRECORDED_FIELDS, TurnRecord, reply_body
+from botyard.turn_record import REPLY_FIELDS, TURN_FIELDS, UNRECORDED_FIELDS, TurnRecord, reply_body
 
 RECORD = TurnRecord(
     turn=1, turn_id="t1", user_text="to oslo", intent="travel", confidence=0.75, reply="Oslo it is", fallback=False,
